@@ -1,0 +1,211 @@
+//! [`BreakerConfig`]: the six tunables of the breaker, with validation.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Tunables of every circuit a breaker manages (DESIGN.md section 2).
+///
+/// The defaults are those of the original specification. Build one with
+/// [`BreakerConfig::builder`], which validates; a value deserialised with
+/// serde should be checked with [`BreakerConfig::validate`].
+///
+/// Durations (de)serialise as milliseconds, so a JSON or TOML file reads
+/// `"base_backoff_ms": 1000`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open a closed circuit. Default `5`; at least 1.
+    pub failure_threshold: u32,
+    /// Probe permits in half-open, fleet-wide; that many probe successes close
+    /// the circuit. Default `3`; at least 1.
+    pub half_open_max_calls: u32,
+    /// Backoff of a closed circuit. Default 1 s; at least 1 ms.
+    #[serde(rename = "base_backoff_ms", with = "millis")]
+    pub base_backoff: Duration,
+    /// Every opening multiplies the backoff by this. Default `1.5`; from 1.0 to 1000.
+    pub backoff_multiplier: f64,
+    /// Cap on the backoff. Default 60 s; at least `base_backoff`, at most 30 days.
+    #[serde(rename = "max_backoff_ms", with = "millis")]
+    pub max_backoff: Duration,
+    /// Lease of a half-open probe permit: a probe whose outcome has not come
+    /// back in this time is presumed lost and its permit returns. Default 30 s;
+    /// at least 1 ms, at most 30 days.
+    #[serde(rename = "recovery_timeout_ms", with = "millis")]
+    pub recovery_timeout: Duration,
+}
+
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+const MAX_MULTIPLIER: f64 = 1000.0;
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            half_open_max_calls: 3,
+            base_backoff: Duration::from_secs(1),
+            backoff_multiplier: 1.5,
+            max_backoff: Duration::from_secs(60),
+            recovery_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// An invalid [`BreakerConfig`] value: names the field and the allowed range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid breaker config: `{field}` is {value}, but {expected}")]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The offending field.
+    pub field: &'static str,
+    /// The value it had, rendered.
+    pub value: String,
+    /// What is allowed.
+    pub expected: &'static str,
+}
+
+impl BreakerConfig {
+    /// A builder starting from the defaults.
+    #[must_use]
+    pub fn builder() -> BreakerConfigBuilder {
+        BreakerConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// Checks every field against its allowed range.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid field, as a [`ConfigError`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |field, value: String, expected| {
+            Err(ConfigError {
+                field,
+                value,
+                expected,
+            })
+        };
+        if self.failure_threshold == 0 {
+            return fail("failure_threshold", "0".into(), "it must be at least 1");
+        }
+        if self.half_open_max_calls == 0 {
+            return fail("half_open_max_calls", "0".into(), "it must be at least 1");
+        }
+        if !(self.backoff_multiplier.is_finite()
+            && (1.0..=MAX_MULTIPLIER).contains(&self.backoff_multiplier))
+        {
+            return fail(
+                "backoff_multiplier",
+                self.backoff_multiplier.to_string(),
+                "it must be a number from 1.0 to 1000",
+            );
+        }
+        for (field, value) in [
+            ("base_backoff", self.base_backoff),
+            ("max_backoff", self.max_backoff),
+            ("recovery_timeout", self.recovery_timeout),
+        ] {
+            if value < Duration::from_millis(1) || value > MAX_DURATION {
+                return fail(field, format!("{value:?}"), "it must be from 1 ms to 30 days");
+            }
+        }
+        if self.max_backoff < self.base_backoff {
+            return fail(
+                "max_backoff",
+                format!("{:?}", self.max_backoff),
+                "it must be at least base_backoff",
+            );
+        }
+        Ok(())
+    }
+
+    /// `base_backoff` in whole milliseconds.
+    pub(crate) fn base_backoff_ms(&self) -> u64 {
+        duration_ms(self.base_backoff)
+    }
+
+    /// `max_backoff` in whole milliseconds.
+    pub(crate) fn max_backoff_ms(&self) -> u64 {
+        duration_ms(self.max_backoff)
+    }
+
+    /// `recovery_timeout` in whole milliseconds.
+    pub(crate) fn recovery_timeout_ms(&self) -> u64 {
+        duration_ms(self.recovery_timeout)
+    }
+}
+
+/// Whole milliseconds of a duration, saturating.
+pub(crate) fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Builder of a validated [`BreakerConfig`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct BreakerConfigBuilder {
+    config: BreakerConfig,
+}
+
+impl BreakerConfigBuilder {
+    /// Sets [`BreakerConfig::failure_threshold`].
+    pub fn failure_threshold(mut self, n: u32) -> Self {
+        self.config.failure_threshold = n;
+        self
+    }
+
+    /// Sets [`BreakerConfig::half_open_max_calls`].
+    pub fn half_open_max_calls(mut self, n: u32) -> Self {
+        self.config.half_open_max_calls = n;
+        self
+    }
+
+    /// Sets [`BreakerConfig::base_backoff`].
+    pub fn base_backoff(mut self, d: Duration) -> Self {
+        self.config.base_backoff = d;
+        self
+    }
+
+    /// Sets [`BreakerConfig::backoff_multiplier`].
+    pub fn backoff_multiplier(mut self, m: f64) -> Self {
+        self.config.backoff_multiplier = m;
+        self
+    }
+
+    /// Sets [`BreakerConfig::max_backoff`].
+    pub fn max_backoff(mut self, d: Duration) -> Self {
+        self.config.max_backoff = d;
+        self
+    }
+
+    /// Sets [`BreakerConfig::recovery_timeout`].
+    pub fn recovery_timeout(mut self, d: Duration) -> Self {
+        self.config.recovery_timeout = d;
+        self
+    }
+
+    /// Validates and returns the config.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first invalid field and its allowed range.
+    pub fn build(self) -> Result<BreakerConfig, ConfigError> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(super::duration_ms(*d))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}

@@ -1,0 +1,327 @@
+//! The pure state machine of DESIGN.md section 2.
+//!
+//! Every function here is `(snapshot, input, now, config) -> (snapshot',
+//! decision, transition)`: no I/O, no clock reads, no randomness. The
+//! [`MemoryStore`](crate::store::MemoryStore) applies these functions under a
+//! lock; the Lua scripts in `lua/` are the same functions written for Redis,
+//! and the differential tests hold the three side by side.
+//!
+//! ## Behavior
+//!
+//! - Every operation first *refreshes* the agent: probe leases whose deadline
+//!   is at or before `now` are dropped, and an expired force returns the
+//!   circuit to closed (a transition of its own).
+//! - Every transition increments `generation`, clears the probe leases and is
+//!   returned as a [`Transition`]; an operation causes at most one.
+//! - An outcome whose permit was granted in another generation, or whose probe
+//!   lease has lapsed, only stamps `last_success_ms` / `last_failure_ms`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent_id::AgentId;
+use crate::config::BreakerConfig;
+
+mod types;
+
+pub use types::{
+    CircuitState, Decision, ForceMode, Grant, Lease, Outcome, Snapshot, Ticket, Transition,
+    TransitionReason, UnknownState,
+};
+
+/// What [`acquire`] decided, and the transition it caused, if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcquireStep {
+    /// Granted or rejected.
+    pub decision: Decision,
+    /// The transition the call caused (open to half-open, or a force expiring).
+    pub transition: Option<Transition>,
+}
+
+/// Drops lapsed probe leases and ends an expired force.
+///
+/// Every other operation calls this first; the snapshot script calls it alone.
+pub fn refresh(
+    s: &mut Snapshot,
+    config: &BreakerConfig,
+    agent: &AgentId,
+    now_ms: u64,
+) -> Option<Transition> {
+    s.probes.retain(|lease| lease.deadline_ms > now_ms);
+    let forced = matches!(s.state, CircuitState::ForcedOpen | CircuitState::ForcedClosed);
+    if forced && s.forced_until_ms.is_some_and(|until| now_ms >= until) {
+        close(s, config);
+        return Some(transition(
+            s,
+            agent,
+            now_ms,
+            CircuitState::Closed,
+            TransitionReason::ForceExpired,
+        ));
+    }
+    None
+}
+
+/// Asks for a permit to call `agent`.
+///
+/// `permit_id` names the probe lease if the permit is a half-open probe.
+pub fn acquire(
+    s: &mut Snapshot,
+    config: &BreakerConfig,
+    agent: &AgentId,
+    now_ms: u64,
+    permit_id: &str,
+) -> AcquireStep {
+    let mut transition_made = refresh(s, config, agent, now_ms);
+    let decision = match s.state {
+        CircuitState::Closed | CircuitState::ForcedClosed => Decision::Granted(Grant {
+            generation: s.generation,
+            probe: false,
+        }),
+        CircuitState::ForcedOpen => {
+            reject(s, s.forced_until_ms.map(|until| until.saturating_sub(now_ms)))
+        }
+        CircuitState::Open if now_ms < s.open_until_ms => {
+            reject(s, Some(s.open_until_ms - now_ms))
+        }
+        CircuitState::Open => {
+            s.half_open_successes = 0;
+            transition_made = Some(transition(
+                s,
+                agent,
+                now_ms,
+                CircuitState::HalfOpen,
+                TransitionReason::BackoffElapsed,
+            ));
+            grant_probe(s, config, now_ms, permit_id)
+        }
+        CircuitState::HalfOpen => {
+            let in_use = s.probes.len() as u64 + u64::from(s.half_open_successes);
+            if in_use < u64::from(config.half_open_max_calls) {
+                grant_probe(s, config, now_ms, permit_id)
+            } else {
+                let next_lease = s.probes.iter().map(|lease| lease.deadline_ms).min();
+                reject(s, next_lease.map(|deadline| deadline.saturating_sub(now_ms)))
+            }
+        }
+    };
+    AcquireStep {
+        decision,
+        transition: transition_made,
+    }
+}
+
+/// Records the outcome of a call made under `ticket`.
+pub fn record(
+    s: &mut Snapshot,
+    config: &BreakerConfig,
+    agent: &AgentId,
+    now_ms: u64,
+    ticket: &Ticket,
+    outcome: Outcome,
+) -> Option<Transition> {
+    let refreshed = refresh(s, config, agent, now_ms);
+    if ticket.generation != s.generation {
+        stamp(s, outcome, now_ms);
+        return refreshed;
+    }
+    match s.state {
+        CircuitState::Closed => match outcome {
+            Outcome::Failure => {
+                count(s, outcome, now_ms);
+                if s.failure_count >= u64::from(config.failure_threshold) {
+                    return Some(open(s, config, agent, now_ms, TransitionReason::FailureThreshold));
+                }
+                None
+            }
+            Outcome::Success | Outcome::Neutral => {
+                count(s, outcome, now_ms);
+                None
+            }
+        },
+        CircuitState::HalfOpen => {
+            let Some(index) = s.probes.iter().position(|l| l.permit_id == ticket.permit_id) else {
+                // The lease lapsed and its permit went back to the pool.
+                stamp(s, outcome, now_ms);
+                return None;
+            };
+            s.probes.remove(index);
+            count(s, outcome, now_ms);
+            match outcome {
+                Outcome::Success => {
+                    s.half_open_successes += 1;
+                    if s.half_open_successes >= config.half_open_max_calls {
+                        close(s, config);
+                        return Some(transition(
+                            s,
+                            agent,
+                            now_ms,
+                            CircuitState::Closed,
+                            TransitionReason::ProbesSucceeded,
+                        ));
+                    }
+                    None
+                }
+                Outcome::Failure => {
+                    Some(open(s, config, agent, now_ms, TransitionReason::ProbeFailed))
+                }
+                Outcome::Neutral => None,
+            }
+        }
+        CircuitState::Open | CircuitState::ForcedOpen | CircuitState::ForcedClosed => {
+            count(s, outcome, now_ms);
+            None
+        }
+    }
+}
+
+/// The admin reset: closed, counters zero, backoff base, probes cleared.
+pub fn reset(s: &mut Snapshot, config: &BreakerConfig, agent: &AgentId, now_ms: u64) -> Transition {
+    close(s, config);
+    s.success_count = 0;
+    s.total_rejections = 0;
+    transition(s, agent, now_ms, CircuitState::Closed, TransitionReason::Reset)
+}
+
+/// The operator override: force open, force closed, or back to automatic.
+///
+/// `ttl_ms` bounds a force; `None` holds it until changed. `Auto` ignores it.
+pub fn force(
+    s: &mut Snapshot,
+    config: &BreakerConfig,
+    agent: &AgentId,
+    now_ms: u64,
+    mode: ForceMode,
+    ttl_ms: Option<u64>,
+) -> Transition {
+    let forced_until = ttl_ms.map(|ttl| now_ms.saturating_add(ttl));
+    let (to, reason) = match mode {
+        ForceMode::Auto => {
+            close(s, config);
+            (CircuitState::Closed, TransitionReason::ForceCleared)
+        }
+        ForceMode::Open => {
+            s.open_until_ms = forced_until.unwrap_or(0);
+            (CircuitState::ForcedOpen, TransitionReason::Forced)
+        }
+        ForceMode::Closed => {
+            s.open_until_ms = 0;
+            (CircuitState::ForcedClosed, TransitionReason::Forced)
+        }
+    };
+    if mode != ForceMode::Auto {
+        s.forced_until_ms = forced_until;
+        s.half_open_successes = 0;
+    }
+    transition(s, agent, now_ms, to, reason)
+}
+
+/// The backoff after one more opening: `min(floor(backoff x multiplier), max)`.
+#[must_use]
+pub fn escalate_backoff(backoff_ms: u64, config: &BreakerConfig) -> u64 {
+    // f64 products floored, exactly as the Lua scripts compute them.
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let next = (backoff_ms as f64 * config.backoff_multiplier).floor() as u64;
+    next.min(config.max_backoff_ms())
+}
+
+fn reject(s: &mut Snapshot, retry_after_ms: Option<u64>) -> Decision {
+    s.total_rejections += 1;
+    Decision::Rejected {
+        state: s.state,
+        retry_after_ms,
+    }
+}
+
+fn grant_probe(s: &mut Snapshot, config: &BreakerConfig, now_ms: u64, permit_id: &str) -> Decision {
+    s.probes.retain(|lease| lease.permit_id != permit_id);
+    s.probes.push(Lease {
+        permit_id: permit_id.to_owned(),
+        deadline_ms: now_ms.saturating_add(config.recovery_timeout_ms()),
+    });
+    s.probes
+        .sort_by(|a, b| (a.deadline_ms, &a.permit_id).cmp(&(b.deadline_ms, &b.permit_id)));
+    Decision::Granted(Grant {
+        generation: s.generation,
+        probe: true,
+    })
+}
+
+/// Counts an outcome of the current generation.
+fn count(s: &mut Snapshot, outcome: Outcome, now_ms: u64) {
+    match outcome {
+        Outcome::Success => {
+            s.failure_count = 0;
+            s.success_count += 1;
+        }
+        Outcome::Failure => {
+            s.failure_count += 1;
+            s.success_count = 0;
+        }
+        Outcome::Neutral => {}
+    }
+    stamp(s, outcome, now_ms);
+}
+
+/// Stamps the time of an outcome, and nothing else.
+fn stamp(s: &mut Snapshot, outcome: Outcome, now_ms: u64) {
+    match outcome {
+        Outcome::Success => s.last_success_ms = Some(now_ms),
+        Outcome::Failure => s.last_failure_ms = Some(now_ms),
+        Outcome::Neutral => {}
+    }
+}
+
+fn open(
+    s: &mut Snapshot,
+    config: &BreakerConfig,
+    agent: &AgentId,
+    now_ms: u64,
+    reason: TransitionReason,
+) -> Transition {
+    s.backoff_ms = escalate_backoff(s.backoff_ms, config);
+    s.open_until_ms = now_ms.saturating_add(s.backoff_ms);
+    s.half_open_successes = 0;
+    transition(s, agent, now_ms, CircuitState::Open, reason)
+}
+
+/// The closed, clean state shared by a close, a reset and a force ending.
+fn close(s: &mut Snapshot, config: &BreakerConfig) {
+    s.failure_count = 0;
+    s.half_open_successes = 0;
+    s.backoff_ms = config.base_backoff_ms();
+    s.open_until_ms = 0;
+    s.forced_until_ms = None;
+}
+
+fn transition(
+    s: &mut Snapshot,
+    agent: &AgentId,
+    now_ms: u64,
+    to: CircuitState,
+    reason: TransitionReason,
+) -> Transition {
+    let from = s.state;
+    s.state = to;
+    s.generation += 1;
+    s.probes.clear();
+    Transition {
+        agent_id: agent.clone(),
+        from,
+        to,
+        generation: s.generation,
+        at_ms: now_ms,
+        reason,
+        backoff_seconds: backoff_seconds(s.backoff_ms),
+        open_until_ms: s.open_until_ms,
+    }
+}
+
+/// Milliseconds as fractional seconds, as the transition message carries them.
+#[must_use]
+#[allow(clippy::cast_precision_loss)]
+pub fn backoff_seconds(backoff_ms: u64) -> f64 {
+    backoff_ms as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,293 @@
+//! The data the state machine works on.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent_id::AgentId;
+use crate::config::BreakerConfig;
+
+/// The state of one agent's circuit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CircuitState {
+    /// Calls are admitted; failures are counted.
+    Closed,
+    /// Calls are rejected until the backoff has elapsed.
+    Open,
+    /// A few probe calls are admitted, fleet-wide, to test recovery.
+    HalfOpen,
+    /// Operator override: every call is rejected.
+    ForcedOpen,
+    /// Operator override: every call is admitted and the circuit never opens.
+    ForcedClosed,
+}
+
+impl CircuitState {
+    /// The name used in Redis, JSON and messages: `closed`, `half_open`, ...
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+            Self::ForcedOpen => "forced_open",
+            Self::ForcedClosed => "forced_closed",
+        }
+    }
+
+    /// Whether calls are admitted without restriction (closed or forced closed).
+    #[must_use]
+    pub fn admits_all(self) -> bool {
+        matches!(self, Self::Closed | Self::ForcedClosed)
+    }
+}
+
+impl fmt::Display for CircuitState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no [`CircuitState`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown circuit state {0:?}; expected closed, open, half_open, forced_open or forced_closed")]
+pub struct UnknownState(pub String);
+
+impl FromStr for CircuitState {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "closed" => Self::Closed,
+            "open" => Self::Open,
+            "half_open" => Self::HalfOpen,
+            "forced_open" => Self::ForcedOpen,
+            "forced_closed" => Self::ForcedClosed,
+            other => return Err(UnknownState(other.to_owned())),
+        })
+    }
+}
+
+/// What an operator forces a circuit to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForceMode {
+    /// Reject every call (`forced_open`).
+    Open,
+    /// Admit every call and never open (`forced_closed`).
+    Closed,
+    /// End any force: closed, failure count zero, base backoff.
+    Auto,
+}
+
+impl ForceMode {
+    /// `open`, `closed` or `auto`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+impl FromStr for ForceMode {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            "auto" => Ok(Self::Auto),
+            other => Err(UnknownState(format!("{other} (force takes open, closed or auto)"))),
+        }
+    }
+}
+
+/// How a call ended, as far as the breaker is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The agent did its job.
+    Success,
+    /// The agent failed.
+    Failure,
+    /// Says nothing about the agent (cancelled, or an error the classifier
+    /// ignores): releases a probe permit and counts nothing.
+    Neutral,
+}
+
+impl Outcome {
+    /// `success`, `failure` or `neutral`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Neutral => "neutral",
+        }
+    }
+}
+
+/// A half-open probe permit on loan: its id and the time it is presumed lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The permit's id.
+    pub permit_id: String,
+    /// Milliseconds since the epoch at which the lease lapses.
+    pub deadline_ms: u64,
+}
+
+/// The whole state of one agent's circuit (the Redis hash plus its leases).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Current state.
+    pub state: CircuitState,
+    /// Consecutive failures (closed), or failures counted since the last success.
+    pub failure_count: u64,
+    /// Successes since the last failure.
+    pub success_count: u64,
+    /// Calls rejected, in any state, since the last reset.
+    pub total_rejections: u64,
+    /// Time of the last failure, ms since the epoch.
+    pub last_failure_ms: Option<u64>,
+    /// Time of the last success, ms since the epoch.
+    pub last_success_ms: Option<u64>,
+    /// Current backoff in ms: base when closed, escalated by each opening.
+    pub backoff_ms: u64,
+    /// While open: when the circuit may go half-open; while forced open with
+    /// an expiry: when the force ends. Otherwise 0.
+    pub open_until_ms: u64,
+    /// Probe successes so far in this half-open period.
+    pub half_open_successes: u32,
+    /// Incremented by every transition; never goes back.
+    pub generation: u64,
+    /// When a force ends, if it has an expiry.
+    pub forced_until_ms: Option<u64>,
+    /// Outstanding probe leases, ordered by deadline then permit id.
+    pub probes: Vec<Lease>,
+}
+
+impl Snapshot {
+    /// The state of an agent never seen before: closed, zero, base backoff.
+    #[must_use]
+    pub fn fresh(config: &BreakerConfig) -> Self {
+        Self {
+            state: CircuitState::Closed,
+            failure_count: 0,
+            success_count: 0,
+            total_rejections: 0,
+            last_failure_ms: None,
+            last_success_ms: None,
+            backoff_ms: config.base_backoff_ms(),
+            open_until_ms: 0,
+            half_open_successes: 0,
+            generation: 0,
+            forced_until_ms: None,
+            probes: Vec::new(),
+        }
+    }
+}
+
+/// A granted permit, as the store decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The generation the permit was granted in.
+    pub generation: u64,
+    /// Whether it is a half-open probe holding a lease.
+    pub probe: bool,
+}
+
+/// The answer to an acquire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// The call may go ahead.
+    Granted(Grant),
+    /// The call must not be made.
+    Rejected {
+        /// The state that refused it.
+        state: CircuitState,
+        /// When asking again may succeed, in ms, where that is known.
+        retry_after_ms: Option<u64>,
+    },
+}
+
+/// What an outcome needs to know about the permit it settles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// The permit's id (the lease name, for a probe).
+    pub permit_id: String,
+    /// The generation it was granted in.
+    pub generation: u64,
+}
+
+/// Why a circuit changed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TransitionReason {
+    /// `failure_threshold` consecutive failures opened a closed circuit.
+    FailureThreshold,
+    /// The backoff elapsed: the circuit went half-open.
+    BackoffElapsed,
+    /// A half-open probe failed: the circuit opened again.
+    ProbeFailed,
+    /// `half_open_max_calls` probes succeeded: the circuit closed.
+    ProbesSucceeded,
+    /// An operator reset the circuit.
+    Reset,
+    /// An operator forced the circuit open or closed.
+    Forced,
+    /// An operator ended a force (`auto`).
+    ForceCleared,
+    /// A force reached its expiry.
+    ForceExpired,
+}
+
+impl TransitionReason {
+    /// The snake_case name used in messages.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailureThreshold => "failure_threshold",
+            Self::BackoffElapsed => "backoff_elapsed",
+            Self::ProbeFailed => "probe_failed",
+            Self::ProbesSucceeded => "probes_succeeded",
+            Self::Reset => "reset",
+            Self::Forced => "forced",
+            Self::ForceCleared => "force_cleared",
+            Self::ForceExpired => "force_expired",
+        }
+    }
+}
+
+impl fmt::Display for TransitionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One state change of one agent: the message published on `PREFIX:events`
+/// and appended to `PREFIX:transitions` (DESIGN.md section 3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    /// The agent whose circuit changed.
+    pub agent_id: AgentId,
+    /// The state before.
+    pub from: CircuitState,
+    /// The state after.
+    pub to: CircuitState,
+    /// The generation after the change.
+    pub generation: u64,
+    /// When it happened, ms since the epoch (store time).
+    pub at_ms: u64,
+    /// Why it happened.
+    pub reason: TransitionReason,
+    /// The backoff after the change, in seconds.
+    pub backoff_seconds: f64,
+    /// See [`Snapshot::open_until_ms`].
+    pub open_until_ms: u64,
+}

@@ -1,0 +1,70 @@
+//! [`Keys`]: the Redis key layout of DESIGN.md section 3.
+
+use crate::agent_id::AgentId;
+
+/// Builds the names of every Redis key and channel of one fleet.
+///
+/// Every key of one agent shares the hash tag `{AGENT}`, so a script that
+/// touches one agent touches one cluster slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// The layout under `prefix` (default `fleet-breaker`).
+    #[must_use]
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix that namespaces the fleet.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `PREFIX:{AGENT}:state`, the hash of the agent's snapshot.
+    #[must_use]
+    pub fn state(&self, agent: &AgentId) -> String {
+        format!("{}:{{{}}}:state", self.prefix, agent)
+    }
+
+    /// `PREFIX:{AGENT}:probes`, the sorted set of probe leases.
+    #[must_use]
+    pub fn probes(&self, agent: &AgentId) -> String {
+        format!("{}:{{{}}}:probes", self.prefix, agent)
+    }
+
+    /// `PREFIX:agents`, the set of known agent ids.
+    #[must_use]
+    pub fn agents(&self) -> String {
+        format!("{}:agents", self.prefix)
+    }
+
+    /// `PREFIX:events`, the pub/sub channel of transitions.
+    #[must_use]
+    pub fn events(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+
+    /// `PREFIX:transitions`, the capped stream of transitions.
+    #[must_use]
+    pub fn transitions(&self) -> String {
+        format!("{}:transitions", self.prefix)
+    }
+
+    /// `PREFIX:failures`, the capped stream of recent routing failures.
+    #[must_use]
+    pub fn failures(&self) -> String {
+        format!("{}:failures", self.prefix)
+    }
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::new(super::DEFAULT_PREFIX)
+    }
+}

@@ -1,0 +1,217 @@
+//! [`MemoryStore`]: the embedded store, one process, same semantics as Redis.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use super::{Applied, BreakerStore, StoreError};
+use crate::agent_id::AgentId;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{BreakerConfig, duration_ms};
+use crate::model::{self, Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
+
+/// How many transitions a slow [`MemoryStore::transitions`] subscriber may
+/// fall behind before it misses some.
+const TRANSITION_BUFFER: usize = 1024;
+
+/// The embedded store: agent snapshots in a map, behind a mutex, with an
+/// injected [`Clock`].
+///
+/// ## Behavior
+///
+/// - Each operation applies one [`crate::model`] function under the lock, so
+///   concurrent tasks see one order, as pods do through Redis.
+/// - No `.await` happens while the lock is held; the lock is never poisoned in
+///   practice (the model does not panic), and a poisoned lock is recovered.
+/// - Transitions are sent on a broadcast channel ([`MemoryStore::transitions`]).
+/// - Clones share the same state.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    agents: Mutex<HashMap<AgentId, Snapshot>>,
+    clock: Arc<dyn Clock>,
+    transitions: broadcast::Sender<Transition>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store on the system clock.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// An empty store reading `clock`.
+    #[must_use]
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        let (transitions, _) = broadcast::channel(TRANSITION_BUFFER);
+        Self {
+            inner: Arc::new(Inner {
+                agents: Mutex::new(HashMap::new()),
+                clock,
+                transitions,
+            }),
+        }
+    }
+
+    /// Every transition from now on, in the order they happen.
+    #[must_use]
+    pub fn transitions(&self) -> broadcast::Receiver<Transition> {
+        self.inner.transitions.subscribe()
+    }
+
+    /// Puts `snapshot` in place of what the store holds for `agent` (used to
+    /// seed a local fallback from the last snapshot seen in Redis).
+    pub fn seed(&self, agent: &AgentId, snapshot: Snapshot) {
+        self.lock().insert(agent.clone(), snapshot);
+    }
+
+    /// Whether the store holds `agent`.
+    #[must_use]
+    pub fn contains(&self, agent: &AgentId) -> bool {
+        self.lock().contains_key(agent)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<AgentId, Snapshot>> {
+        self.inner.agents.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `op` to the agent's snapshot under the lock, creating the
+    /// agent on first use.
+    fn apply_or_create<T>(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        op: impl FnOnce(&mut Snapshot, u64) -> (T, Option<Transition>),
+    ) -> Applied<T> {
+        let now_ms = self.inner.clock.now_ms();
+        let applied = {
+            let mut agents = self.lock();
+            let snapshot = agents
+                .entry(agent.clone())
+                .or_insert_with(|| Snapshot::fresh(config));
+            run(snapshot, now_ms, op)
+        };
+        self.publish(applied)
+    }
+
+    /// Applies `op` to the agent's snapshot under the lock; `None`, and
+    /// nothing written, for an unknown agent.
+    fn apply_existing<T>(
+        &self,
+        agent: &AgentId,
+        op: impl FnOnce(&mut Snapshot, u64) -> (T, Option<Transition>),
+    ) -> Option<Applied<T>> {
+        let now_ms = self.inner.clock.now_ms();
+        let applied = {
+            let mut agents = self.lock();
+            run(agents.get_mut(agent)?, now_ms, op)
+        };
+        Some(self.publish(applied))
+    }
+
+    /// Sends the transition, after the lock is released.
+    fn publish<T>(&self, applied: Applied<T>) -> Applied<T> {
+        if let Some(transition) = &applied.transition {
+            // An error only means nobody is listening.
+            let _ = self.inner.transitions.send(transition.clone());
+        }
+        applied
+    }
+}
+
+fn run<T>(
+    snapshot: &mut Snapshot,
+    now_ms: u64,
+    op: impl FnOnce(&mut Snapshot, u64) -> (T, Option<Transition>),
+) -> Applied<T> {
+    let (value, transition) = op(snapshot, now_ms);
+    Applied {
+        value,
+        snapshot: snapshot.clone(),
+        transition,
+        now_ms,
+    }
+}
+
+#[async_trait]
+impl BreakerStore for MemoryStore {
+    async fn acquire(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        permit_id: &str,
+    ) -> Result<Applied<Decision>, StoreError> {
+        Ok(self.apply_or_create(config, agent, |s, now| {
+            let step = model::acquire(s, config, agent, now, permit_id);
+            (step.decision, step.transition)
+        }))
+    }
+
+    async fn record(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        ticket: &Ticket,
+        outcome: Outcome,
+    ) -> Result<Applied<()>, StoreError> {
+        Ok(self.apply_or_create(config, agent, |s, now| {
+            ((), model::record(s, config, agent, now, ticket, outcome))
+        }))
+    }
+
+    async fn reset(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        Ok(self.apply_existing(agent, |s, now| {
+            ((), Some(model::reset(s, config, agent, now)))
+        }))
+    }
+
+    async fn force(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        mode: ForceMode,
+        ttl: Option<Duration>,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        let ttl_ms = ttl.map(duration_ms);
+        Ok(self.apply_existing(agent, |s, now| {
+            ((), Some(model::force(s, config, agent, now, mode, ttl_ms)))
+        }))
+    }
+
+    async fn snapshot(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        Ok(self.apply_existing(agent, |s, now| {
+            ((), model::refresh(s, config, agent, now))
+        }))
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentId>, StoreError> {
+        let mut agents: Vec<AgentId> = self.lock().keys().cloned().collect();
+        agents.sort();
+        Ok(agents)
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}

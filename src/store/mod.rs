@@ -1,0 +1,126 @@
+//! Where breaker state lives: the [`BreakerStore`] trait and its two
+//! implementations, [`MemoryStore`] (embedded, one process) and
+//! [`RedisStore`] (shared by a fleet, changed only by Lua scripts).
+//!
+//! Both apply the pure functions of [`crate::model`] atomically per agent and
+//! return the agent's snapshot after the operation, the store's clock reading
+//! and the transition the operation caused, if any.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::agent_id::AgentId;
+use crate::config::BreakerConfig;
+use crate::model::{Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
+
+mod error;
+mod keys;
+mod memory;
+mod redis;
+mod scripts;
+
+pub use error::StoreError;
+pub use keys::Keys;
+pub use memory::MemoryStore;
+pub use redis::{RedisStore, RedisStoreBuilder, DEFAULT_PREFIX, DEFAULT_TIMEOUT};
+
+/// The result of one store operation on one agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied<T> {
+    /// What the operation answers (a [`Decision`] for an acquire).
+    pub value: T,
+    /// The agent's state after the operation.
+    pub snapshot: Snapshot,
+    /// The transition the operation caused, already published by the store.
+    pub transition: Option<Transition>,
+    /// The store's clock when it applied the operation, ms since the epoch.
+    pub now_ms: u64,
+}
+
+/// Atomic, per-agent application of the breaker model.
+///
+/// ## Behavior
+///
+/// - Each method applies one function of [`crate::model`] to one agent,
+///   atomically: concurrent callers (tasks, or pods sharing a Redis) see the
+///   operations in one order.
+/// - `acquire` and `record` create an agent on first use and register it in
+///   [`BreakerStore::agents`]; `reset`, `force` and `snapshot` of an agent the
+///   store has never seen return `Ok(None)` and write nothing.
+/// - Every transition is published exactly once (pub/sub and stream for
+///   Redis, a broadcast for memory).
+#[async_trait]
+pub trait BreakerStore: Debug + Send + Sync {
+    /// Asks for a permit; see [`crate::model::acquire`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn acquire(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        permit_id: &str,
+    ) -> Result<Applied<Decision>, StoreError>;
+
+    /// Records an outcome; see [`crate::model::record`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn record(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        ticket: &Ticket,
+        outcome: Outcome,
+    ) -> Result<Applied<()>, StoreError>;
+
+    /// The admin reset; `Ok(None)` for an unknown agent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn reset(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+    ) -> Result<Option<Applied<()>>, StoreError>;
+
+    /// The operator override; `Ok(None)` for an unknown agent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn force(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        mode: ForceMode,
+        ttl: Option<Duration>,
+    ) -> Result<Option<Applied<()>>, StoreError>;
+
+    /// The agent's current state (after lazy lease and force expiry);
+    /// `Ok(None)` for an unknown agent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn snapshot(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+    ) -> Result<Option<Applied<()>>, StoreError>;
+
+    /// Every agent the store knows, sorted.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn agents(&self) -> Result<Vec<AgentId>, StoreError>;
+
+    /// A short name for logs and health: `memory` or `redis`.
+    fn kind(&self) -> &'static str;
+}

@@ -1,0 +1,1 @@
+//! The Lua scripts of `lua/`, loaded with `include_str!`.
