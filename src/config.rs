@@ -66,7 +66,6 @@ pub struct ConfigError {
 
 impl BreakerConfig {
     /// A builder starting from the defaults.
-    #[must_use]
     pub fn builder() -> BreakerConfigBuilder {
         BreakerConfigBuilder {
             config: Self::default(),
@@ -107,7 +106,11 @@ impl BreakerConfig {
             ("recovery_timeout", self.recovery_timeout),
         ] {
             if value < Duration::from_millis(1) || value > MAX_DURATION {
-                return fail(field, format!("{value:?}"), "it must be from 1 ms to 30 days");
+                return fail(
+                    field,
+                    format!("{value:?}"),
+                    "it must be from 1 ms to 30 days",
+                );
             }
         }
         if self.max_backoff < self.base_backoff {

@@ -1,13 +1,22 @@
-//! fleet-breaker: crate docs (written with the breaker).
+#![doc = include_str!("../README.md")]
 
 pub mod agent_id;
+pub mod breaker;
 pub mod clock;
 pub mod config;
 pub mod model;
+pub mod router;
 pub mod store;
 
 pub use agent_id::{AgentId, AgentIdError};
+pub use breaker::{
+    AgentMetrics, BreakerError, CallError, CircuitBreaker, CircuitBreakerBuilder, Counters, Permit,
+    RejectCause, Rejected, StorePolicy,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BreakerConfig, BreakerConfigBuilder, ConfigError};
 pub use model::{CircuitState, ForceMode, Outcome, Snapshot, Transition, TransitionReason};
+pub use router::{
+    AllAgentsFailed, FailoverRouter, FailoverRouterBuilder, HealthStatus, RouteError, Routed,
+};
 pub use store::{BreakerStore, MemoryStore, RedisStore, StoreError};

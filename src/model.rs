@@ -47,7 +47,10 @@ pub fn refresh(
     now_ms: u64,
 ) -> Option<Transition> {
     s.probes.retain(|lease| lease.deadline_ms > now_ms);
-    let forced = matches!(s.state, CircuitState::ForcedOpen | CircuitState::ForcedClosed);
+    let forced = matches!(
+        s.state,
+        CircuitState::ForcedOpen | CircuitState::ForcedClosed
+    );
     if forced && s.forced_until_ms.is_some_and(|until| now_ms >= until) {
         close(s, config);
         return Some(transition(
@@ -77,12 +80,11 @@ pub fn acquire(
             generation: s.generation,
             probe: false,
         }),
-        CircuitState::ForcedOpen => {
-            reject(s, s.forced_until_ms.map(|until| until.saturating_sub(now_ms)))
-        }
-        CircuitState::Open if now_ms < s.open_until_ms => {
-            reject(s, Some(s.open_until_ms - now_ms))
-        }
+        CircuitState::ForcedOpen => reject(
+            s,
+            s.forced_until_ms.map(|until| until.saturating_sub(now_ms)),
+        ),
+        CircuitState::Open if now_ms < s.open_until_ms => reject(s, Some(s.open_until_ms - now_ms)),
         CircuitState::Open => {
             s.half_open_successes = 0;
             transition_made = Some(transition(
@@ -100,7 +102,10 @@ pub fn acquire(
                 grant_probe(s, config, now_ms, permit_id)
             } else {
                 let next_lease = s.probes.iter().map(|lease| lease.deadline_ms).min();
-                reject(s, next_lease.map(|deadline| deadline.saturating_sub(now_ms)))
+                reject(
+                    s,
+                    next_lease.map(|deadline| deadline.saturating_sub(now_ms)),
+                )
             }
         }
     };
@@ -120,7 +125,8 @@ pub fn record(
     outcome: Outcome,
 ) -> Option<Transition> {
     let refreshed = refresh(s, config, agent, now_ms);
-    if ticket.generation != s.generation {
+    if refreshed.is_some() || ticket.generation != s.generation {
+        // Granted before the force expired (or in another generation).
         stamp(s, outcome, now_ms);
         return refreshed;
     }
@@ -129,7 +135,13 @@ pub fn record(
             Outcome::Failure => {
                 count(s, outcome, now_ms);
                 if s.failure_count >= u64::from(config.failure_threshold) {
-                    return Some(open(s, config, agent, now_ms, TransitionReason::FailureThreshold));
+                    return Some(open(
+                        s,
+                        config,
+                        agent,
+                        now_ms,
+                        TransitionReason::FailureThreshold,
+                    ));
                 }
                 None
             }
@@ -139,7 +151,11 @@ pub fn record(
             }
         },
         CircuitState::HalfOpen => {
-            let Some(index) = s.probes.iter().position(|l| l.permit_id == ticket.permit_id) else {
+            let Some(index) = s
+                .probes
+                .iter()
+                .position(|l| l.permit_id == ticket.permit_id)
+            else {
                 // The lease lapsed and its permit went back to the pool.
                 stamp(s, outcome, now_ms);
                 return None;
@@ -161,9 +177,13 @@ pub fn record(
                     }
                     None
                 }
-                Outcome::Failure => {
-                    Some(open(s, config, agent, now_ms, TransitionReason::ProbeFailed))
-                }
+                Outcome::Failure => Some(open(
+                    s,
+                    config,
+                    agent,
+                    now_ms,
+                    TransitionReason::ProbeFailed,
+                )),
                 Outcome::Neutral => None,
             }
         }
@@ -174,12 +194,62 @@ pub fn record(
     }
 }
 
+/// Outcomes a pod counted locally, to be applied in one batch.
+///
+/// A pod admits calls to a circuit it knows is closed and clean (failure
+/// count zero fleet-wide) without a round trip, counts their successes and
+/// its local rejections, and flushes them with [`flush`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The generation the successes were counted in.
+    pub generation: u64,
+    /// Successes counted locally.
+    pub successes: u64,
+    /// Time of the last of them, ms since the epoch (store time), if any.
+    pub last_success_ms: Option<u64>,
+    /// Calls rejected locally.
+    pub rejections: u64,
+}
+
+/// Applies a [`Batch`].
+///
+/// Rejections always add to `total_rejections`. The successes add to
+/// `success_count` only while the circuit is still closed, in the batch's
+/// generation and clean (`failure_count == 0`): a success must never reset a
+/// failure streak it did not see. Otherwise they only stamp the time, like a
+/// stale outcome. `last_success_ms` never moves back.
+pub fn flush(
+    s: &mut Snapshot,
+    config: &BreakerConfig,
+    agent: &AgentId,
+    now_ms: u64,
+    batch: &Batch,
+) -> Option<Transition> {
+    let refreshed = refresh(s, config, agent, now_ms);
+    s.total_rejections += batch.rejections;
+    let clean =
+        s.state == CircuitState::Closed && s.generation == batch.generation && s.failure_count == 0;
+    if clean {
+        s.success_count += batch.successes;
+    }
+    if let Some(at) = batch.last_success_ms {
+        s.last_success_ms = Some(s.last_success_ms.map_or(at, |last| last.max(at)));
+    }
+    refreshed
+}
+
 /// The admin reset: closed, counters zero, backoff base, probes cleared.
 pub fn reset(s: &mut Snapshot, config: &BreakerConfig, agent: &AgentId, now_ms: u64) -> Transition {
     close(s, config);
     s.success_count = 0;
     s.total_rejections = 0;
-    transition(s, agent, now_ms, CircuitState::Closed, TransitionReason::Reset)
+    transition(
+        s,
+        agent,
+        now_ms,
+        CircuitState::Closed,
+        TransitionReason::Reset,
+    )
 }
 
 /// The operator override: force open, force closed, or back to automatic.
@@ -219,7 +289,11 @@ pub fn force(
 #[must_use]
 pub fn escalate_backoff(backoff_ms: u64, config: &BreakerConfig) -> u64 {
     // f64 products floored, exactly as the Lua scripts compute them.
-    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
     let next = (backoff_ms as f64 * config.backoff_multiplier).floor() as u64;
     next.min(config.max_backoff_ms())
 }

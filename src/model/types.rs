@@ -52,7 +52,9 @@ impl fmt::Display for CircuitState {
 
 /// A string that names no [`CircuitState`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown circuit state {0:?}; expected closed, open, half_open, forced_open or forced_closed")]
+#[error(
+    "unknown circuit state {0:?}; expected closed, open, half_open, forced_open or forced_closed"
+)]
 pub struct UnknownState(pub String);
 
 impl FromStr for CircuitState {
@@ -102,7 +104,9 @@ impl FromStr for ForceMode {
             "open" => Ok(Self::Open),
             "closed" => Ok(Self::Closed),
             "auto" => Ok(Self::Auto),
-            other => Err(UnknownState(format!("{other} (force takes open, closed or auto)"))),
+            other => Err(UnknownState(format!(
+                "{other} (force takes open, closed or auto)"
+            ))),
         }
     }
 }
@@ -158,8 +162,10 @@ pub struct Snapshot {
     pub last_success_ms: Option<u64>,
     /// Current backoff in ms: base when closed, escalated by each opening.
     pub backoff_ms: u64,
-    /// While open: when the circuit may go half-open; while forced open with
-    /// an expiry: when the force ends. Otherwise 0.
+    /// While open: when the circuit may go half-open (kept through the
+    /// half-open period that follows, as the end of the last backoff); while
+    /// forced open with an expiry: when the force ends. 0 after a close, a
+    /// reset or a force closed.
     pub open_until_ms: u64,
     /// Probe successes so far in this half-open period.
     pub half_open_successes: u32,

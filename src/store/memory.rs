@@ -13,6 +13,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{BreakerConfig, duration_ms};
 use crate::model::{self, Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
 
+// The `RoutingJournal` impl, in its own file but a child of this module so it
+// can reach `Inner`.
+#[path = "memory_journal.rs"]
+mod journal;
+
 /// How many transitions a slow [`MemoryStore::transitions`] subscriber may
 /// fall behind before it misses some.
 const TRANSITION_BUFFER: usize = 1024;
@@ -38,6 +43,8 @@ struct Inner {
     agents: Mutex<HashMap<AgentId, Snapshot>>,
     clock: Arc<dyn Clock>,
     transitions: broadcast::Sender<Transition>,
+    /// Recent routing failures and the routing-decision counter.
+    journal: journal::MemoryJournal,
 }
 
 impl Default for MemoryStore {
@@ -62,6 +69,7 @@ impl MemoryStore {
                 agents: Mutex::new(HashMap::new()),
                 clock,
                 transitions,
+                journal: journal::MemoryJournal::default(),
             }),
         }
     }
@@ -85,7 +93,37 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<AgentId, Snapshot>> {
-        self.inner.agents.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .agents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// [`BreakerStore::acquire`] without the `async`: the memory store never
+    /// waits and never fails.
+    pub fn acquire_sync(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        permit_id: &str,
+    ) -> Applied<Decision> {
+        self.apply_or_create(config, agent, |s, now| {
+            let step = model::acquire(s, config, agent, now, permit_id);
+            (step.decision, step.transition)
+        })
+    }
+
+    /// [`BreakerStore::record`] without the `async`.
+    pub fn record_sync(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        ticket: &Ticket,
+        outcome: Outcome,
+    ) -> Applied<()> {
+        self.apply_or_create(config, agent, |s, now| {
+            ((), model::record(s, config, agent, now, ticket, outcome))
+        })
     }
 
     /// Applies `op` to the agent's snapshot under the lock, creating the
@@ -154,10 +192,7 @@ impl BreakerStore for MemoryStore {
         agent: &AgentId,
         permit_id: &str,
     ) -> Result<Applied<Decision>, StoreError> {
-        Ok(self.apply_or_create(config, agent, |s, now| {
-            let step = model::acquire(s, config, agent, now, permit_id);
-            (step.decision, step.transition)
-        }))
+        Ok(self.acquire_sync(config, agent, permit_id))
     }
 
     async fn record(
@@ -167,9 +202,7 @@ impl BreakerStore for MemoryStore {
         ticket: &Ticket,
         outcome: Outcome,
     ) -> Result<Applied<()>, StoreError> {
-        Ok(self.apply_or_create(config, agent, |s, now| {
-            ((), model::record(s, config, agent, now, ticket, outcome))
-        }))
+        Ok(self.record_sync(config, agent, ticket, outcome))
     }
 
     async fn reset(
@@ -200,9 +233,7 @@ impl BreakerStore for MemoryStore {
         config: &BreakerConfig,
         agent: &AgentId,
     ) -> Result<Option<Applied<()>>, StoreError> {
-        Ok(self.apply_existing(agent, |s, now| {
-            ((), model::refresh(s, config, agent, now))
-        }))
+        Ok(self.apply_existing(agent, |s, now| ((), model::refresh(s, config, agent, now))))
     }
 
     async fn agents(&self) -> Result<Vec<AgentId>, StoreError> {

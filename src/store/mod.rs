@@ -16,15 +16,18 @@ use crate::config::BreakerConfig;
 use crate::model::{Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
 
 mod error;
+mod journal;
 mod keys;
 mod memory;
 mod redis;
+mod redis_journal;
 mod scripts;
 
 pub use error::StoreError;
+pub use journal::{DEFAULT_FAILURES_CAP, FailureRecord, RoutingJournal};
 pub use keys::Keys;
 pub use memory::MemoryStore;
-pub use redis::{RedisStore, RedisStoreBuilder, DEFAULT_PREFIX, DEFAULT_TIMEOUT};
+pub use redis::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisStore, RedisStoreBuilder};
 
 /// The result of one store operation on one agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +55,7 @@ pub struct Applied<T> {
 /// - Every transition is published exactly once (pub/sub and stream for
 ///   Redis, a broadcast for memory).
 #[async_trait]
-pub trait BreakerStore: Debug + Send + Sync {
+pub trait BreakerStore: RoutingJournal + Debug + Send + Sync {
     /// Asks for a permit; see [`crate::model::acquire`].
     ///
     /// # Errors

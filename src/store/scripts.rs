@@ -1,1 +1,132 @@
-//! The Lua scripts of `lua/`, loaded with `include_str!`.
+//! The Lua scripts of `lua/`, loaded with `include_str!`, and the arguments
+//! they take.
+//!
+//! Each operation's script is `lua/lib.lua` (the shared prelude: loading,
+//! refresh, transitions, saving, publishing) followed by the operation's own
+//! file, so the shared code exists once in the tree. Each [`Script`] is built,
+//! and its SHA1 computed, once per process; [`RedisStore`](super::RedisStore)
+//! invokes it by hash and reloads it on `NOSCRIPT`.
+//!
+//! The KEYS and ARGV layout below is the one documented at the top of
+//! `lua/lib.lua`; the two change together.
+
+use std::sync::LazyLock;
+
+use ::redis::Script;
+
+use super::Keys;
+use crate::agent_id::AgentId;
+use crate::config::BreakerConfig;
+
+/// Builds a script from the prelude and one operation's file.
+macro_rules! script {
+    ($file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("../../lua/lib.lua"),
+                include_str!(concat!("../../lua/", $file)),
+            ))
+        })
+    };
+}
+
+/// `lua/acquire.lua`: [`crate::model::acquire`].
+pub(super) static ACQUIRE: LazyLock<Script> = script!("acquire.lua");
+/// `lua/record.lua`: [`crate::model::record`].
+pub(super) static RECORD: LazyLock<Script> = script!("record.lua");
+/// `lua/reset.lua`: [`crate::model::reset`].
+pub(super) static RESET: LazyLock<Script> = script!("reset.lua");
+/// `lua/force.lua`: [`crate::model::force`].
+pub(super) static FORCE: LazyLock<Script> = script!("force.lua");
+/// `lua/snapshot.lua`: [`crate::model::refresh`] alone.
+pub(super) static SNAPSHOT: LazyLock<Script> = script!("snapshot.lua");
+
+/// The KEYS and ARGV of one script call.
+#[derive(Debug)]
+pub(super) struct Call {
+    /// `KEYS[1..4]`: state, probes, agents, transitions.
+    pub(super) keys: [String; 4],
+    /// `ARGV`: the ten common arguments, then the operation's own.
+    pub(super) args: Vec<String>,
+}
+
+impl Call {
+    /// The keys of `agent` and the ten arguments every script takes first.
+    ///
+    /// `now_override_ms` is the test-only clock override; `None` makes the
+    /// script read Redis `TIME`.
+    pub(super) fn new(
+        keys: &Keys,
+        agent: &AgentId,
+        config: &BreakerConfig,
+        transitions_max_len: u64,
+        now_override_ms: Option<u64>,
+    ) -> Self {
+        let args = vec![
+            agent.as_str().to_owned(),
+            now_override_ms.map_or_else(String::new, |ms| ms.to_string()),
+            keys.events(),
+            transitions_max_len.to_string(),
+            config.failure_threshold.to_string(),
+            config.half_open_max_calls.to_string(),
+            config.base_backoff_ms().to_string(),
+            // Rust's Display of an f64 is the shortest text that reads back
+            // as the same double, so Lua's `tonumber` gets the exact value.
+            config.backoff_multiplier.to_string(),
+            config.max_backoff_ms().to_string(),
+            config.recovery_timeout_ms().to_string(),
+        ];
+        Self {
+            keys: [
+                keys.state(agent),
+                keys.probes(agent),
+                keys.agents(),
+                keys.transitions(),
+            ],
+            args,
+        }
+    }
+
+    /// Appends an operation's own argument.
+    pub(super) fn arg(mut self, value: impl Into<String>) -> Self {
+        self.args.push(value.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_script_builds_with_a_hash_of_its_own() {
+        for (script, name) in [
+            (&ACQUIRE, "acquire.lua"),
+            (&RECORD, "record.lua"),
+            (&RESET, "reset.lua"),
+            (&FORCE, "force.lua"),
+            (&SNAPSHOT, "snapshot.lua"),
+        ] {
+            assert_eq!(script.get_hash().len(), 40, "{name}");
+        }
+        let hashes: std::collections::HashSet<&str> =
+            [&ACQUIRE, &RECORD, &RESET, &FORCE, &SNAPSHOT]
+                .iter()
+                .map(|script| script.get_hash())
+                .collect();
+        assert_eq!(hashes.len(), 5);
+    }
+
+    #[test]
+    fn the_multiplier_is_passed_as_its_shortest_exact_text() {
+        let config = BreakerConfig {
+            backoff_multiplier: 1.1,
+            ..BreakerConfig::default()
+        };
+        let agent = AgentId::new("agent-1").expect("valid id");
+        let call = Call::new(&Keys::default(), &agent, &config, 10, None);
+        assert_eq!(call.args[7], "1.1");
+        assert_eq!(call.args[1], "", "no override: Redis TIME");
+        assert_eq!(call.keys[0], "fleet-breaker:{agent-1}:state");
+    }
+}

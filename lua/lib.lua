@@ -1,0 +1,349 @@
+--[[
+lib.lua: the prelude shared by every fleet-breaker script.
+
+src/store/scripts.rs puts this file in front of each operation's file
+(acquire, record, reset, force, snapshot), so the helpers exist once in the
+tree. They are src/model.rs written for Redis; each names the Rust function it
+mirrors, and the differential tests hold the two side by side.
+
+KEYS, the same for every script:
+  KEYS[1]  PREFIX:{AGENT}:state   hash: the agent's snapshot
+  KEYS[2]  PREFIX:{AGENT}:probes  sorted set: probe permit id -> lease deadline (ms)
+  KEYS[3]  PREFIX:agents          set of known agent ids
+  KEYS[4]  PREFIX:transitions     stream, capped; one field `msg` per transition
+
+ARGV[1..10], the same for every script (each script's own follow):
+  ARGV[1]  agent id
+  ARGV[2]  now_override_ms. TEST ONLY: empty in production, where the time is
+           Redis TIME; set only by RedisStoreBuilder::clock_override.
+  ARGV[3]  pub/sub channel of transitions (PREFIX:events)
+  ARGV[4]  transitions_max_len (XADD MAXLEN ~)
+  ARGV[5]  failure_threshold
+  ARGV[6]  half_open_max_calls
+  ARGV[7]  base_backoff_ms
+  ARGV[8]  backoff_multiplier, a decimal such as 1.5
+  ARGV[9]  max_backoff_ms
+  ARGV[10] recovery_timeout_ms
+
+Hash fields are decimal integers, except `state` (closed, open, half_open,
+forced_open, forced_closed); a `None` of last_failure_ms, last_success_ms or
+forced_until_ms is 0.
+
+The probes key is read only when the state is half_open: every transition
+deletes it and only a half-open circuit grants leases, so in any other state
+it is empty.
+
+Return value, common to every script (a flat array, numbers as integers):
+  [1] now_ms  [2] the transition's JSON message, or "" when there was none
+  [3] state  [4] failure_count  [5] success_count  [6] total_rejections
+  [7] last_failure_ms  [8] last_success_ms  [9] backoff_ms  [10] open_until_ms
+  [11] half_open_successes  [12] generation  [13] forced_until_ms
+  [14] probes: an array id, deadline_ms, id, deadline_ms, ... ordered by
+       (deadline, id)
+then the script's own values (see its header).
+
+Errors: every argument and every stored field is checked before the first
+write (Redis keeps the writes of a script that fails halfway). A bad one ends
+the script with the error reply `ERR fleet-breaker: invalid argument: ...` or
+`ERR fleet-breaker: invalid data: ...`, naming the key and field.
+
+Writes happen last, in `save`, and only for what changed: a closed circuit's
+acquire writes nothing at all.
+
+Needs Redis 5.0 or later (XADD, and scripts replicated by their effects, so
+writing after TIME is allowed); tested on Redis 7.
+]]
+
+local FIELDS = {
+  'state', 'failure_count', 'success_count', 'total_rejections', 'last_failure_ms',
+  'last_success_ms', 'backoff_ms', 'open_until_ms', 'half_open_successes', 'generation',
+  'forced_until_ms',
+}
+local STATES = { closed = true, open = true, half_open = true, forced_open = true, forced_closed = true }
+-- Every integer up to 2^53 is exact in a Lua number (a double).
+local MAX_EXACT = 9007199254740992
+local MAX_U32 = 4294967295
+
+-- Ends the script with `ERR fleet-breaker: <kind>: <detail>` (caught by `guard`).
+local function raise(kind, detail)
+  error({ fleet_breaker = 'ERR fleet-breaker: ' .. kind .. ': ' .. detail }, 0)
+end
+
+-- A value for an error message: quoted, cut short, or `missing`.
+local function show(value)
+  if value == nil then return 'missing' end
+  return string.format('%q', string.sub(tostring(value), 1, 64))
+end
+
+-- A stored or passed integer from 0 to 2^53 - 1 as a number, else nil
+-- (text such as "banana", "-1", "1.5", "inf"). Lenient as Lua's tonumber is
+-- ("1e3" reads as 1000): these run a dozen times per call, so error
+-- messages are built only on failure.
+local function to_uint(text)
+  local n = tonumber(text)
+  if n and n >= 0 and n < MAX_EXACT and n % 1 == 0 then return n end
+  return nil
+end
+
+local function not_uint(kind, where, text)
+  raise(kind, where .. ' is ' .. show(text) .. ', expected an integer from 0 to 2^53 - 1')
+end
+
+local function arg_uint(i, name)
+  local n = to_uint(ARGV[i])
+  if n == nil then not_uint('invalid argument', 'ARGV[' .. i .. '] (' .. name .. ')', ARGV[i]) end
+  return n
+end
+
+-- An integer as decimal text, for hash fields and JSON (never 1.7e+12).
+local function int(n)
+  return string.format('%d', n)
+end
+
+-- Milliseconds as decimal seconds, as serde_json writes model::backoff_seconds:
+-- 5062 -> 5.062, 1500 -> 1.5, 2000 -> 2.0. The text is exactly ms / 1000, so
+-- a JSON reader gets the double Rust computes, backoff_ms as f64 / 1000.0
+-- (cjson's %.14g could not promise that).
+local function seconds(ms)
+  local text = string.gsub(string.format('%d.%03d', math.floor(ms / 1000), ms % 1000), '0+$', '')
+  if string.sub(text, -1) == '.' then text = text .. '0' end
+  return text
+end
+
+-- Runs `body`; a `raise` inside becomes the script's error reply.
+local function guard(body)
+  local ok, result = pcall(body)
+  if ok then return result end
+  if type(result) == 'table' and result.fleet_breaker then
+    return redis.error_reply(result.fleet_breaker)
+  end
+  error(result, 0)
+end
+
+-- Checks the KEYS and ARGV counts, parses ARGV[1..10] and reads the time.
+local function setup(argc)
+  if #KEYS ~= 4 then raise('invalid argument', 'expected 4 keys, got ' .. #KEYS) end
+  if #ARGV ~= argc then
+    raise('invalid argument', 'expected ' .. argc .. ' arguments, got ' .. #ARGV)
+  end
+  if #ARGV[1] == 0 then raise('invalid argument', 'ARGV[1] (agent id) is empty') end
+  local c = {
+    agent = ARGV[1],
+    channel = ARGV[3],
+    max_len = arg_uint(4, 'transitions_max_len'),
+    failure_threshold = arg_uint(5, 'failure_threshold'),
+    half_open_max_calls = arg_uint(6, 'half_open_max_calls'),
+    base_backoff_ms = arg_uint(7, 'base_backoff_ms'),
+    multiplier = tonumber(ARGV[8]),
+    max_backoff_ms = arg_uint(9, 'max_backoff_ms'),
+    recovery_timeout_ms = arg_uint(10, 'recovery_timeout_ms'),
+  }
+  local m = c.multiplier
+  if m == nil or m ~= m or m < 1 or m == math.huge then
+    raise('invalid argument', 'ARGV[8] (backoff_multiplier) is ' .. show(ARGV[8])
+      .. ', expected a number of at least 1')
+  end
+  if ARGV[2] ~= '' then
+    c.now = arg_uint(2, 'now_override_ms')
+  else
+    local t = redis.call('TIME')
+    c.now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return c
+end
+
+-- Reads the leases, already ordered by (deadline, id) as ZRANGE gives them.
+local function load_probes(s)
+  local raw = redis.pcall('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+  if raw.err then raise('invalid data', 'key ' .. KEYS[2] .. ': ' .. raw.err) end
+  for i = 1, #raw, 2 do
+    local deadline = to_uint(raw[i + 1])
+    if deadline == nil then
+      not_uint('invalid data', 'key ' .. KEYS[2] .. ' member ' .. show(raw[i]) .. ' score', raw[i + 1])
+    end
+    s.probes[#s.probes + 1] = { id = raw[i], deadline = deadline }
+  end
+end
+
+-- The agent's snapshot, checked field by field; nil when the hash is absent.
+local function load()
+  local raw = redis.pcall('HMGET', KEYS[1], unpack(FIELDS))
+  if raw.err then raise('invalid data', 'key ' .. KEYS[1] .. ': ' .. raw.err) end
+  if not (raw[1] or raw[2] or raw[10]) and redis.call('EXISTS', KEYS[1]) == 0 then
+    return nil
+  end
+  if not STATES[raw[1]] then
+    raise('invalid data', 'key ' .. KEYS[1] .. ' field state is ' .. show(raw[1] or nil)
+      .. ', expected closed, open, half_open, forced_open or forced_closed')
+  end
+  local s = { exists = true, probes = {}, ops = {}, state = raw[1], saved = { state = raw[1] } }
+  for i = 2, #FIELDS do
+    local n = to_uint(raw[i])
+    if n == nil then not_uint('invalid data', 'key ' .. KEYS[1] .. ' field ' .. FIELDS[i], raw[i] or nil) end
+    s[FIELDS[i]] = n
+    s.saved[FIELDS[i]] = n
+  end
+  if s.half_open_successes > MAX_U32 then
+    raise('invalid data', 'key ' .. KEYS[1] .. ' field half_open_successes is '
+      .. show(raw[9]) .. ', expected at most 2^32 - 1')
+  end
+  if s.state == 'half_open' then load_probes(s) end
+  return s
+end
+
+-- Snapshot::fresh: closed, zero, base backoff; written whole by `save`.
+local function fresh(c)
+  return {
+    exists = false, probes = {}, ops = {}, state = 'closed', failure_count = 0,
+    success_count = 0, total_rejections = 0, last_failure_ms = 0, last_success_ms = 0,
+    backoff_ms = c.base_backoff_ms, open_until_ms = 0, half_open_successes = 0,
+    generation = 0, forced_until_ms = 0,
+  }
+end
+
+-- Queues a write of the probes key; `save` runs them in order.
+local function op(s, ...)
+  s.ops[#s.ops + 1] = { ... }
+end
+
+-- Byte-wise a < b, as Rust orders strings (Lua's `<` follows the locale).
+local function bytes_lt(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- model::transition: state `to`, generation + 1, leases cleared; the JSON message.
+local function transition(s, c, to, reason)
+  local from = s.state
+  s.state = to
+  s.generation = s.generation + 1
+  s.probes = {}
+  op(s, 'DEL', KEYS[2])
+  return '{"agent_id":' .. cjson.encode(c.agent) .. ',"from":"' .. from .. '","to":"' .. to
+    .. '","generation":' .. int(s.generation) .. ',"at_ms":' .. int(c.now)
+    .. ',"reason":"' .. reason .. '","backoff_seconds":' .. seconds(s.backoff_ms)
+    .. ',"open_until_ms":' .. int(s.open_until_ms) .. '}'
+end
+
+-- model::close: the clean closed state of a close, a reset and a force ending.
+local function close(s, c)
+  s.failure_count = 0
+  s.half_open_successes = 0
+  s.backoff_ms = c.base_backoff_ms
+  s.open_until_ms = 0
+  s.forced_until_ms = 0
+end
+
+-- model::refresh: drops lapsed leases, ends an expired force.
+local function refresh(s, c)
+  local kept = {}
+  for _, p in ipairs(s.probes) do
+    if p.deadline > c.now then kept[#kept + 1] = p end
+  end
+  if #kept < #s.probes then
+    s.probes = kept
+    op(s, 'ZREMRANGEBYSCORE', KEYS[2], '-inf', int(c.now))
+  end
+  local forced = s.state == 'forced_open' or s.state == 'forced_closed'
+  if forced and s.forced_until_ms ~= 0 and c.now >= s.forced_until_ms then
+    close(s, c)
+    return transition(s, c, 'closed', 'force_expired')
+  end
+  return nil
+end
+
+-- model::escalate_backoff: min(floor(backoff x multiplier), max), in doubles.
+local function escalate(backoff_ms, c)
+  return math.min(math.floor(backoff_ms * c.multiplier), c.max_backoff_ms)
+end
+
+-- model::open
+local function open(s, c, reason)
+  s.backoff_ms = escalate(s.backoff_ms, c)
+  s.open_until_ms = s.backoff_ms + c.now
+  s.half_open_successes = 0
+  return transition(s, c, 'open', reason)
+end
+
+-- model::reject: the decision, as the acquire script returns it.
+local function reject(s, retry_after_ms)
+  s.total_rejections = s.total_rejections + 1
+  return { 'rejected', s.state, retry_after_ms or -1 }
+end
+
+-- model::grant_probe: a lease for `id`, replacing any it held.
+local function grant_probe(s, c, id)
+  local lease = { id = id, deadline = c.now + c.recovery_timeout_ms }
+  local probes = {}
+  for _, p in ipairs(s.probes) do
+    if p.id ~= id then probes[#probes + 1] = p end
+  end
+  local at = #probes + 1
+  for i, p in ipairs(probes) do
+    if lease.deadline < p.deadline or (lease.deadline == p.deadline and bytes_lt(id, p.id)) then
+      at = i
+      break
+    end
+  end
+  table.insert(probes, at, lease)
+  s.probes = probes
+  op(s, 'ZADD', KEYS[2], int(lease.deadline), id)
+  return { 'granted', s.generation, 1 }
+end
+
+-- model::stamp: the time of an outcome, and nothing else.
+local function stamp(s, c, outcome)
+  if outcome == 'success' then
+    s.last_success_ms = c.now
+  elseif outcome == 'failure' then
+    s.last_failure_ms = c.now
+  end
+end
+
+-- model::count: an outcome of the current generation.
+local function count(s, c, outcome)
+  if outcome == 'success' then
+    s.failure_count = 0
+    s.success_count = s.success_count + 1
+  elseif outcome == 'failure' then
+    s.failure_count = s.failure_count + 1
+    s.success_count = 0
+  end
+  stamp(s, c, outcome)
+end
+
+-- Writes what changed, then publishes the transition `tr` (JSON), if any.
+local function save(s, c, tr)
+  if not s.exists then redis.call('SADD', KEYS[3], c.agent) end
+  if tr then redis.call('XADD', KEYS[4], 'MAXLEN', '~', int(c.max_len), '*', 'msg', tr) end
+  for _, o in ipairs(s.ops) do redis.call(unpack(o)) end
+  local changed = {}
+  for _, f in ipairs(FIELDS) do
+    if not s.exists or s[f] ~= s.saved[f] then
+      changed[#changed + 1] = f
+      changed[#changed + 1] = (f == 'state') and s.state or int(s[f])
+    end
+  end
+  if #changed > 0 then redis.call('HSET', KEYS[1], unpack(changed)) end
+  if tr then redis.call('PUBLISH', c.channel, tr) end
+end
+
+-- The common return value (see the header), then `...`.
+local function reply(s, c, tr, ...)
+  local probes = {}
+  for _, p in ipairs(s.probes) do
+    probes[#probes + 1] = p.id
+    probes[#probes + 1] = p.deadline
+  end
+  local r = {
+    c.now, tr or '', s.state, s.failure_count, s.success_count, s.total_rejections,
+    s.last_failure_ms, s.last_success_ms, s.backoff_ms, s.open_until_ms,
+    s.half_open_successes, s.generation, s.forced_until_ms, probes,
+  }
+  for i = 1, select('#', ...) do r[#r + 1] = select(i, ...) end
+  return r
+end
+

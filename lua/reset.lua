@@ -1,0 +1,24 @@
+--[[
+reset.lua: the admin reset (model::reset): closed, counters zero, backoff
+base, probes cleared; a transition of its own.
+
+KEYS[1..4], ARGV[1..10]: see lib.lua; nothing more.
+
+As model::reset, no refresh first: the transition's `from` is the stored
+state, even a force whose expiry has passed.
+
+Return value: nil, and nothing written, when the agent's hash does not
+exist; else the common array of lib.lua.
+]]
+
+return guard(function()
+  local c = setup(10)
+  local s = load()
+  if s == nil then return false end
+  close(s, c)
+  s.success_count = 0
+  s.total_rejections = 0
+  local tr = transition(s, c, 'closed', 'reset')
+  save(s, c, tr)
+  return reply(s, c, tr)
+end)

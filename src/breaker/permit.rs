@@ -1,0 +1,146 @@
+//! [`Permit`]: the right to make one call, settled by its outcome.
+
+use std::fmt;
+
+use super::CircuitBreaker;
+use crate::agent_id::AgentId;
+use crate::model::{Outcome, Ticket};
+
+/// Where a permit came from, and so where its outcome goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The breaker's store.
+    Store,
+    /// The local fallback breaker (store failed, `FailLocal`).
+    Local,
+    /// Admitted without a decision (store failed, `FailOpen`): nothing to record.
+    Unrecorded,
+}
+
+/// Permission to make one call to one agent.
+///
+/// Settle it with [`success`](Self::success), [`failure`](Self::failure) or
+/// [`neutral`](Self::neutral).
+///
+/// ## Behavior
+///
+/// - Settling records the outcome in the store (one round trip on Redis);
+///   a store error is logged, never returned: the call itself is done.
+/// - A permit dropped unsettled counts as [`Outcome::Neutral`]: a probe
+///   permit is handed back at once (on a spawned task, when a tokio runtime
+///   is running; otherwise its lease lapses after `recovery_timeout`), and
+///   nothing is counted. A closed-circuit permit needs no round trip at all.
+#[must_use = "a permit should be settled with success(), failure() or neutral()"]
+pub struct Permit {
+    breaker: CircuitBreaker,
+    agent: AgentId,
+    ticket: Ticket,
+    probe: bool,
+    origin: Origin,
+    settled: bool,
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("agent", &self.agent)
+            .field("generation", &self.ticket.generation)
+            .field("probe", &self.probe)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Permit {
+    pub(crate) fn new(
+        breaker: CircuitBreaker,
+        agent: AgentId,
+        ticket: Ticket,
+        probe: bool,
+        origin: Origin,
+    ) -> Self {
+        Self {
+            breaker,
+            agent,
+            ticket,
+            probe,
+            origin,
+            settled: false,
+        }
+    }
+
+    /// The agent this permit allows calling.
+    #[must_use]
+    pub fn agent(&self) -> &AgentId {
+        &self.agent
+    }
+
+    /// Whether this is a half-open probe (one of `half_open_max_calls`, fleet-wide).
+    #[must_use]
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    /// The circuit generation the permit was granted in.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.ticket.generation
+    }
+
+    /// Whether the decision came from the local fallback (the store failed).
+    #[must_use]
+    pub fn is_degraded(&self) -> bool {
+        self.origin != Origin::Store
+    }
+
+    /// The call succeeded.
+    pub async fn success(self) {
+        self.settle(Outcome::Success).await;
+    }
+
+    /// The call failed; `reason` is logged.
+    pub async fn failure(self, reason: impl Into<String>) {
+        let reason = reason.into();
+        tracing::debug!(agent = %self.agent, %reason, "call failed");
+        self.settle(Outcome::Failure).await;
+    }
+
+    /// The call says nothing about the agent (cancelled, or an error the
+    /// caller's classifier ignores).
+    pub async fn neutral(self) {
+        self.settle(Outcome::Neutral).await;
+    }
+
+    /// Settles with `outcome`.
+    pub async fn settle(mut self, outcome: Outcome) {
+        self.settled = true;
+        if outcome == Outcome::Neutral && !self.probe {
+            // A neutral outcome of a non-probe permit changes nothing.
+            return;
+        }
+        self.breaker
+            .settle(&self.agent, &self.ticket, outcome, self.origin)
+            .await;
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.settled || !self.probe {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(agent = %self.agent, "probe permit dropped outside a runtime; its lease will lapse");
+            return;
+        };
+        let breaker = self.breaker.clone();
+        let agent = self.agent.clone();
+        let ticket = self.ticket.clone();
+        let origin = self.origin;
+        runtime.spawn(async move {
+            breaker
+                .settle(&agent, &ticket, Outcome::Neutral, origin)
+                .await;
+        });
+    }
+}

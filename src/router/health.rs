@@ -1,0 +1,123 @@
+//! [`HealthStatus`], recent failures and the admin reset.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::FailoverRouter;
+use crate::agent_id::AgentId;
+use crate::breaker::{AgentMetrics, BreakerError};
+use crate::clock::{Clock, SystemClock};
+use crate::model::{CircuitState, Snapshot, Transition};
+use crate::store::FailureRecord;
+
+/// The fleet's routing health, in the shape of the original specification:
+///
+/// ```json
+/// {"total_agents": 3, "open_circuits": 1, "half_open_circuits": 0,
+///  "healthy_agents": 2, "routing_events": 127,
+///  "agents": {"agent-1": {"agent_id": "agent-1", "state": "open",
+///                         "metrics": {"failure_count": 5, "...": "..."}, "...": "..."}}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthStatus {
+    /// Agents reported: every agent the store knows (called by any pod),
+    /// plus any this router was asked to route to that no pod has called
+    /// yet (reported closed, with zero counters).
+    pub total_agents: usize,
+    /// Circuits open or forced open.
+    pub open_circuits: usize,
+    /// Circuits half-open (recovering).
+    pub half_open_circuits: usize,
+    /// Circuits closed or forced closed: agents ready to take calls.
+    pub healthy_agents: usize,
+    /// Routing decisions (one per `route_task` with a valid agent list)
+    /// made by every pod of the fleet. Each pod adds its
+    /// own in batches, every flush interval (default 1 s), and before it
+    /// answers this; so this pod's decisions are all counted, and other
+    /// pods' may lag by up to one flush interval.
+    pub routing_events: u64,
+    /// Each agent's state and counters, by agent id.
+    pub agents: BTreeMap<AgentId, AgentMetrics>,
+}
+
+impl HealthStatus {
+    fn from_agents(agents: BTreeMap<AgentId, AgentMetrics>, routing_events: u64) -> Self {
+        let count = |f: fn(CircuitState) -> bool| agents.values().filter(|m| f(m.state)).count();
+        Self {
+            total_agents: agents.len(),
+            open_circuits: count(|s| matches!(s, CircuitState::Open | CircuitState::ForcedOpen)),
+            half_open_circuits: count(|s| s == CircuitState::HalfOpen),
+            healthy_agents: count(CircuitState::admits_all),
+            routing_events,
+            agents,
+        }
+    }
+}
+
+impl<C> FailoverRouter<C> {
+    /// The health of every agent and the fleet-wide routing-decision count.
+    ///
+    /// Flushes this pod's pending routing decisions first, then reads each
+    /// agent's snapshot (one store call per agent).
+    ///
+    /// # Errors
+    ///
+    /// [`BreakerError::Store`] when the store fails.
+    pub async fn health_status(&self) -> Result<HealthStatus, BreakerError> {
+        let routing_events = self.inner.events.flush().await?;
+        let breaker = &self.inner.breaker;
+        let mut names = breaker.agents().await?;
+        names.extend(self.named_agents());
+        names.sort();
+        names.dedup();
+        let mut agents = BTreeMap::new();
+        for agent in names {
+            let metrics = match breaker.metrics(&agent).await {
+                Ok(metrics) => metrics,
+                // Named in a route, never called by any pod: a fresh circuit.
+                Err(BreakerError::UnknownAgent(_)) => {
+                    let fresh = Snapshot::fresh(breaker.config());
+                    AgentMetrics::from_snapshot(&agent, &fresh, SystemClock.now_ms())
+                }
+                Err(error) => return Err(error),
+            };
+            agents.insert(agent, metrics);
+        }
+        Ok(HealthStatus::from_agents(agents, routing_events))
+    }
+
+    /// Up to `limit` routing failures of the whole fleet, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`BreakerError::Store`] when the store fails.
+    pub async fn recent_failures(&self, limit: usize) -> Result<Vec<FailureRecord>, BreakerError> {
+        Ok(self.inner.breaker.store().recent_failures(limit).await?)
+    }
+
+    /// The admin reset, fleet-wide: the agent's circuit closed, its counters
+    /// zero, its backoff base. Delegates to [`CircuitBreaker::reset`](crate::CircuitBreaker::reset).
+    ///
+    /// # Errors
+    ///
+    /// [`BreakerError::InvalidAgentId`] for a bad id,
+    /// [`BreakerError::UnknownAgent`] for an agent no pod has called,
+    /// [`BreakerError::Store`] when the store fails.
+    pub async fn reset_agent(&self, agent: impl AsRef<str>) -> Result<Transition, BreakerError> {
+        let agent = AgentId::new(agent.as_ref())?;
+        self.inner.breaker.reset(&agent).await
+    }
+
+    /// Adds this pod's pending routing decisions to the fleet-wide count now
+    /// (a background task does it every flush interval); returns the total.
+    /// Call it before a pod shuts down.
+    ///
+    /// # Errors
+    ///
+    /// [`BreakerError::Store`] when the store fails; the pending count is
+    /// kept for the next flush.
+    pub async fn flush_routing_events(&self) -> Result<u64, BreakerError> {
+        Ok(self.inner.events.flush().await?)
+    }
+}

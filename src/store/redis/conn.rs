@@ -1,0 +1,226 @@
+//! Connections for the scripts: multiplexed connections cloned out of the
+//! pool and reused, and the mapping of Redis errors to [`StoreError`].
+//!
+//! Why not `pool.get()` per operation: deadpool-redis checks every
+//! connection it hands out with `UNWATCH` + `PING`, one more round trip and
+//! two more commands per operation. A multiplexed connection serves many
+//! tasks at once, so the store keeps a few of them ("lanes") and sends each
+//! script straight down one: one `EVALSHA` per operation.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+
+use super::super::StoreError;
+use super::super::scripts::Call;
+use crate::agent_id::AgentId;
+
+/// What a script's own validation error starts with (see `lua/lib.lua`).
+const INVALID_DATA: &str = "fleet-breaker: invalid data: ";
+
+/// The pool and the connections taken from it.
+///
+/// ## Behavior
+///
+/// - Calls are spread round-robin over the lanes; an empty lane is filled
+///   from the pool (checked by deadpool with a `PING`).
+/// - A lane whose connection fails or times out is emptied, so the next call
+///   on it takes a fresh, checked connection.
+/// - A call on a reused connection that turns out to be closed (Redis
+///   restarted, the network dropped it) is retried once on a fresh one,
+///   within the same timeout. Should the connection have died after Redis ran
+///   the script but before the reply came back, the operation is applied
+///   twice; a repeated acquire keeps one lease per permit id.
+pub(super) struct Lanes {
+    pool: deadpool_redis::Pool,
+    lanes: Box<[Mutex<Option<MultiplexedConnection>>]>,
+    next: AtomicUsize,
+    timeout: Duration,
+}
+
+impl Lanes {
+    /// `count` lanes (at least one) over `pool`, every call bounded by `timeout`.
+    pub(super) fn new(pool: deadpool_redis::Pool, count: usize, timeout: Duration) -> Self {
+        Self {
+            pool,
+            lanes: (0..count.max(1)).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            timeout,
+        }
+    }
+
+    pub(super) fn pool(&self) -> &deadpool_redis::Pool {
+        &self.pool
+    }
+
+    /// Runs `script` with `call`'s KEYS and ARGV; `agent` names the data in errors.
+    pub(super) async fn eval(
+        &self,
+        script: &::redis::Script,
+        call: &Call,
+        agent: &AgentId,
+    ) -> Result<Value, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        for key in &call.keys {
+            invocation.key(key);
+        }
+        for arg in &call.args {
+            invocation.arg(arg);
+        }
+        let invocation = &invocation;
+        self.run(move |mut conn| async move { invocation.invoke_async::<Value>(&mut conn).await })
+            .await
+            .map_err(|e| match e {
+                Failure::Redis(e) => store_error(&e, agent),
+                Failure::Store(e) => e,
+            })
+    }
+
+    /// Runs one command.
+    pub(super) async fn query<T: ::redis::FromRedisValue>(
+        &self,
+        cmd: &::redis::Cmd,
+        what: &str,
+    ) -> Result<T, StoreError> {
+        self.run(move |mut conn| async move { cmd.query_async::<T>(&mut conn).await })
+            .await
+            .map_err(|e| match e {
+                Failure::Redis(e) => command_error(&e, what),
+                Failure::Store(e) => e,
+            })
+    }
+
+    /// Runs `op` on a lane's connection, bounded by the timeout, retrying
+    /// once on a fresh connection if a reused one was closed.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, Failure>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        let attempt = async {
+            let (conn, reused) = self.connection(lane).await?;
+            match op(conn).await {
+                Ok(value) => Ok(value),
+                Err(e) if reused && is_closed(&e) => {
+                    self.clear(lane);
+                    let (conn, _) = self.connection(lane).await?;
+                    op(conn).await.map_err(|e| self.fail(lane, e))
+                }
+                Err(e) => Err(self.fail(lane, e)),
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.clear(lane);
+                Err(Failure::Store(StoreError::Timeout(self.timeout)))
+            }
+        }
+    }
+
+    /// The lane's connection (`true`: reused), or a fresh one from the pool.
+    async fn connection(&self, lane: usize) -> Result<(MultiplexedConnection, bool), Failure> {
+        if let Some(conn) = self.slot(lane).clone() {
+            return Ok((conn, true));
+        }
+        let pooled = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| Failure::Store(self.pool_error(e)))?;
+        // A clone shares the pooled connection's socket; the pool keeps
+        // recycling it for its other users.
+        let conn = MultiplexedConnection::clone(&pooled);
+        *self.slot(lane) = Some(conn.clone());
+        Ok((conn, false))
+    }
+
+    fn slot(&self, lane: usize) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+        self.lanes[lane]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn clear(&self, lane: usize) {
+        *self.slot(lane) = None;
+    }
+
+    /// Empties the lane if the error says the connection is unusable.
+    fn fail(&self, lane: usize, e: RedisError) -> Failure {
+        if is_unavailable(&e) {
+            self.clear(lane);
+        }
+        Failure::Redis(e)
+    }
+
+    fn pool_error(&self, e: deadpool_redis::PoolError) -> StoreError {
+        match e {
+            deadpool_redis::PoolError::Timeout(_) => StoreError::Timeout(self.timeout),
+            deadpool_redis::PoolError::Backend(e) if !is_unavailable(&e) => {
+                StoreError::Command(e.to_string())
+            }
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// An error before it is put in context.
+enum Failure {
+    Redis(RedisError),
+    Store(StoreError),
+}
+
+/// The connection was closed under the request (a restart, a dropped socket).
+fn is_closed(e: &RedisError) -> bool {
+    e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+/// Redis cannot be reached, or cannot serve now: what a
+/// [`StorePolicy`](crate::StorePolicy) covers.
+fn is_unavailable(e: &RedisError) -> bool {
+    e.is_io_error()
+        || is_closed(e)
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            ErrorKind::AuthenticationFailed
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::ReadOnly
+                )
+        )
+        // A long script elsewhere holds the server.
+        || e.code() == Some("BUSY")
+}
+
+/// The error of a script on `agent`'s keys.
+fn store_error(e: &RedisError, agent: &AgentId) -> StoreError {
+    if let Some(detail) = e.detail().and_then(|d| d.strip_prefix(INVALID_DATA)) {
+        return StoreError::InvalidData {
+            what: format!("state of agent {agent}"),
+            detail: detail.to_owned(),
+        };
+    }
+    command_error(e, &format!("script reply for agent {agent}"))
+}
+
+/// The error of any command; `what` names the reply in [`StoreError::InvalidData`].
+pub(super) fn command_error(e: &RedisError, what: &str) -> StoreError {
+    if is_unavailable(e) {
+        return StoreError::Unavailable(e.to_string());
+    }
+    match e.kind() {
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => StoreError::InvalidData {
+            what: what.to_owned(),
+            detail: e.to_string(),
+        },
+        _ => StoreError::Command(e.to_string()),
+    }
+}

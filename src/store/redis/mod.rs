@@ -1,0 +1,271 @@
+//! [`RedisStore`]: breaker state shared by a fleet, changed only by Lua scripts.
+//!
+//! - `mod.rs`: the store and its [`BreakerStore`] implementation.
+//! - `builder.rs`: [`RedisStoreBuilder`], connection settings and checks.
+//! - `conn.rs`: the connections scripts run on, and error mapping.
+//! - `reply.rs`: reading the scripts' replies.
+//!
+//! The scripts themselves are in `lua/`, loaded by `store/scripts.rs`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::scripts::{self, Call};
+use super::{Applied, BreakerStore, Keys, StoreError};
+use crate::agent_id::AgentId;
+use crate::clock::Clock;
+use crate::config::{BreakerConfig, duration_ms};
+use crate::model::{Decision, ForceMode, Outcome, Ticket};
+
+mod builder;
+mod conn;
+mod reply;
+
+pub use builder::RedisStoreBuilder;
+
+/// The default key prefix, which namespaces one fleet.
+pub const DEFAULT_PREFIX: &str = "fleet-breaker";
+
+/// The default timeout of every Redis operation.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// The longest force TTL: a force must end at a time a Lua number (a double)
+/// holds exactly, 2^53 ms. 2^52 ms is about 142,000 years.
+const MAX_FORCE_TTL_MS: u64 = 1 << 52;
+
+/// The store a fleet shares: every agent's state in Redis (DESIGN.md section 3).
+///
+/// ## Behavior
+///
+/// - Every operation runs one Lua script (`lua/`), atomically, on the keys of
+///   one agent: one `EVALSHA`, nothing else. Scripts read the time from Redis
+///   `TIME`, so pods with skewed clocks agree.
+/// - Scripts are invoked by hash and reloaded on `NOSCRIPT`, so a restarted or
+///   flushed Redis is invisible to callers.
+/// - Scripts check every argument and stored field before they write: a
+///   corrupt hash gives [`StoreError::InvalidData`] naming the key and field,
+///   and nothing is written.
+/// - An acquire on a closed circuit writes nothing; other operations write
+///   only the fields that changed.
+/// - Every operation is bounded by the timeout (default 100 ms); past it the
+///   caller gets [`StoreError::Timeout`], never a hang.
+/// - Scripts run on multiplexed connections taken from the pool and reused.
+///   A reused connection found closed (a restart) is replaced and the call
+///   retried once, within the timeout; if the connection died after Redis
+///   ran the script and before its reply arrived, the operation is applied
+///   twice.
+/// - Clones share the connections.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    lanes: conn::Lanes,
+    keys: Keys,
+    timeout: Duration,
+    transitions_max_len: u64,
+    clock_override: Option<Arc<dyn Clock>>,
+    url_display: String,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.inner.url_display)
+            .field("prefix", &self.inner.keys.prefix())
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A builder for the Redis at `url` (`redis://[user:password@]host:port[/db]`).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(url.into())
+    }
+
+    /// The key layout this store uses.
+    #[must_use]
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    /// The connection pool, for callers that need other commands on the same Redis.
+    #[must_use]
+    pub fn pool(&self) -> &deadpool_redis::Pool {
+        self.inner.lanes.pool()
+    }
+
+    /// The bound on every operation.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// The keys and common arguments of a script call on `agent`.
+    fn call(&self, config: &BreakerConfig, agent: &AgentId) -> Call {
+        let now_override = self
+            .inner
+            .clock_override
+            .as_ref()
+            .map(|clock| clock.now_ms());
+        Call::new(
+            &self.inner.keys,
+            agent,
+            config,
+            self.inner.transitions_max_len,
+            now_override,
+        )
+    }
+
+    /// Answers a PING, or says what to check.
+    async fn ping(&self) -> Result<(), StoreError> {
+        let pong: String = self
+            .inner
+            .lanes
+            .query(&::redis::cmd("PING"), "PING reply")
+            .await
+            .map_err(|e| {
+                let cause = match e {
+                    StoreError::Timeout(t) => return StoreError::Timeout(t),
+                    StoreError::Unavailable(cause) | StoreError::Command(cause) => cause,
+                    other => other.to_string(),
+                };
+                StoreError::Unavailable(format!(
+                    "no answer from Redis at {} ({cause}); check that Redis runs there and \
+                     that the URL's host, port, user, password and database are right",
+                    self.inner.url_display
+                ))
+            })?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(StoreError::InvalidData {
+                what: "PING reply".to_owned(),
+                detail: format!("{pong:?}, expected \"PONG\""),
+            })
+        }
+    }
+}
+
+#[async_trait]
+impl BreakerStore for RedisStore {
+    async fn acquire(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        permit_id: &str,
+    ) -> Result<Applied<Decision>, StoreError> {
+        let call = self.call(config, agent).arg(permit_id);
+        let value = self
+            .inner
+            .lanes
+            .eval(&scripts::ACQUIRE, &call, agent)
+            .await?;
+        reply::acquire(value, agent)
+    }
+
+    async fn record(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        ticket: &Ticket,
+        outcome: Outcome,
+    ) -> Result<Applied<()>, StoreError> {
+        let call = self
+            .call(config, agent)
+            .arg(ticket.permit_id.as_str())
+            .arg(ticket.generation.to_string())
+            .arg(outcome.as_str());
+        let value = self
+            .inner
+            .lanes
+            .eval(&scripts::RECORD, &call, agent)
+            .await?;
+        reply::unit(value, agent)?.ok_or_else(|| StoreError::InvalidData {
+            what: format!("script reply for agent {agent}"),
+            detail: "the record script answered nil".to_owned(),
+        })
+    }
+
+    async fn reset(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        let call = self.call(config, agent);
+        let value = self.inner.lanes.eval(&scripts::RESET, &call, agent).await?;
+        reply::unit(value, agent)
+    }
+
+    async fn force(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        mode: ForceMode,
+        ttl: Option<Duration>,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        let ttl_ms = ttl.map(duration_ms);
+        if let Some(ms) = ttl_ms.filter(|&ms| ms > MAX_FORCE_TTL_MS) {
+            return Err(StoreError::InvalidSettings(format!(
+                "a force TTL of {ms} ms is longer than the {MAX_FORCE_TTL_MS} ms Redis scripts \
+                 can hold exactly; force with no TTL to hold it until changed"
+            )));
+        }
+        let call = self
+            .call(config, agent)
+            .arg(mode.as_str())
+            .arg(ttl_ms.map_or_else(String::new, |ms| ms.to_string()));
+        let value = self.inner.lanes.eval(&scripts::FORCE, &call, agent).await?;
+        reply::unit(value, agent)
+    }
+
+    async fn snapshot(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        let call = self.call(config, agent);
+        let value = self
+            .inner
+            .lanes
+            .eval(&scripts::SNAPSHOT, &call, agent)
+            .await?;
+        reply::unit(value, agent)
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentId>, StoreError> {
+        let key = self.inner.keys.agents();
+        let members: Vec<Vec<u8>> = self
+            .inner
+            .lanes
+            .query(::redis::cmd("SMEMBERS").arg(&key), "agents set")
+            .await?;
+        let mut agents: Vec<AgentId> = members
+            .iter()
+            .filter_map(|member| {
+                let id = std::str::from_utf8(member)
+                    .ok()
+                    .and_then(|text| AgentId::new(text).ok());
+                if id.is_none() {
+                    tracing::warn!(
+                        key = %key,
+                        member = %String::from_utf8_lossy(member),
+                        "skipping a member of the agents set that is not a valid agent id"
+                    );
+                }
+                id
+            })
+            .collect();
+        agents.sort();
+        Ok(agents)
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}

@@ -1,0 +1,168 @@
+//! The classifier and the slow-call threshold: what a result says about
+//! the agent, and what the router does next.
+
+use std::time::Duration;
+
+use fleet_breaker::router::{FailoverRouter, RouteError};
+use fleet_breaker::{CircuitBreaker, Outcome};
+
+use crate::common::{Agents, Behave, breaker, id};
+
+async fn failures(breaker: &CircuitBreaker, agent: &str) -> u64 {
+    breaker
+        .metrics(&id(agent))
+        .await
+        .unwrap()
+        .metrics
+        .failure_count
+}
+
+async fn successes(breaker: &CircuitBreaker, agent: &str) -> u64 {
+    breaker
+        .metrics(&id(agent))
+        .await
+        .unwrap()
+        .metrics
+        .success_count
+}
+
+#[tokio::test]
+async fn by_default_err_is_a_failure_and_ok_a_success() {
+    let (breaker, _clock) = breaker(5);
+    let router = FailoverRouter::new(breaker.clone());
+    let agents = Agents::new(&[("agent-1", Behave::Fail("boom"))]);
+
+    let routed = router
+        .route_task("t", ["agent-1", "agent-2"], agents.task_fn(), 1)
+        .await
+        .unwrap();
+
+    assert_eq!(routed.outcome, Outcome::Success);
+    assert_eq!(failures(&breaker, "agent-1").await, 1);
+    assert_eq!(successes(&breaker, "agent-2").await, 1);
+}
+
+#[tokio::test]
+async fn an_error_the_classifier_calls_neutral_is_returned_without_failover_or_charge() {
+    let (breaker, _clock) = breaker(5);
+    let router = FailoverRouter::builder(breaker.clone())
+        .classifier(|result: Result<&String, &String>| match result {
+            Ok(_) => Outcome::Success,
+            Err(e) if e.starts_with("400") => Outcome::Neutral,
+            Err(_) => Outcome::Failure,
+        })
+        .build()
+        .unwrap();
+    let agents = Agents::new(&[("agent-1", Behave::Fail("400 bad request"))]);
+
+    let error = router
+        .route_task("t", ["agent-1", "agent-2"], agents.task_fn(), 1)
+        .await
+        .expect_err("the caller's mistake comes back");
+
+    let RouteError::Inner { agent, error, .. } = &error else {
+        panic!("expected the call's own error, got {error:?}");
+    };
+    assert_eq!(
+        (agent.as_str(), error.as_str()),
+        ("agent-1", "400 bad request")
+    );
+    assert_eq!(
+        agents.calls(),
+        ["agent-1"],
+        "a neutral error is not tried elsewhere"
+    );
+    assert_eq!(
+        failures(&breaker, "agent-1").await,
+        0,
+        "the agent is not charged"
+    );
+    assert!(router.recent_failures(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_ok_result_the_classifier_calls_a_failure_fails_over() {
+    let (breaker, _clock) = breaker(5);
+    let router = FailoverRouter::builder(breaker.clone())
+        .classifier(|result: Result<&String, &String>| match result {
+            Ok(body) if body.starts_with("agent-1") => Outcome::Failure,
+            Ok(_) => Outcome::Success,
+            Err(_) => Outcome::Failure,
+        })
+        .build()
+        .unwrap();
+    let agents = Agents::default();
+
+    let routed = router
+        .route_task("t", ["agent-1", "agent-2"], agents.task_fn(), 1)
+        .await
+        .unwrap();
+
+    assert_eq!(routed.agent, id("agent-2"));
+    assert_eq!(agents.calls(), ["agent-1", "agent-2"]);
+    assert_eq!(failures(&breaker, "agent-1").await, 1);
+    let journal = router.recent_failures(10).await.unwrap();
+    assert_eq!(
+        journal[0].reason,
+        "the classifier counted the result as a failure"
+    );
+}
+
+#[tokio::test]
+async fn an_ok_result_the_classifier_calls_neutral_is_served_and_not_counted() {
+    let (breaker, _clock) = breaker(5);
+    let router = FailoverRouter::builder(breaker.clone())
+        .classifier(|_: Result<&String, &String>| Outcome::Neutral)
+        .build()
+        .unwrap();
+    let agents = Agents::default();
+
+    let routed = router
+        .route_task("t", ["agent-1"], agents.task_fn(), 1)
+        .await
+        .unwrap();
+
+    assert_eq!(routed.outcome, Outcome::Neutral);
+    assert_eq!(successes(&breaker, "agent-1").await, 0);
+    assert_eq!(failures(&breaker, "agent-1").await, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_success_slower_than_the_threshold_is_served_but_charged_as_a_failure() {
+    let (breaker, _clock) = breaker(5);
+    let router = FailoverRouter::builder(breaker.clone())
+        .slow_call_threshold(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let agents = Agents::new(&[
+        ("agent-1", Behave::Slow(Duration::from_secs(2))),
+        ("agent-2", Behave::Slow(Duration::from_millis(500))),
+    ]);
+
+    let slow = router
+        .route_task("slow", ["agent-1"], agents.task_fn(), 1)
+        .await
+        .unwrap();
+    let fast = router
+        .route_task("fast", ["agent-2"], agents.task_fn(), 2)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        slow.value, "agent-1 did 1",
+        "the slow answer is still returned"
+    );
+    assert_eq!(slow.outcome, Outcome::Failure);
+    assert_eq!(failures(&breaker, "agent-1").await, 1);
+    assert_eq!(fast.outcome, Outcome::Success);
+    assert_eq!(failures(&breaker, "agent-2").await, 0);
+    let journal = router.recent_failures(10).await.unwrap();
+    assert_eq!(journal.len(), 1);
+    assert!(
+        journal[0]
+            .reason
+            .starts_with("slow call: took 2s, over the 1s threshold"),
+        "{}",
+        journal[0].reason
+    );
+}

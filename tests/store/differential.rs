@@ -1,0 +1,350 @@
+//! Random operation sequences applied to the model, to `MemoryStore` and to
+//! `RedisStore` (with Redis time driven by the test-only clock override) give
+//! identical decisions, snapshots and transitions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use fleet_breaker::model::{self, Ticket};
+use fleet_breaker::store::{Applied, BreakerStore};
+use fleet_breaker::{
+    AgentId, BreakerConfig, ForceMode, ManualClock, MemoryStore, Outcome, RedisStore, Snapshot,
+    Transition,
+};
+use proptest::prelude::*;
+use redis::AsyncCommands;
+
+use crate::support::TestRedis;
+
+const AGENTS: [&str; 2] = ["agent-a", "agent-b"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Acquire {
+        agent: usize,
+    },
+    Record {
+        agent: usize,
+        pick: usize,
+        outcome: Outcome,
+    },
+    Reset {
+        agent: usize,
+    },
+    Force {
+        agent: usize,
+        mode: ForceMode,
+        ttl_ms: Option<u64>,
+    },
+    Snapshot {
+        agent: usize,
+    },
+    Advance {
+        ms: u64,
+    },
+}
+
+fn outcome() -> impl Strategy<Value = Outcome> {
+    prop_oneof![
+        3 => Just(Outcome::Failure),
+        3 => Just(Outcome::Success),
+        1 => Just(Outcome::Neutral),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let agent = 0..AGENTS.len();
+    prop_oneof![
+        6 => agent.clone().prop_map(|agent| Op::Acquire { agent }),
+        6 => (agent.clone(), any::<usize>(), outcome())
+            .prop_map(|(agent, pick, outcome)| Op::Record { agent, pick, outcome }),
+        1 => agent.clone().prop_map(|agent| Op::Reset { agent }),
+        1 => (
+            agent.clone(),
+            prop_oneof![Just(ForceMode::Open), Just(ForceMode::Closed), Just(ForceMode::Auto)],
+            proptest::option::of(1u64..3_000),
+        )
+            .prop_map(|(agent, mode, ttl_ms)| Op::Force { agent, mode, ttl_ms }),
+        1 => agent.prop_map(|agent| Op::Snapshot { agent }),
+        4 => prop_oneof![0u64..50, 50u64..4_000].prop_map(|ms| Op::Advance { ms }),
+    ]
+}
+
+fn config() -> impl Strategy<Value = BreakerConfig> {
+    (
+        1u32..5,
+        1u32..4,
+        10u64..1_500,
+        0u32..20,
+        1u64..8,
+        50u64..3_000,
+    )
+        .prop_map(|(threshold, probes, base, tenths, max_factor, recovery)| {
+            BreakerConfig::builder()
+                .failure_threshold(threshold)
+                .half_open_max_calls(probes)
+                .base_backoff(Duration::from_millis(base))
+                .backoff_multiplier(1.0 + f64::from(tenths) / 10.0)
+                .max_backoff(Duration::from_millis(base * max_factor))
+                .recovery_timeout(Duration::from_millis(recovery))
+                .build()
+                .expect("strategy makes valid configs")
+        })
+}
+
+/// The model applied directly: the reference.
+#[derive(Default)]
+struct Reference {
+    agents: HashMap<AgentId, Snapshot>,
+}
+
+/// What one operation produced, in a form all three sides can give.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    decision: Option<model::Decision>,
+    snapshot: Option<Snapshot>,
+    transition: Option<Transition>,
+}
+
+impl Seen {
+    fn of<T>(
+        applied: Option<Applied<T>>,
+        decision: impl FnOnce(&T) -> Option<model::Decision>,
+    ) -> Self {
+        match applied {
+            None => Self {
+                decision: None,
+                snapshot: None,
+                transition: None,
+            },
+            Some(a) => Self {
+                decision: decision(&a.value),
+                snapshot: Some(a.snapshot),
+                transition: a.transition,
+            },
+        }
+    }
+}
+
+impl Reference {
+    fn apply(&mut self, config: &BreakerConfig, agent: &AgentId, now: u64, op: &Step) -> Seen {
+        let existing = self.agents.contains_key(agent);
+        let creates = matches!(op, Step::Acquire(_) | Step::Record(..));
+        if !existing && !creates {
+            return Seen {
+                decision: None,
+                snapshot: None,
+                transition: None,
+            };
+        }
+        let s = self
+            .agents
+            .entry(agent.clone())
+            .or_insert_with(|| Snapshot::fresh(config));
+        let (decision, transition) = match op {
+            Step::Acquire(id) => {
+                let step = model::acquire(s, config, agent, now, id);
+                (Some(step.decision), step.transition)
+            }
+            Step::Record(ticket, outcome) => {
+                (None, model::record(s, config, agent, now, ticket, *outcome))
+            }
+            Step::Reset => (None, Some(model::reset(s, config, agent, now))),
+            Step::Force(mode, ttl) => {
+                (None, Some(model::force(s, config, agent, now, *mode, *ttl)))
+            }
+            Step::Snapshot => (None, model::refresh(s, config, agent, now)),
+        };
+        Seen {
+            decision,
+            snapshot: Some(s.clone()),
+            transition,
+        }
+    }
+}
+
+/// One store-level operation with its arguments resolved.
+enum Step {
+    Acquire(String),
+    Record(Ticket, Outcome),
+    Reset,
+    Force(ForceMode, Option<u64>),
+    Snapshot,
+}
+
+async fn apply_store(
+    store: &dyn BreakerStore,
+    config: &BreakerConfig,
+    agent: &AgentId,
+    step: &Step,
+) -> Seen {
+    let result = match step {
+        Step::Acquire(id) => store
+            .acquire(config, agent, id)
+            .await
+            .map(|a| Seen::of(Some(a), |d| Some(*d))),
+        Step::Record(ticket, outcome) => store
+            .record(config, agent, ticket, *outcome)
+            .await
+            .map(|a| Seen::of(Some(a), |()| None)),
+        Step::Reset => store
+            .reset(config, agent)
+            .await
+            .map(|a| Seen::of(a, |()| None)),
+        Step::Force(mode, ttl) => store
+            .force(config, agent, *mode, ttl.map(Duration::from_millis))
+            .await
+            .map(|a| Seen::of(a, |()| None)),
+        Step::Snapshot => store
+            .snapshot(config, agent)
+            .await
+            .map(|a| Seen::of(a, |()| None)),
+    };
+    result.unwrap_or_else(|e| panic!("{} store failed: {e}", store.kind()))
+}
+
+static CASE: AtomicU64 = AtomicU64::new(0);
+
+async fn run_case(
+    redis: &TestRedis,
+    config: BreakerConfig,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
+    let clock = ManualClock::default();
+    let memory = MemoryStore::with_clock(Arc::new(clock.clone()));
+    let prefix = format!(
+        "{}-{}",
+        crate::support::unique_prefix("differential"),
+        CASE.fetch_add(1, Ordering::SeqCst)
+    );
+    let redis_store = RedisStore::builder(redis.url())
+        .prefix(prefix)
+        .timeout(Duration::from_secs(5))
+        .clock_override(Arc::new(clock.clone()))
+        .build()
+        .await
+        .expect("connect to the test Redis");
+    let mut reference = Reference::default();
+    let mut tickets: Vec<(usize, Ticket)> = Vec::new();
+    let mut transitions = Vec::new();
+    let mut permit_ids = 0u64;
+
+    for (index, op) in ops.iter().enumerate() {
+        let (agent_index, step) = match *op {
+            Op::Advance { ms } => {
+                clock.advance(Duration::from_millis(ms));
+                continue;
+            }
+            Op::Acquire { agent } => {
+                permit_ids += 1;
+                (agent, Step::Acquire(format!("permit-{permit_ids:04}")))
+            }
+            Op::Record {
+                agent,
+                pick,
+                outcome,
+            } => {
+                let mine: Vec<usize> = (0..tickets.len())
+                    .filter(|&i| tickets[i].0 == agent)
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let (_, ticket) = tickets.remove(mine[pick % mine.len()]);
+                (agent, Step::Record(ticket, outcome))
+            }
+            Op::Reset { agent } => (agent, Step::Reset),
+            Op::Force {
+                agent,
+                mode,
+                ttl_ms,
+            } => (agent, Step::Force(mode, ttl_ms)),
+            Op::Snapshot { agent } => (agent, Step::Snapshot),
+        };
+        let agent = AgentId::new(AGENTS[agent_index]).expect("valid id");
+        let expected = reference.apply(&config, &agent, clock.now_ms_for_test(), &step);
+        let from_memory = apply_store(&memory, &config, &agent, &step).await;
+        let from_redis = apply_store(&redis_store, &config, &agent, &step).await;
+        prop_assert_eq!(
+            &from_memory,
+            &expected,
+            "memory store diverged at op {} ({:?})",
+            index,
+            op
+        );
+        prop_assert_eq!(
+            &from_redis,
+            &expected,
+            "redis store diverged at op {} ({:?})",
+            index,
+            op
+        );
+        if let (Step::Acquire(id), Some(model::Decision::Granted(grant))) =
+            (&step, expected.decision)
+        {
+            tickets.push((
+                agent_index,
+                Ticket {
+                    permit_id: id.clone(),
+                    generation: grant.generation,
+                },
+            ));
+        }
+        transitions.extend(expected.transition);
+    }
+
+    // Every transition was appended to the stream once, in order.
+    let mut conn = redis.connection().await;
+    let entries: redis::streams::StreamRangeReply = conn
+        .xrange_all(redis_store.keys().transitions())
+        .await
+        .expect("read the transitions stream");
+    let published: Vec<Transition> = entries
+        .ids
+        .iter()
+        .map(|entry| {
+            let json: String = entry.get("msg").expect("a msg field");
+            serde_json::from_str(&json).expect("a transition message")
+        })
+        .collect();
+    prop_assert_eq!(published, transitions);
+    Ok(())
+}
+
+/// Reads the manual clock (a helper so the test reads like the contract).
+trait NowForTest {
+    fn now_ms_for_test(&self) -> u64;
+}
+
+impl NowForTest for ManualClock {
+    fn now_ms_for_test(&self) -> u64 {
+        fleet_breaker::Clock::now_ms(self)
+    }
+}
+
+#[test]
+fn model_memory_store_and_redis_store_agree_on_random_sequences() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let redis = runtime.block_on(TestRedis::start());
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(96);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        source_file: Some(file!()),
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(
+        &(config(), proptest::collection::vec(op(), 1..80)),
+        |(config, ops)| runtime.block_on(run_case(&redis, config, ops)),
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}

@@ -1,0 +1,217 @@
+//! Sixteen pods (breakers with their own pools) race on one agent in one Redis.
+
+use std::time::Duration;
+
+use fleet_breaker::{
+    AgentId, BreakerConfig, CircuitBreaker, CircuitState, Permit, RedisStore, StorePolicy,
+    Transition,
+};
+use futures::StreamExt;
+use futures::future::join_all;
+use redis::AsyncCommands;
+
+use crate::support::{TestRedis, unique_prefix};
+
+const PODS: usize = 16;
+
+fn config() -> BreakerConfig {
+    BreakerConfig::builder()
+        .base_backoff(Duration::from_millis(40))
+        .max_backoff(Duration::from_millis(200))
+        .recovery_timeout(Duration::from_secs(10))
+        .build()
+        .expect("valid config")
+}
+
+async fn fleet(redis: &TestRedis, prefix: &str) -> Vec<CircuitBreaker> {
+    let mut pods = Vec::with_capacity(PODS);
+    for pod in 0..PODS {
+        let store = RedisStore::builder(redis.url())
+            .prefix(prefix)
+            .timeout(Duration::from_secs(2))
+            .pool_size(4)
+            .build()
+            .await
+            .expect("connect");
+        let breaker = CircuitBreaker::builder()
+            .store(store)
+            .config(config())
+            .policy(StorePolicy::FailClosed)
+            .instance_id(format!("pod-{pod}"))
+            .build()
+            .expect("valid breaker");
+        pods.push(breaker);
+    }
+    pods
+}
+
+async fn published(redis: &TestRedis, prefix: &str) -> Vec<Transition> {
+    let mut conn = redis.connection().await;
+    let reply: redis::streams::StreamRangeReply = conn
+        .xrange_all(format!("{prefix}:transitions"))
+        .await
+        .expect("read stream");
+    reply
+        .ids
+        .iter()
+        .map(|e| serde_json::from_str(&e.get::<String>("msg").expect("msg")).expect("json"))
+        .collect()
+}
+
+/// Every pod holds a permit granted while closed, then all record failures at once.
+async fn open_by_racing_failures(pods: &[CircuitBreaker], agent: &AgentId) {
+    let permits: Vec<Permit> = join_all(pods.iter().map(|pod| pod.acquire(agent)))
+        .await
+        .into_iter()
+        .map(|p| p.expect("closed circuit admits"))
+        .collect();
+    join_all(permits.into_iter().map(|p| p.failure("down"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_pods_open_the_circuit_after_exactly_five_recorded_failures() {
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix("races-open");
+    let pods = fleet(&redis, &prefix).await;
+    let agent = AgentId::new("agent-1").unwrap();
+
+    open_by_racing_failures(&pods, &agent).await;
+
+    let snapshot = pods[3].snapshot(&agent).await.unwrap();
+    assert_eq!(snapshot.state, CircuitState::Open);
+    assert_eq!(
+        snapshot.failure_count, 5,
+        "failures after the opening are stale and not counted"
+    );
+    assert_eq!(snapshot.generation, 1);
+    assert_eq!(snapshot.backoff_ms, 60);
+    let transitions = published(&redis, &prefix).await;
+    assert_eq!(
+        transitions.len(),
+        1,
+        "one opening, one message: {transitions:?}"
+    );
+    assert_eq!(
+        (transitions[0].from, transitions[0].to),
+        (CircuitState::Closed, CircuitState::Open)
+    );
+
+    // While open, every pod is rejected.
+    for pod in &pods {
+        assert!(pod.acquire(&agent).await.is_err());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_grants_exactly_three_probes_across_sixteen_pods() {
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix("races-probes");
+    let pods = fleet(&redis, &prefix).await;
+    let agent = AgentId::new("agent-1").unwrap();
+    open_by_racing_failures(&pods, &agent).await;
+    tokio::time::sleep(Duration::from_millis(80)).await; // past the 60 ms backoff
+
+    // Every pod asks four times at once, holding whatever it gets.
+    let agent = &agent;
+    let attempts = pods
+        .iter()
+        .flat_map(|pod| (0..4).map(move |_| pod.acquire(agent)));
+    let granted: Vec<Permit> = join_all(attempts)
+        .await
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(granted.len(), 3, "probe permits granted fleet-wide");
+    assert!(granted.iter().all(Permit::is_probe));
+    assert_eq!(pods[0].snapshot(agent).await.unwrap().probes.len(), 3);
+
+    join_all(granted.into_iter().map(Permit::success)).await;
+    let snapshot = pods[9].snapshot(agent).await.unwrap();
+    assert_eq!(snapshot.state, CircuitState::Closed);
+    assert_eq!(
+        snapshot.backoff_ms, 40,
+        "a close resets the backoff to base"
+    );
+
+    let path: Vec<_> = published(&redis, &prefix)
+        .await
+        .iter()
+        .map(|t| (t.from, t.to))
+        .collect();
+    assert_eq!(
+        path,
+        [
+            (CircuitState::Closed, CircuitState::Open),
+            (CircuitState::Open, CircuitState::HalfOpen),
+            (CircuitState::HalfOpen, CircuitState::Closed),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_state_change_is_published_exactly_once_under_contention() {
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix("races-once");
+    let pods = fleet(&redis, &prefix).await;
+    let agent = AgentId::new("agent-1").unwrap();
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(format!("{prefix}:events")).await.unwrap();
+    let mut messages = pubsub.into_on_message();
+
+    // Three cycles of: race to open, wait out the backoff, race for probes.
+    // In the second cycle the first round of probes fails and reopens it.
+    for cycle in 0..3 {
+        open_by_racing_failures(&pods, &agent).await;
+        for round in 0..2 {
+            // Real Redis time: let the backoff (at most 200 ms) pass.
+            tokio::time::sleep(Duration::from_millis(220)).await;
+            let attempts = pods.iter().map(|pod| pod.acquire(&agent));
+            let probes: Vec<Permit> = join_all(attempts)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect();
+            assert_eq!(probes.len(), 3, "cycle {cycle} round {round}");
+            if cycle == 1 && round == 0 {
+                join_all(probes.into_iter().map(|p| p.failure("still down"))).await;
+            } else {
+                join_all(probes.into_iter().map(Permit::success)).await;
+                break;
+            }
+        }
+        assert_eq!(
+            pods[cycle].snapshot(&agent).await.unwrap().state,
+            CircuitState::Closed
+        );
+    }
+
+    let transitions = published(&redis, &prefix).await;
+    let generations: Vec<u64> = transitions.iter().map(|t| t.generation).collect();
+    let expected: Vec<u64> = (1..=transitions.len() as u64).collect();
+    assert_eq!(
+        generations, expected,
+        "one message per generation, none twice, none missing"
+    );
+    let final_state = pods[15].snapshot(&agent).await.unwrap();
+    assert_eq!(final_state.generation, transitions.len() as u64);
+    for window in transitions.windows(2) {
+        assert_eq!(
+            window[0].to, window[1].from,
+            "transitions chain: {window:?}"
+        );
+    }
+
+    // Pub/sub carried the same messages.
+    let mut live = Vec::new();
+    while live.len() < transitions.len() {
+        let message = tokio::time::timeout(Duration::from_secs(2), messages.next())
+            .await
+            .expect("every transition is published")
+            .expect("subscription open");
+        let payload: String = message.get_payload().unwrap();
+        live.push(serde_json::from_str::<Transition>(&payload).unwrap());
+    }
+    assert_eq!(live, transitions);
+}

@@ -1,0 +1,95 @@
+//! `SCRIPT FLUSH` and a Redis restart between calls are invisible to callers.
+
+use std::time::Duration;
+
+use fleet_breaker::{AgentId, CircuitBreaker, CircuitState, RedisStore, StorePolicy};
+
+use crate::support::{TestRedis, unique_prefix};
+
+async fn breaker(redis: &TestRedis, prefix: &str) -> CircuitBreaker {
+    let store = RedisStore::builder(redis.url())
+        .prefix(prefix)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .expect("connect");
+    // Fail closed, so that any store error would show as a rejection.
+    CircuitBreaker::builder()
+        .store(store)
+        .policy(StorePolicy::FailClosed)
+        .build()
+        .expect("valid breaker")
+}
+
+#[tokio::test]
+async fn script_flush_between_calls_is_invisible() {
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix("noscript-flush");
+    let breaker = breaker(&redis, &prefix).await;
+    let agent = AgentId::new("agent-1").unwrap();
+
+    let permit = breaker.acquire(&agent).await.expect("admitted");
+    redis.script_flush().await;
+    permit.failure("boom").await;
+    redis.script_flush().await;
+    let permit = breaker
+        .acquire(&agent)
+        .await
+        .expect("admitted after SCRIPT FLUSH");
+    assert!(
+        !permit.is_degraded(),
+        "decided by Redis, not by the fallback"
+    );
+    permit.success().await;
+    redis.script_flush().await;
+
+    let metrics = breaker
+        .metrics(&agent)
+        .await
+        .expect("metrics after SCRIPT FLUSH");
+    assert_eq!(metrics.metrics.success_count, 1);
+    assert!(
+        metrics.metrics.last_failure_time.is_some(),
+        "the failure was recorded"
+    );
+}
+
+#[tokio::test]
+async fn redis_restart_between_calls_is_invisible() {
+    let mut redis = TestRedis::start().await;
+    if !redis.is_owned() {
+        eprintln!("skipped: REDIS_URL is not a server this test may restart");
+        return;
+    }
+    let prefix = unique_prefix("noscript-restart");
+    let breaker = breaker(&redis, &prefix).await;
+    let agent = AgentId::new("agent-1").unwrap();
+    breaker
+        .acquire(&agent)
+        .await
+        .expect("admitted")
+        .success()
+        .await;
+
+    redis.kill();
+    redis.restart().await;
+
+    // Empty data, no scripts, stale pooled connections: none of it shows.
+    let permit = breaker
+        .acquire(&agent)
+        .await
+        .expect("admitted after restart");
+    assert!(!permit.is_degraded());
+    permit.failure("down").await;
+    let snapshot = breaker
+        .snapshot(&agent)
+        .await
+        .expect("state recreated on first use");
+    assert_eq!(snapshot.state, CircuitState::Closed);
+    assert_eq!(snapshot.failure_count, 1);
+    assert_eq!(
+        breaker.agents().await.unwrap(),
+        vec![agent],
+        "agent registered again"
+    );
+}
