@@ -12,7 +12,7 @@ KEYS, the same for every script:
   KEYS[3]  PREFIX:agents          set of known agent ids
   KEYS[4]  PREFIX:transitions     stream, capped; one field `msg` per transition
 
-ARGV[1..10], the same for every script (each script's own follow):
+ARGV[1..11], the same for every script (each script's own follow):
   ARGV[1]  agent id
   ARGV[2]  now_override_ms. TEST ONLY: empty in production, where the time is
            Redis TIME; set only by RedisStoreBuilder::clock_override.
@@ -24,6 +24,10 @@ ARGV[1..10], the same for every script (each script's own follow):
   ARGV[8]  backoff_multiplier, a decimal such as 1.5
   ARGV[9]  max_backoff_ms
   ARGV[10] recovery_timeout_ms
+  ARGV[11] pub/sub channel of failure-count news (PREFIX:counts): when the
+           failure count leaves zero or returns to it without a transition,
+           {"agent_id","generation","failure_count"} is published there, so
+           pods stop (or resume) counting successes locally
 
 Hash fields are decimal integers, except `state` (closed, open, half_open,
 forced_open, forced_closed); a `None` of last_failure_ms, last_success_ms or
@@ -120,7 +124,7 @@ local function guard(body)
   error(result, 0)
 end
 
--- Checks the KEYS and ARGV counts, parses ARGV[1..10] and reads the time.
+-- Checks the KEYS and ARGV counts, parses ARGV[1..11] and reads the time.
 local function setup(argc)
   if #KEYS ~= 4 then raise('invalid argument', 'expected 4 keys, got ' .. #KEYS) end
   if #ARGV ~= argc then
@@ -130,6 +134,7 @@ local function setup(argc)
   local c = {
     agent = ARGV[1],
     channel = ARGV[3],
+    counts_channel = ARGV[11],
     max_len = arg_uint(4, 'transitions_max_len'),
     failure_threshold = arg_uint(5, 'failure_threshold'),
     half_open_max_calls = arg_uint(6, 'half_open_max_calls'),
@@ -328,7 +333,12 @@ local function save(s, c, tr)
     end
   end
   if #changed > 0 then redis.call('HSET', KEYS[1], unpack(changed)) end
-  if tr then redis.call('PUBLISH', c.channel, tr) end
+  if tr then
+    redis.call('PUBLISH', c.channel, tr)
+  elseif (s.saved and s.saved.failure_count or 0) == 0 ~= (s.failure_count == 0) then
+    redis.call('PUBLISH', c.counts_channel, '{"agent_id":' .. cjson.encode(c.agent)
+      .. ',"generation":' .. int(s.generation) .. ',"failure_count":' .. int(s.failure_count) .. '}')
+  end
 end
 
 -- The common return value (see the header), then `...`.

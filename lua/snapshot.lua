@@ -2,7 +2,7 @@
 snapshot.lua: the agent's current state (model::refresh alone): drops lapsed
 probe leases and ends an expired force (a transition, published).
 
-KEYS[1..4], ARGV[1..10]: see lib.lua; nothing more.
+KEYS[1..4], ARGV[1..11]: see lib.lua; nothing more.
 
 Writes nothing unless a lease lapsed or a force expired.
 
@@ -11,7 +11,7 @@ exist; else the common array of lib.lua.
 ]]
 
 return guard(function()
-  local c = setup(10)
+  local c = setup(11)
   local s = load()
   if s == nil then return false end
   local tr = refresh(s, c)

@@ -2,11 +2,13 @@
 
 pub mod agent_id;
 pub mod breaker;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod model;
 pub mod router;
 pub mod store;
+pub mod watch;
 
 pub use agent_id::{AgentId, AgentIdError};
 pub use breaker::{

@@ -2,19 +2,30 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::agent_id::AgentId;
-use crate::config::{BreakerConfig, ConfigError};
-use crate::model::{Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
-use crate::store::{Applied, BreakerStore, MemoryStore, StoreError};
+use futures::future;
+use futures::stream::{self, Stream, StreamExt};
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
+use crate::agent_id::AgentId;
+use crate::cache::{Cache, Local};
+use crate::config::BreakerConfig;
+use crate::model::{Batch, Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
+use crate::store::{Applied, BreakerStore, MemoryStore, StoreError};
+use crate::watch::Watcher;
+
+mod background;
+mod builder;
 mod error;
 mod metrics;
 mod permit;
 mod policy;
 
+pub use builder::{CircuitBreakerBuilder, DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_STALENESS};
 pub use error::{BreakerError, CallError, RejectCause, Rejected};
 pub use metrics::{AgentMetrics, Counters, iso8601};
 pub use permit::Permit;
@@ -38,17 +49,28 @@ use permit::Origin;
 ///
 /// ## Behavior
 ///
-/// - [`acquire`](Self::acquire) asks the store for a permit: one atomic
-///   operation (one script call on Redis). A rejection is a value,
-///   [`Rejected`], never an error string.
+/// - [`acquire`](Self::acquire) decides from the local [`Cache`] where it
+///   can (a store shared through Redis, with the watcher's subscription up):
+///   a circuit cached closed is admitted and one cached open is rejected with
+///   no round trip. Anything else (half-open, an unknown, stale or untrusted
+///   entry) is one atomic store operation (one script call on Redis). A
+///   rejection is a value, [`Rejected`], never an error string.
 /// - The [`Permit`] settles the call: `success()`, `failure(reason)` or
-///   `neutral()`. A permit dropped unsettled (the task was cancelled) counts
-///   as neutral: a probe permit is handed back, nothing is counted.
+///   `neutral()`. A failure always reaches the store. A success reaches it
+///   unless the circuit is known closed and clean fleet-wide (failure count
+///   zero), in which case it is counted locally and flushed in a batch within
+///   `flush_interval` (default 1 s), with the local rejections: `metrics()`
+///   counters may lag by that much. A permit dropped unsettled (the task was
+///   cancelled) counts as neutral: a probe permit is handed back, nothing is
+///   counted.
 /// - When the store fails, acquire follows the [`StorePolicy`] (default
 ///   `FailLocal`), so the breaker never becomes the outage. Read and admin
 ///   operations return the error.
-/// - Every transition is logged with `tracing` at INFO.
-/// - Clones share everything; the handle is cheap to clone.
+/// - Every transition is logged with `tracing` at INFO, and delivered to
+///   [`subscribe`](Self::subscribe) streams.
+/// - Clones share everything; the handle is cheap to clone. The watcher and
+///   flusher tasks stop when the last clone is dropped; call
+///   [`flush`](Self::flush) first to send the counts still held locally.
 #[derive(Debug, Clone)]
 pub struct CircuitBreaker {
     inner: Arc<Inner>,
@@ -64,99 +86,29 @@ struct Inner {
     fallback: MemoryStore,
     /// The last snapshot seen of each agent, to seed the fallback.
     last_seen: Mutex<HashMap<AgentId, Snapshot>>,
-}
-
-/// Builder of a [`CircuitBreaker`]; see [`CircuitBreaker::builder`].
-#[derive(Debug)]
-#[must_use]
-pub struct CircuitBreakerBuilder {
-    store: Option<Arc<dyn BreakerStore>>,
-    config: BreakerConfig,
-    policy: StorePolicy,
-    instance_id: Option<String>,
-}
-
-impl CircuitBreakerBuilder {
-    /// The store (default: a new [`MemoryStore`]).
-    pub fn store(mut self, store: impl BreakerStore + 'static) -> Self {
-        self.store = Some(Arc::new(store));
-        self
-    }
-
-    /// A store already shared behind an `Arc`.
-    pub fn shared_store(mut self, store: Arc<dyn BreakerStore>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// The breaker's tunables (default: [`BreakerConfig::default`]).
-    pub fn config(mut self, config: BreakerConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// What to do when the store fails (default: `FailLocal`).
-    pub fn policy(mut self, policy: StorePolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// The id of this pod in logs and failure records (default: a random UUID).
-    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
-        self.instance_id = Some(id.into());
-        self
-    }
-
-    /// Validates the config and builds the breaker.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError`] when the config is invalid.
-    pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
-        self.config.validate()?;
-        Ok(CircuitBreaker {
-            inner: Arc::new(Inner {
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                config: self.config,
-                policy: self.policy,
-                instance_id: self
-                    .instance_id
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                fallback: MemoryStore::new(),
-                last_seen: Mutex::new(HashMap::new()),
-            }),
-        })
-    }
+    /// The local cache, for a store shared through Redis.
+    cache: Option<Arc<Cache>>,
+    /// Feeds the cache; also the source of `subscribe()`.
+    watcher: Option<Watcher>,
+    /// Sends locally counted outcomes to the store and keeps entries fresh;
+    /// held only so that it stops with the breaker.
+    _flusher: Option<background::Flusher>,
+    /// Permit ids are this pod's prefix and a counter: unique fleet-wide
+    /// without a random draw per call.
+    permit_prefix: String,
+    permit_counter: AtomicU64,
 }
 
 impl CircuitBreaker {
-    /// A builder: store, config, policy.
+    /// A builder: store, config, policy, cache settings.
     pub fn builder() -> CircuitBreakerBuilder {
-        CircuitBreakerBuilder {
-            store: None,
-            config: BreakerConfig::default(),
-            policy: StorePolicy::default(),
-            instance_id: None,
-        }
+        CircuitBreakerBuilder::new()
     }
 
     /// A breaker on a new embedded [`MemoryStore`] with the default config.
     #[must_use]
     pub fn in_memory() -> Self {
-        Self::with_parts(Arc::new(MemoryStore::new()), BreakerConfig::default())
-    }
-
-    fn with_parts(store: Arc<dyn BreakerStore>, config: BreakerConfig) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                config,
-                policy: StorePolicy::default(),
-                instance_id: uuid::Uuid::new_v4().to_string(),
-                fallback: MemoryStore::new(),
-                last_seen: Mutex::new(HashMap::new()),
-            }),
-        }
+        Self::builder().build_valid()
     }
 
     /// The breaker's tunables.
@@ -190,7 +142,36 @@ impl CircuitBreaker {
     /// [`Rejected`] when the circuit refuses the call (or, under
     /// `FailClosed`, when the store cannot be reached).
     pub async fn acquire(&self, agent: &AgentId) -> Result<Permit, Rejected> {
-        let permit_id = uuid::Uuid::new_v4().simple().to_string();
+        if let Some(cache) = &self.inner.cache {
+            match cache.decide(agent) {
+                Local::Admit { generation } => {
+                    let ticket = Ticket {
+                        permit_id: String::new(),
+                        generation,
+                    };
+                    return Ok(Permit::new(
+                        self.clone(),
+                        agent.clone(),
+                        ticket,
+                        false,
+                        Origin::Store,
+                    ));
+                }
+                Local::Reject {
+                    state,
+                    retry_after_ms,
+                } => {
+                    return Err(Rejected {
+                        agent: agent.clone(),
+                        state,
+                        retry_after: retry_after_ms.map(Duration::from_millis),
+                        cause: RejectCause::Circuit,
+                    });
+                }
+                Local::Ask => {}
+            }
+        }
+        let permit_id = self.next_permit_id();
         let store = &self.inner.store;
         match store.acquire(&self.inner.config, agent, &permit_id).await {
             Ok(applied) => {
@@ -199,6 +180,11 @@ impl CircuitBreaker {
             }
             Err(error) => self.acquire_degraded(agent, permit_id, &error).await,
         }
+    }
+
+    fn next_permit_id(&self) -> String {
+        let n = self.inner.permit_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:x}", self.inner.permit_prefix)
     }
 
     #[allow(clippy::unused_async)] // symmetric with `acquire`; the fallback is sync today
@@ -290,6 +276,7 @@ impl CircuitBreaker {
                     .record_sync(config, agent, ticket, outcome);
                 log_transition(applied.transition.as_ref());
             }
+            Origin::Store if outcome == Outcome::Success && self.count_locally(agent, ticket) => {}
             Origin::Store => match self
                 .inner
                 .store
@@ -302,6 +289,17 @@ impl CircuitBreaker {
                 }
             },
         }
+    }
+
+    /// Counts a success in the cache when the circuit is known closed and
+    /// clean fleet-wide; the flusher sends it on.
+    fn count_locally(&self, agent: &AgentId, ticket: &Ticket) -> bool {
+        ticket.permit_id.is_empty()
+            && self
+                .inner
+                .cache
+                .as_ref()
+                .is_some_and(|cache| cache.count_success(agent, ticket.generation))
     }
 
     /// Runs `call` under a permit: success on `Ok`, failure on `Err`.
@@ -414,6 +412,93 @@ impl CircuitBreaker {
         Ok(self.inner.store.agents().await?)
     }
 
+    /// Every transition of every agent from now on, as it happens.
+    ///
+    /// On Redis the stream is fed by this pod's watcher (pub/sub, with a
+    /// replay of `PREFIX:transitions` after a reconnect): each transition is
+    /// delivered once, in generation order per agent. On the embedded store it
+    /// is fed by the store itself. A subscriber more than 1,024 transitions
+    /// behind skips the oldest (a warning is logged).
+    pub fn subscribe(&self) -> impl Stream<Item = Transition> + Send + 'static {
+        let receiver = match &self.inner.watcher {
+            Some(watcher) => Some(watcher.subscribe()),
+            None => self.inner.store.local_transitions(),
+        };
+        stream::iter(receiver.map(BroadcastStream::new))
+            .flatten()
+            .filter_map(|item| {
+                future::ready(match item {
+                    Ok(transition) => Some(transition),
+                    Err(BroadcastStreamRecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "a transition subscriber fell behind");
+                        None
+                    }
+                })
+            })
+    }
+
+    /// Sends the outcomes counted locally (successes on a clean closed
+    /// circuit, local rejections) to the store now, rather than at the next
+    /// flush interval. Call it before shutting a pod down: counts still held
+    /// when the last handle is dropped are lost (only counters; never a
+    /// failure, never a state).
+    ///
+    /// # Errors
+    ///
+    /// [`BreakerError::Store`] when the store fails; the counts are kept for
+    /// the next try.
+    pub async fn flush(&self) -> Result<(), BreakerError> {
+        let Some(cache) = &self.inner.cache else {
+            return Ok(());
+        };
+        let mut result = Ok(());
+        for (agent, batch) in cache.drain() {
+            if let Err(error) = self.flush_batch(cache, &agent, &batch).await {
+                result = Err(error.into());
+            }
+        }
+        result
+    }
+
+    /// Sends one batch; puts it back in the cache when the store fails.
+    async fn flush_batch(
+        &self,
+        cache: &Cache,
+        agent: &AgentId,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
+        match self
+            .inner
+            .store
+            .flush(&self.inner.config, agent, batch)
+            .await
+        {
+            Ok(Some(applied)) => self.observe(agent, &applied),
+            Ok(None) => cache.forget(agent),
+            Err(error) => {
+                cache.restore(agent, batch);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// The local cache, when the store is shared through Redis.
+    #[must_use]
+    pub fn cache(&self) -> Option<&Arc<Cache>> {
+        self.inner.cache.as_ref()
+    }
+
+    /// Whether the watcher's subscription is connected (always `false` on
+    /// the embedded store, which needs none).
+    #[must_use]
+    pub fn is_watching(&self) -> bool {
+        self.inner
+            .watcher
+            .as_ref()
+            .is_some_and(Watcher::is_connected)
+    }
+
     fn admin_result(
         &self,
         agent: &AgentId,
@@ -434,6 +519,9 @@ impl CircuitBreaker {
     /// Remembers the snapshot and logs the transition of a store answer.
     fn observe<T>(&self, agent: &AgentId, applied: &Applied<T>) {
         log_transition(applied.transition.as_ref());
+        if let Some(cache) = &self.inner.cache {
+            cache.apply_snapshot(agent, &applied.snapshot, applied.now_ms);
+        }
         if self.inner.policy == StorePolicy::FailLocal {
             self.inner
                 .last_seen

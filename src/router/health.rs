@@ -67,6 +67,9 @@ impl<C> FailoverRouter<C> {
     pub async fn health_status(&self) -> Result<HealthStatus, BreakerError> {
         let routing_events = self.inner.events.flush().await?;
         let breaker = &self.inner.breaker;
+        // This pod's locally counted outcomes first, as with routing events;
+        // other pods' reach the store within their flush interval.
+        breaker.flush().await?;
         let mut names = breaker.agents().await?;
         names.extend(self.named_agents());
         names.sort();

@@ -50,6 +50,20 @@ impl Keys {
         format!("{}:events", self.prefix)
     }
 
+    /// `PREFIX:counts`, the pub/sub channel of failure-count news: published
+    /// when an agent's failure count leaves zero or returns to it without a
+    /// transition.
+    #[must_use]
+    pub fn counts(&self) -> String {
+        format!("{}:counts", self.prefix)
+    }
+
+    /// `PREFIX:routing_events`, the fleet-wide count of routing decisions.
+    #[must_use]
+    pub fn routing_events(&self) -> String {
+        format!("{}:routing_events", self.prefix)
+    }
+
     /// `PREFIX:transitions`, the capped stream of transitions.
     #[must_use]
     pub fn transitions(&self) -> String {

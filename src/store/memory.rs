@@ -11,7 +11,7 @@ use super::{Applied, BreakerStore, StoreError};
 use crate::agent_id::AgentId;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BreakerConfig, duration_ms};
-use crate::model::{self, Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
+use crate::model::{self, Batch, Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
 
 // The `RoutingJournal` impl, in its own file but a child of this module so it
 // can reach `Inner`.
@@ -242,7 +242,22 @@ impl BreakerStore for MemoryStore {
         Ok(agents)
     }
 
+    async fn flush(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        batch: &Batch,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        Ok(self.apply_existing(agent, |s, now| {
+            ((), model::flush(s, config, agent, now, batch))
+        }))
+    }
+
     fn kind(&self) -> &'static str {
         "memory"
+    }
+
+    fn local_transitions(&self) -> Option<broadcast::Receiver<Transition>> {
+        Some(self.transitions())
     }
 }

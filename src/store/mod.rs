@@ -7,13 +7,16 @@
 //! and the transition the operation caused, if any.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
 use crate::agent_id::AgentId;
+use crate::clock::Clock;
 use crate::config::BreakerConfig;
-use crate::model::{Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
+use crate::model::{Batch, Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
 
 mod error;
 mod journal;
@@ -124,6 +127,48 @@ pub trait BreakerStore: RoutingJournal + Debug + Send + Sync {
     /// [`StoreError`] when the store cannot be reached or holds bad data.
     async fn agents(&self) -> Result<Vec<AgentId>, StoreError>;
 
+    /// Applies outcomes a pod counted locally; see [`crate::model::flush`].
+    /// Creates nothing: `Ok(None)` for an unknown agent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn flush(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        batch: &Batch,
+    ) -> Result<Option<Applied<()>>, StoreError>;
+
     /// A short name for logs and health: `memory` or `redis`.
     fn kind(&self) -> &'static str;
+
+    /// Where a watcher subscribes to this store's transitions, for a store
+    /// shared through Redis; `None` (the default) for a store of one process,
+    /// whose answers are always current and need no local cache.
+    fn watch_target(&self) -> Option<WatchTarget> {
+        None
+    }
+
+    /// The transitions of a store of one process, as they happen; `None`
+    /// (the default) for a store whose transitions come through a watcher.
+    fn local_transitions(&self) -> Option<broadcast::Receiver<Transition>> {
+        None
+    }
+}
+
+/// What a watcher needs to follow a Redis store: a client for its dedicated
+/// pub/sub connection, the key layout, and the operation timeout.
+#[derive(Debug, Clone)]
+pub struct WatchTarget {
+    /// A client for the Redis the store uses.
+    pub client: ::redis::Client,
+    /// The store's key layout (channels and streams).
+    pub keys: Keys,
+    /// The store's operation timeout.
+    pub timeout: Duration,
+    /// **Test only**: the clock the store's scripts use instead of Redis
+    /// `TIME` ([`RedisStoreBuilder::clock_override`]); the cache must read
+    /// the same clock.
+    pub clock_override: Option<Arc<dyn Clock>>,
 }

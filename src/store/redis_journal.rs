@@ -21,7 +21,7 @@ use crate::agent_id::AgentId;
 
 /// The counter key: `PREFIX:routing_events`.
 fn routing_events_key(store: &RedisStore) -> String {
-    format!("{}:routing_events", store.keys().prefix())
+    store.keys().routing_events()
 }
 
 /// Runs `cmd` on a pooled connection, the checkout included in the timeout.

@@ -40,18 +40,20 @@ pub(super) static RESET: LazyLock<Script> = script!("reset.lua");
 pub(super) static FORCE: LazyLock<Script> = script!("force.lua");
 /// `lua/snapshot.lua`: [`crate::model::refresh`] alone.
 pub(super) static SNAPSHOT: LazyLock<Script> = script!("snapshot.lua");
+/// `lua/flush.lua`: [`crate::model::flush`].
+pub(super) static FLUSH: LazyLock<Script> = script!("flush.lua");
 
 /// The KEYS and ARGV of one script call.
 #[derive(Debug)]
 pub(super) struct Call {
     /// `KEYS[1..4]`: state, probes, agents, transitions.
     pub(super) keys: [String; 4],
-    /// `ARGV`: the ten common arguments, then the operation's own.
+    /// `ARGV`: the eleven common arguments, then the operation's own.
     pub(super) args: Vec<String>,
 }
 
 impl Call {
-    /// The keys of `agent` and the ten arguments every script takes first.
+    /// The keys of `agent` and the eleven arguments every script takes first.
     ///
     /// `now_override_ms` is the test-only clock override; `None` makes the
     /// script read Redis `TIME`.
@@ -75,6 +77,7 @@ impl Call {
             config.backoff_multiplier.to_string(),
             config.max_backoff_ms().to_string(),
             config.recovery_timeout_ms().to_string(),
+            keys.counts(),
         ];
         Self {
             keys: [
@@ -106,15 +109,16 @@ mod tests {
             (&RESET, "reset.lua"),
             (&FORCE, "force.lua"),
             (&SNAPSHOT, "snapshot.lua"),
+            (&FLUSH, "flush.lua"),
         ] {
             assert_eq!(script.get_hash().len(), 40, "{name}");
         }
         let hashes: std::collections::HashSet<&str> =
-            [&ACQUIRE, &RECORD, &RESET, &FORCE, &SNAPSHOT]
+            [&ACQUIRE, &RECORD, &RESET, &FORCE, &SNAPSHOT, &FLUSH]
                 .iter()
                 .map(|script| script.get_hash())
                 .collect();
-        assert_eq!(hashes.len(), 5);
+        assert_eq!(hashes.len(), 6);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use fleet_breaker::{BreakerConfig, CircuitBreaker, CircuitState, RedisStore};
 use redis::AsyncCommands;
 
 use crate::common::{Agents, Behave, id};
-use crate::support::{TestRedis, unique_prefix};
+use crate::support::{TestRedis, unique_prefix, wait_until};
 
 async fn pod(redis: &TestRedis, prefix: &str, name: &str) -> FailoverRouter {
     let store = RedisStore::builder(redis.url())
@@ -104,9 +104,10 @@ async fn health_status_and_recent_failures_agree_on_both_pods() {
         .await
         .unwrap();
 
-    // Each pod flushes its own count before it answers; after both have,
-    // both report the fleet's total.
+    // Each pod flushes its own counts before it answers; after both have,
+    // both report the fleet's totals.
     pod_a.flush_routing_events().await.unwrap();
+    pod_a.breaker().flush().await.unwrap();
     let health_b = pod_b.health_status().await.unwrap();
     let health_a = pod_a.health_status().await.unwrap();
 
@@ -165,7 +166,22 @@ async fn reset_on_one_pod_reopens_the_agent_to_the_other() {
             .unwrap();
     }
 
-    pod_a.reset_agent("agent-1").await.unwrap();
+    let reset = pod_a.reset_agent("agent-1").await.unwrap();
+    // Pod B hears of the reset over pub/sub (a few ms at most on loopback).
+    let cache = pod_b
+        .breaker()
+        .cache()
+        .expect("a Redis breaker caches")
+        .clone();
+    wait_until(
+        "pod B's cache sees the reset",
+        Duration::from_secs(2),
+        || {
+            let cache = cache.clone();
+            async move { cache.generation(&id("agent-1")) >= Some(reset.generation) }
+        },
+    )
+    .await;
     let healthy = Agents::default();
     let routed = pod_b
         .route_task("b", ["agent-1", "agent-2"], healthy.task_fn(), 0)

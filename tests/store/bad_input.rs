@@ -106,7 +106,12 @@ async fn a_corrupt_hash_is_reported_and_leaves_other_agents_alone() {
         .build()
         .await
         .unwrap();
-    let breaker = CircuitBreaker::builder().store(store).build().unwrap();
+    // No local cache: every acquire asks the store, which is what fails here.
+    let breaker = CircuitBreaker::builder()
+        .store(store)
+        .local_cache(false)
+        .build()
+        .unwrap();
     let good = AgentId::new("good").unwrap();
     let bad = AgentId::new("bad").unwrap();
     breaker.acquire(&good).await.unwrap().failure("x").await;

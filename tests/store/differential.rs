@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use fleet_breaker::model::{self, Ticket};
+use fleet_breaker::model::{self, Batch, Ticket};
 use fleet_breaker::store::{Applied, BreakerStore};
 use fleet_breaker::{
     AgentId, BreakerConfig, ForceMode, ManualClock, MemoryStore, Outcome, RedisStore, Snapshot,
@@ -41,6 +41,13 @@ enum Op {
     Snapshot {
         agent: usize,
     },
+    Flush {
+        agent: usize,
+        stale: bool,
+        successes: u64,
+        rejections: u64,
+        back_ms: Option<u64>,
+    },
     Advance {
         ms: u64,
     },
@@ -67,7 +74,16 @@ fn op() -> impl Strategy<Value = Op> {
             proptest::option::of(1u64..3_000),
         )
             .prop_map(|(agent, mode, ttl_ms)| Op::Force { agent, mode, ttl_ms }),
-        1 => agent.prop_map(|agent| Op::Snapshot { agent }),
+        1 => agent.clone().prop_map(|agent| Op::Snapshot { agent }),
+        2 => (agent, any::<bool>(), 0u64..5, 0u64..3, proptest::option::of(0u64..3_000)).prop_map(
+            |(agent, stale, successes, rejections, back_ms)| Op::Flush {
+                agent,
+                stale,
+                successes,
+                rejections,
+                back_ms,
+            }
+        ),
         4 => prop_oneof![0u64..50, 50u64..4_000].prop_map(|ms| Op::Advance { ms }),
     ]
 }
@@ -156,6 +172,7 @@ impl Reference {
                 (None, Some(model::force(s, config, agent, now, *mode, *ttl)))
             }
             Step::Snapshot => (None, model::refresh(s, config, agent, now)),
+            Step::Flush(batch) => (None, model::flush(s, config, agent, now, batch)),
         };
         Seen {
             decision,
@@ -172,6 +189,7 @@ enum Step {
     Reset,
     Force(ForceMode, Option<u64>),
     Snapshot,
+    Flush(Batch),
 }
 
 async fn apply_store(
@@ -199,6 +217,10 @@ async fn apply_store(
             .map(|a| Seen::of(a, |()| None)),
         Step::Snapshot => store
             .snapshot(config, agent)
+            .await
+            .map(|a| Seen::of(a, |()| None)),
+        Step::Flush(batch) => store
+            .flush(config, agent, batch)
             .await
             .map(|a| Seen::of(a, |()| None)),
     };
@@ -262,6 +284,26 @@ async fn run_case(
                 ttl_ms,
             } => (agent, Step::Force(mode, ttl_ms)),
             Op::Snapshot { agent } => (agent, Step::Snapshot),
+            Op::Flush {
+                agent,
+                stale,
+                successes,
+                rejections,
+                back_ms,
+            } => {
+                // A batch of the agent's current generation (or an older
+                // one), its last success some time ago.
+                let id = AgentId::new(AGENTS[agent]).expect("valid id");
+                let current = reference.agents.get(&id).map_or(0, |s| s.generation);
+                let now = clock.now_ms_for_test();
+                let batch = Batch {
+                    generation: current.saturating_sub(u64::from(stale)),
+                    successes,
+                    last_success_ms: back_ms.map(|back| now - back),
+                    rejections,
+                };
+                (agent, Step::Flush(batch))
+            }
         };
         let agent = AgentId::new(AGENTS[agent_index]).expect("valid id");
         let expected = reference.apply(&config, &agent, clock.now_ms_for_test(), &step);

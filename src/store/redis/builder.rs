@@ -94,6 +94,12 @@ impl RedisStoreBuilder {
     pub async fn build(self) -> Result<RedisStore, StoreError> {
         self.check()?;
         let url_display = redact_url(&self.url);
+        let client = ::redis::Client::open(self.url.as_str()).map_err(|e| {
+            StoreError::InvalidSettings(format!(
+                "cannot use the Redis URL {url_display}: {e}; expected \
+                 redis://[user:password@]host:port[/db]"
+            ))
+        })?;
         let mut config = deadpool_redis::Config::from_url(self.url);
         let mut pool_config = PoolConfig::new(self.pool_size);
         pool_config.timeouts = Timeouts {
@@ -111,6 +117,7 @@ impl RedisStoreBuilder {
         let store = RedisStore {
             inner: Arc::new(Inner {
                 lanes: conn::Lanes::new(pool, self.pool_size, self.timeout),
+                client,
                 keys: Keys::new(self.prefix),
                 timeout: self.timeout,
                 transitions_max_len: self.transitions_max_len,

@@ -14,11 +14,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::scripts::{self, Call};
-use super::{Applied, BreakerStore, Keys, StoreError};
+use super::{Applied, BreakerStore, Keys, StoreError, WatchTarget};
 use crate::agent_id::AgentId;
 use crate::clock::Clock;
 use crate::config::{BreakerConfig, duration_ms};
-use crate::model::{Decision, ForceMode, Outcome, Ticket};
+use crate::model::{Batch, Decision, ForceMode, Outcome, Ticket};
 
 mod builder;
 mod conn;
@@ -65,6 +65,8 @@ pub struct RedisStore {
 
 struct Inner {
     lanes: conn::Lanes,
+    /// For the watcher's dedicated pub/sub connection.
+    client: ::redis::Client,
     keys: Keys,
     timeout: Duration,
     transitions_max_len: u64,
@@ -265,7 +267,32 @@ impl BreakerStore for RedisStore {
         Ok(agents)
     }
 
+    async fn flush(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        batch: &Batch,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        let call = self
+            .call(config, agent)
+            .arg(batch.generation.to_string())
+            .arg(batch.successes.to_string())
+            .arg(batch.last_success_ms.unwrap_or(0).to_string())
+            .arg(batch.rejections.to_string());
+        let value = self.inner.lanes.eval(&scripts::FLUSH, &call, agent).await?;
+        reply::unit(value, agent)
+    }
+
     fn kind(&self) -> &'static str {
         "redis"
+    }
+
+    fn watch_target(&self) -> Option<WatchTarget> {
+        Some(WatchTarget {
+            client: self.inner.client.clone(),
+            keys: self.inner.keys.clone(),
+            timeout: self.inner.timeout,
+            clock_override: self.inner.clock_override.clone(),
+        })
     }
 }

@@ -1,0 +1,35 @@
+--[[
+flush.lua: applies outcomes a pod counted locally (model::flush).
+
+KEYS[1..4], ARGV[1..11]: see lib.lua. Then:
+  ARGV[12] generation the successes were counted in (decimal)
+  ARGV[13] successes counted locally
+  ARGV[14] last_success_ms of the batch, 0 for none
+  ARGV[15] rejections counted locally
+
+Rejections always add to total_rejections. The successes add to
+success_count only while the circuit is still closed, in that generation and
+with failure_count 0; otherwise they only stamp last_success_ms, which never
+moves back.
+
+Return value: nil, and nothing written, when the agent's hash does not
+exist; else the common array of lib.lua.
+]]
+
+return guard(function()
+  local c = setup(15)
+  local generation = arg_uint(12, 'batch generation')
+  local successes = arg_uint(13, 'successes')
+  local last_success = arg_uint(14, 'last_success_ms')
+  local rejections = arg_uint(15, 'rejections')
+  local s = load()
+  if s == nil then return false end
+  local tr = refresh(s, c)
+  s.total_rejections = s.total_rejections + rejections
+  if s.state == 'closed' and s.generation == generation and s.failure_count == 0 then
+    s.success_count = s.success_count + successes
+  end
+  if last_success > s.last_success_ms then s.last_success_ms = last_success end
+  save(s, c, tr)
+  return reply(s, c, tr)
+end)

@@ -1,0 +1,180 @@
+//! [`CircuitBreakerBuilder`]: store, config, policy and cache settings.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use super::background::{self, Flusher};
+use super::{CircuitBreaker, Inner, StorePolicy};
+use crate::cache::Cache;
+use crate::clock::SystemClock;
+use crate::config::{BreakerConfig, ConfigError};
+use crate::store::{BreakerStore, MemoryStore};
+use crate::watch::{WatchOptions, Watcher};
+
+/// Default of [`CircuitBreakerBuilder::max_staleness`].
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(1);
+
+/// Default of [`CircuitBreakerBuilder::flush_interval`].
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Builder of a [`CircuitBreaker`]; see [`CircuitBreaker::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct CircuitBreakerBuilder {
+    store: Option<Arc<dyn BreakerStore>>,
+    config: BreakerConfig,
+    policy: StorePolicy,
+    instance_id: Option<String>,
+    local_cache: bool,
+    max_staleness: Duration,
+    flush_interval: Duration,
+}
+
+impl CircuitBreakerBuilder {
+    pub(super) fn new() -> Self {
+        Self {
+            store: None,
+            config: BreakerConfig::default(),
+            policy: StorePolicy::default(),
+            instance_id: None,
+            local_cache: true,
+            max_staleness: DEFAULT_MAX_STALENESS,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+        }
+    }
+
+    /// The store (default: a new [`MemoryStore`]).
+    pub fn store(mut self, store: impl BreakerStore + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// A store already shared behind an `Arc`.
+    pub fn shared_store(mut self, store: Arc<dyn BreakerStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The breaker's tunables (default: [`BreakerConfig::default`]).
+    pub fn config(mut self, config: BreakerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// What to do when the store fails (default: `FailLocal`).
+    pub fn policy(mut self, policy: StorePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The id of this pod in logs and failure records (default: a random UUID).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+
+    /// Whether to decide closed and open circuits from a local cache fed by
+    /// pub/sub, with no round trip (default `true`; only a store shared
+    /// through Redis has one). Without it, every acquire and record is a
+    /// script call.
+    pub fn local_cache(mut self, enabled: bool) -> Self {
+        self.local_cache = enabled;
+        self
+    }
+
+    /// How long a cache entry, and a silent subscription, is trusted
+    /// (default 1 s; at least 10 ms).
+    pub fn max_staleness(mut self, max_staleness: Duration) -> Self {
+        self.max_staleness = max_staleness;
+        self
+    }
+
+    /// How often outcomes counted locally reach the store (default 1 s; at
+    /// least 10 ms). `metrics()` counters may lag by this much.
+    pub fn flush_interval(mut self, flush_interval: Duration) -> Self {
+        self.flush_interval = flush_interval;
+        self
+    }
+
+    /// Validates the config and builds the breaker.
+    ///
+    /// On a store shared through Redis, with the local cache on, this spawns
+    /// the watcher and the flusher on the current tokio runtime; outside a
+    /// runtime the breaker works without a cache (every decision is a round
+    /// trip) and says so in a warning.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the config or a cache setting is invalid.
+    pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
+        self.config.validate()?;
+        for (field, value) in [
+            ("max_staleness", self.max_staleness),
+            ("flush_interval", self.flush_interval),
+        ] {
+            if value < Duration::from_millis(10) {
+                return Err(ConfigError {
+                    field,
+                    value: format!("{value:?}"),
+                    expected: "it must be at least 10 ms",
+                });
+            }
+        }
+        Ok(self.build_valid())
+    }
+
+    /// Builds from settings known to be valid.
+    pub(super) fn build_valid(self) -> CircuitBreaker {
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let instance_id = self
+            .instance_id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let permit_prefix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let target = self.local_cache.then(|| store.watch_target()).flatten();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        if target.is_some() && runtime.is_none() {
+            tracing::warn!(
+                "CircuitBreaker built outside a tokio runtime: no local cache, every decision is a round trip"
+            );
+        }
+        let cached = target.zip(runtime);
+        let (max_staleness, flush_interval) = (self.max_staleness, self.flush_interval);
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let (cache, watcher, flusher) = match cached {
+                Some((target, runtime)) => {
+                    let _guard = runtime.enter();
+                    let clock = target
+                        .clock_override
+                        .clone()
+                        .unwrap_or_else(|| Arc::new(SystemClock));
+                    let cache = Arc::new(Cache::new(max_staleness, clock));
+                    let options = WatchOptions {
+                        ping_interval: max_staleness / 3,
+                        ..WatchOptions::default()
+                    };
+                    let resync = background::resync(weak.clone());
+                    let watcher = Watcher::spawn(target, Arc::clone(&cache), resync, options);
+                    let flusher = Flusher::spawn(weak.clone(), max_staleness, flush_interval);
+                    (Some(cache), Some(watcher), Some(flusher))
+                }
+                None => (None, None, None),
+            };
+            Inner {
+                store,
+                config: self.config,
+                policy: self.policy,
+                instance_id,
+                fallback: MemoryStore::new(),
+                last_seen: Mutex::new(HashMap::new()),
+                cache,
+                watcher,
+                _flusher: flusher,
+                permit_prefix,
+                permit_counter: AtomicU64::new(0),
+            }
+        });
+        CircuitBreaker { inner }
+    }
+}

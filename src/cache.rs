@@ -1,0 +1,443 @@
+//! [`Cache`]: versioned local snapshots, so a closed circuit is decided with
+//! no round trip (DESIGN.md section 4).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use crate::agent_id::AgentId;
+use crate::clock::Clock;
+use crate::config::duration_ms;
+use crate::model::{Batch, CircuitState, Snapshot, Transition};
+
+/// What the cache can decide alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Local {
+    /// Closed (or forced closed): admit, in this generation.
+    Admit {
+        /// The cached generation.
+        generation: u64,
+    },
+    /// Open (or forced open): reject, counted locally.
+    Reject {
+        /// The cached state.
+        state: CircuitState,
+        /// Until the cached `open_until`, where known.
+        retry_after_ms: Option<u64>,
+    },
+    /// The cache cannot decide: ask the store.
+    Ask,
+}
+
+/// Which generations may replace an entry.
+#[derive(Debug, Clone, Copy)]
+enum Generation {
+    /// A snapshot: as complete as the entry, or more.
+    SameOrNewer,
+    /// A transition message: only news.
+    Newer,
+}
+
+/// The part of a snapshot the cache decides with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct View {
+    generation: u64,
+    state: CircuitState,
+    open_until_ms: u64,
+    forced_until_ms: Option<u64>,
+    /// `failure_count == 0` fleet-wide, as far as this pod knows.
+    clean: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    view: RwLock<View>,
+    /// Local clock reading when the view was last confirmed by the store.
+    verified_at_ms: AtomicU64,
+    pending_successes: AtomicU64,
+    pending_rejections: AtomicU64,
+    /// Store-time estimate of the last locally counted success (0: none).
+    pending_last_success_ms: AtomicU64,
+    /// Decided from since the last [`Cache::due`]: worth keeping fresh.
+    touched: AtomicBool,
+    /// Local clock time of the last flush of this entry's counts.
+    flushed_at_ms: AtomicU64,
+}
+
+/// Per-agent snapshots of one pod, with their generations.
+///
+/// ## Behavior
+///
+/// - A cached closed circuit is admitted locally; a cached open circuit is
+///   rejected locally until `open_until` (store time, estimated from the
+///   offset measured on every store reply). Half-open always goes to the store:
+///   probe permits are fleet-wide.
+/// - An entry moves forward only: an event or snapshot of an older generation
+///   is ignored.
+/// - The cache is trusted only while the pub/sub subscription is known to be
+///   up (confirmed by a message or a ping within `max_staleness`:
+///   [`Cache::confirm_subscription`]) and an entry is younger than
+///   `max_staleness`.
+/// - Successes on a circuit known to be closed and clean, and local rejections,
+///   are counted here and drained in batches ([`Cache::drain`]).
+#[derive(Debug)]
+pub struct Cache {
+    entries: RwLock<HashMap<AgentId, Arc<Entry>>>,
+    /// Local clock time until which the subscription counts as up: a
+    /// message or a ping answer on it moves this `max_staleness` ahead.
+    alive_until_ms: AtomicU64,
+    max_staleness_ms: u64,
+    clock: Arc<dyn Clock>,
+    /// Store time minus local time, ms.
+    offset_ms: AtomicI64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Counters of cache use, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Decisions made locally.
+    pub hits: u64,
+    /// Decisions sent to the store.
+    pub misses: u64,
+}
+
+impl Cache {
+    /// An empty, untrusted cache.
+    #[must_use]
+    pub fn new(max_staleness: Duration, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            entries: RwLock::new(HashMap::new()),
+            alive_until_ms: AtomicU64::new(0),
+            max_staleness_ms: duration_ms(max_staleness),
+            clock,
+            offset_ms: AtomicI64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Records that the subscription is alive now (a message, a ping answer,
+    /// a completed resubscription): entries may be trusted for `max_staleness`.
+    pub fn confirm_subscription(&self) {
+        let until = self.clock.now_ms().saturating_add(self.max_staleness_ms);
+        self.alive_until_ms.fetch_max(until, Ordering::AcqRel);
+    }
+
+    /// Records that the subscription is down: no entry is trusted until
+    /// [`confirm_subscription`](Self::confirm_subscription).
+    pub fn lose_subscription(&self) {
+        self.alive_until_ms.store(0, Ordering::Release);
+    }
+
+    /// Whether the subscription counts as up.
+    #[must_use]
+    pub fn is_subscribed(&self) -> bool {
+        self.clock.now_ms() < self.alive_until_ms.load(Ordering::Acquire)
+    }
+
+    /// Hits and misses so far.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The store time now, estimated from the local clock and the offset.
+    #[must_use]
+    pub fn store_now_ms(&self) -> u64 {
+        let local = self.clock.now_ms();
+        local.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Decides locally where the cache may; counts a local rejection.
+    pub(crate) fn decide(&self, agent: &AgentId) -> Local {
+        let decision = self.decide_inner(agent);
+        let counter = if decision == Local::Ask {
+            &self.misses
+        } else {
+            &self.hits
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        decision
+    }
+
+    fn decide_inner(&self, agent: &AgentId) -> Local {
+        let local_now = self.clock.now_ms();
+        if local_now >= self.alive_until_ms.load(Ordering::Acquire) {
+            return Local::Ask;
+        }
+        let Some(entry) = self.entry(agent) else {
+            return Local::Ask;
+        };
+        if !self.fresh(&entry, local_now) {
+            return Local::Ask;
+        }
+        if !entry.touched.load(Ordering::Relaxed) {
+            entry.touched.store(true, Ordering::Relaxed);
+        }
+        let view = *entry.view.read().unwrap_or_else(PoisonError::into_inner);
+        let store_now = local_now.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed));
+        let force_running = view.forced_until_ms.is_none_or(|until| store_now < until);
+        let decision = match view.state {
+            CircuitState::Closed => Local::Admit {
+                generation: view.generation,
+            },
+            CircuitState::ForcedClosed if force_running => Local::Admit {
+                generation: view.generation,
+            },
+            CircuitState::Open if store_now < view.open_until_ms => Local::Reject {
+                state: view.state,
+                retry_after_ms: Some(view.open_until_ms - store_now),
+            },
+            CircuitState::ForcedOpen if force_running => Local::Reject {
+                state: view.state,
+                retry_after_ms: view.forced_until_ms.map(|until| until - store_now),
+            },
+            _ => return Local::Ask,
+        };
+        if let Local::Reject { .. } = decision {
+            entry.pending_rejections.fetch_add(1, Ordering::Relaxed);
+        }
+        decision
+    }
+
+    /// Counts a success locally when the circuit is known closed and clean in
+    /// `generation`; `false` means it must go to the store.
+    pub(crate) fn count_success(&self, agent: &AgentId, generation: u64) -> bool {
+        let local_now = self.clock.now_ms();
+        if local_now >= self.alive_until_ms.load(Ordering::Acquire) {
+            return false;
+        }
+        let Some(entry) = self.entry(agent) else {
+            return false;
+        };
+        if !self.fresh(&entry, local_now) {
+            return false;
+        }
+        let view = *entry.view.read().unwrap_or_else(PoisonError::into_inner);
+        if view.state != CircuitState::Closed || !view.clean || view.generation != generation {
+            return false;
+        }
+        let store_now = local_now.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed));
+        entry.pending_successes.fetch_add(1, Ordering::Relaxed);
+        entry
+            .pending_last_success_ms
+            .fetch_max(store_now, Ordering::Relaxed);
+        true
+    }
+
+    /// Takes the locally counted outcomes of every agent that has some.
+    pub(crate) fn drain(&self) -> Vec<(AgentId, Batch)> {
+        self.collect(|_, has_counts| has_counts)
+    }
+
+    /// The entries the flusher should send to the store on this tick, each
+    /// with its locally counted outcomes (taken): those in use that would go
+    /// stale before the next tick (the store's answer refreshes them), and
+    /// those holding counts older than `flush_interval`.
+    pub(crate) fn due(&self, tick: Duration, flush_interval: Duration) -> Vec<(AgentId, Batch)> {
+        let local_now = self.clock.now_ms();
+        let (tick_ms, flush_ms) = (duration_ms(tick), duration_ms(flush_interval));
+        self.collect(|entry, has_counts| {
+            let age = local_now.saturating_sub(entry.verified_at_ms.load(Ordering::Relaxed));
+            let in_use = entry.touched.swap(false, Ordering::Relaxed);
+            let aging = in_use && age.saturating_add(tick_ms) >= self.max_staleness_ms;
+            let flushed = entry.flushed_at_ms.load(Ordering::Relaxed);
+            let counts_due = has_counts && local_now.saturating_sub(flushed) >= flush_ms;
+            aging || counts_due
+        })
+    }
+
+    /// Takes the counts of the entries `select` picks (given each entry and
+    /// whether it holds counts).
+    fn collect(&self, select: impl Fn(&Entry, bool) -> bool) -> Vec<(AgentId, Batch)> {
+        let local_now = self.clock.now_ms();
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .iter()
+            .filter_map(|(agent, entry)| {
+                let has_counts = entry.pending_successes.load(Ordering::Relaxed) > 0
+                    || entry.pending_rejections.load(Ordering::Relaxed) > 0;
+                if !select(entry, has_counts) {
+                    return None;
+                }
+                entry.flushed_at_ms.store(local_now, Ordering::Relaxed);
+                let successes = entry.pending_successes.swap(0, Ordering::Relaxed);
+                let rejections = entry.pending_rejections.swap(0, Ordering::Relaxed);
+                let last = entry.pending_last_success_ms.swap(0, Ordering::Relaxed);
+                let generation = entry
+                    .view
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .generation;
+                let batch = Batch {
+                    generation,
+                    successes,
+                    last_success_ms: (last > 0).then_some(last),
+                    rejections,
+                };
+                Some((agent.clone(), batch))
+            })
+            .collect()
+    }
+
+    /// Puts back the counts of a batch the store did not take.
+    pub(crate) fn restore(&self, agent: &AgentId, batch: &Batch) {
+        if let Some(entry) = self.entry(agent) {
+            entry
+                .pending_successes
+                .fetch_add(batch.successes, Ordering::Relaxed);
+            entry
+                .pending_rejections
+                .fetch_add(batch.rejections, Ordering::Relaxed);
+            if let Some(at) = batch.last_success_ms {
+                entry
+                    .pending_last_success_ms
+                    .fetch_max(at, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Drops the entry of an agent the store no longer knows.
+    pub(crate) fn forget(&self, agent: &AgentId) {
+        self.entries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(agent);
+    }
+
+    /// Every agent with an entry.
+    #[must_use]
+    pub fn agents(&self) -> Vec<AgentId> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        entries.keys().cloned().collect()
+    }
+
+    /// The cached generation of `agent`, if any.
+    #[must_use]
+    pub fn generation(&self, agent: &AgentId) -> Option<u64> {
+        self.entry(agent).map(|e| {
+            e.view
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .generation
+        })
+    }
+
+    /// The cached state of `agent`, if any.
+    #[must_use]
+    pub fn state(&self, agent: &AgentId) -> Option<CircuitState> {
+        self.entry(agent)
+            .map(|e| e.view.read().unwrap_or_else(PoisonError::into_inner).state)
+    }
+
+    /// Takes a snapshot the store answered at store time `store_now_ms`:
+    /// measures the clock offset, and replaces the entry unless it holds a
+    /// newer generation. The entry counts as verified now.
+    pub fn apply_snapshot(&self, agent: &AgentId, snapshot: &Snapshot, store_now_ms: u64) {
+        let local_now = self.clock.now_ms();
+        let offset = i128::from(store_now_ms) - i128::from(local_now);
+        self.offset_ms.store(
+            i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX }),
+            Ordering::Relaxed,
+        );
+        let view = View {
+            generation: snapshot.generation,
+            state: snapshot.state,
+            open_until_ms: snapshot.open_until_ms,
+            forced_until_ms: snapshot.forced_until_ms,
+            clean: snapshot.failure_count == 0,
+        };
+        self.advance(agent, view, Some(local_now), Generation::SameOrNewer);
+    }
+
+    /// Takes a transition message. It moves the entry forward (never back);
+    /// it verifies the entry only where the message says all the cache needs
+    /// (not for `forced_closed`, whose expiry the message does not carry).
+    pub fn apply_transition(&self, t: &Transition) {
+        let view = View {
+            generation: t.generation,
+            state: t.to,
+            open_until_ms: t.open_until_ms,
+            forced_until_ms: (t.to == CircuitState::ForcedOpen && t.open_until_ms > 0)
+                .then_some(t.open_until_ms),
+            clean: t.to == CircuitState::Closed,
+        };
+        let verified = (t.to != CircuitState::ForcedClosed).then(|| self.clock.now_ms());
+        // The message of the generation already held is old news.
+        self.advance(&t.agent_id, view, verified, Generation::Newer);
+    }
+
+    /// Takes news that the fleet-wide failure count of `agent` left or
+    /// returned to zero in `generation`.
+    pub fn apply_failure_count(&self, agent: &AgentId, generation: u64, failure_count: u64) {
+        let Some(entry) = self.entry(agent) else {
+            return;
+        };
+        let mut view = entry.view.write().unwrap_or_else(PoisonError::into_inner);
+        if generation == view.generation {
+            view.clean = failure_count == 0;
+        } else if generation > view.generation {
+            // We missed a transition: stop trusting the entry until the store answers.
+            entry.verified_at_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets every entry (after a store restart, say).
+    pub fn clear(&self) {
+        self.entries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    fn advance(&self, agent: &AgentId, view: View, verified_at: Option<u64>, accept: Generation) {
+        if let Some(entry) = self.entry(agent) {
+            let mut current = entry.view.write().unwrap_or_else(PoisonError::into_inner);
+            let behind = match accept {
+                Generation::SameOrNewer => view.generation < current.generation,
+                Generation::Newer => view.generation <= current.generation,
+            };
+            if behind {
+                return;
+            }
+            *current = view;
+            entry
+                .verified_at_ms
+                .store(verified_at.unwrap_or(0), Ordering::Relaxed);
+            return;
+        }
+        let entry = Arc::new(Entry {
+            view: RwLock::new(view),
+            verified_at_ms: AtomicU64::new(verified_at.unwrap_or(0)),
+            pending_successes: AtomicU64::new(0),
+            pending_rejections: AtomicU64::new(0),
+            pending_last_success_ms: AtomicU64::new(0),
+            touched: AtomicBool::new(false),
+            flushed_at_ms: AtomicU64::new(self.clock.now_ms()),
+        });
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        entries.entry(agent.clone()).or_insert(entry);
+    }
+
+    fn entry(&self, agent: &AgentId) -> Option<Arc<Entry>> {
+        self.entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(agent)
+            .cloned()
+    }
+
+    fn fresh(&self, entry: &Entry, local_now: u64) -> bool {
+        let verified = entry.verified_at_ms.load(Ordering::Relaxed);
+        verified > 0 && local_now.saturating_sub(verified) < self.max_staleness_ms
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Cache, Local};
+use crate::agent_id::AgentId;
+use crate::clock::ManualClock;
+use crate::config::BreakerConfig;
+use crate::model::{Batch, CircuitState, Snapshot, Transition, TransitionReason};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn setup() -> (Cache, ManualClock, AgentId) {
+    let clock = ManualClock::new(T0);
+    let cache = Cache::new(Duration::from_secs(1), Arc::new(clock.clone()));
+    cache.confirm_subscription();
+    (cache, clock, AgentId::new("agent-1").unwrap())
+}
+
+fn snapshot(state: CircuitState, generation: u64) -> Snapshot {
+    Snapshot {
+        state,
+        generation,
+        ..Snapshot::fresh(&BreakerConfig::default())
+    }
+}
+
+fn transition(
+    agent: &AgentId,
+    to: CircuitState,
+    generation: u64,
+    open_until_ms: u64,
+) -> Transition {
+    Transition {
+        agent_id: agent.clone(),
+        from: CircuitState::Closed,
+        to,
+        generation,
+        at_ms: T0,
+        reason: TransitionReason::FailureThreshold,
+        backoff_seconds: 1.5,
+        open_until_ms,
+    }
+}
+
+#[test]
+fn nothing_is_decided_locally_without_the_subscription() {
+    let (cache, _clock, agent) = setup();
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 0), T0);
+    assert_eq!(cache.decide(&agent), Local::Admit { generation: 0 });
+    cache.lose_subscription();
+    assert_eq!(cache.decide(&agent), Local::Ask);
+}
+
+#[test]
+fn an_unknown_agent_goes_to_the_store() {
+    let (cache, _clock, agent) = setup();
+    assert_eq!(cache.decide(&agent), Local::Ask);
+    assert_eq!(cache.stats().misses, 1);
+}
+
+#[test]
+fn a_closed_entry_is_trusted_for_max_staleness_only() {
+    let (cache, clock, agent) = setup();
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 3), T0);
+    clock.advance(Duration::from_millis(999));
+    cache.confirm_subscription();
+    assert_eq!(cache.decide(&agent), Local::Admit { generation: 3 });
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(cache.decide(&agent), Local::Ask);
+    assert_eq!(cache.stats().hits, 1);
+}
+
+#[test]
+fn an_open_entry_rejects_until_open_until_in_store_time() {
+    let (cache, clock, agent) = setup();
+    // The store's clock runs 10 s ahead of ours.
+    let store_now = T0 + 10_000;
+    let mut open = snapshot(CircuitState::Open, 1);
+    open.open_until_ms = store_now + 500;
+    cache.apply_snapshot(&agent, &open, store_now);
+    assert_eq!(
+        cache.decide(&agent),
+        Local::Reject {
+            state: CircuitState::Open,
+            retry_after_ms: Some(500)
+        }
+    );
+    clock.advance(Duration::from_millis(500));
+    assert_eq!(
+        cache.decide(&agent),
+        Local::Ask,
+        "the backoff elapsed: the store decides"
+    );
+    let drained = cache.drain();
+    assert_eq!(drained.len(), 1);
+    assert_eq!(
+        drained[0].1.rejections, 1,
+        "the local rejection is counted for the store"
+    );
+    assert!(cache.drain().is_empty(), "drained once");
+}
+
+#[test]
+fn half_open_always_goes_to_the_store() {
+    let (cache, _clock, agent) = setup();
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::HalfOpen, 2), T0);
+    assert_eq!(cache.decide(&agent), Local::Ask);
+}
+
+#[test]
+fn an_old_event_does_not_move_the_entry_back() {
+    let (cache, _clock, agent) = setup();
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 4), T0);
+    cache.apply_transition(&transition(&agent, CircuitState::Open, 3, T0 + 1_000));
+    assert_eq!(cache.state(&agent), Some(CircuitState::Closed));
+    cache.apply_transition(&transition(&agent, CircuitState::Open, 4, T0 + 1_000));
+    assert_eq!(
+        cache.state(&agent),
+        Some(CircuitState::Closed),
+        "same generation is old news"
+    );
+    cache.apply_transition(&transition(&agent, CircuitState::Open, 5, T0 + 1_000));
+    assert_eq!(
+        (cache.state(&agent), cache.generation(&agent)),
+        (Some(CircuitState::Open), Some(5))
+    );
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 4), T0);
+    assert_eq!(
+        cache.generation(&agent),
+        Some(5),
+        "an older snapshot is ignored too"
+    );
+}
+
+#[test]
+fn a_transition_event_alone_lets_a_pod_reject_locally() {
+    let (cache, _clock, agent) = setup();
+    cache.apply_transition(&transition(&agent, CircuitState::Open, 1, T0 + 1_500));
+    assert!(matches!(cache.decide(&agent), Local::Reject { .. }));
+}
+
+#[test]
+fn a_forced_closed_event_is_confirmed_with_the_store_first() {
+    let (cache, _clock, agent) = setup();
+    cache.apply_transition(&transition(&agent, CircuitState::ForcedClosed, 1, 0));
+    assert_eq!(cache.decide(&agent), Local::Ask);
+}
+
+#[test]
+fn successes_are_counted_locally_only_on_a_clean_closed_circuit_of_the_same_generation() {
+    let (cache, clock, agent) = setup();
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 2), T0);
+    assert!(cache.count_success(&agent, 2));
+    assert!(
+        !cache.count_success(&agent, 1),
+        "a permit of another generation"
+    );
+    cache.apply_failure_count(&agent, 2, 1);
+    assert!(
+        !cache.count_success(&agent, 2),
+        "the fleet has a failure streak: the store must see it"
+    );
+    cache.apply_failure_count(&agent, 2, 0);
+    clock.advance(Duration::from_millis(5));
+    assert!(cache.count_success(&agent, 2));
+    let drained = cache.drain();
+    assert_eq!(
+        drained,
+        vec![(
+            agent,
+            Batch {
+                generation: 2,
+                successes: 2,
+                last_success_ms: Some(T0 + 5),
+                rejections: 0
+            }
+        )]
+    );
+}
+
+#[test]
+fn news_of_a_newer_generation_distrusts_the_entry() {
+    let (cache, _clock, agent) = setup();
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 2), T0);
+    cache.apply_failure_count(&agent, 3, 1);
+    assert_eq!(cache.decide(&agent), Local::Ask);
+}
+
+#[test]
+fn due_picks_entries_in_use_that_would_go_stale_before_the_next_tick() {
+    let (cache, clock, agent) = setup();
+    let (tick, flush) = (Duration::from_millis(250), Duration::from_secs(1));
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 0), T0);
+    clock.advance(Duration::from_millis(700));
+    cache.confirm_subscription();
+    assert!(cache.due(tick, flush).is_empty(), "not in use");
+    assert!(matches!(cache.decide(&agent), Local::Admit { .. }));
+    clock.advance(Duration::from_millis(50));
+    let due = cache.due(tick, flush);
+    assert_eq!(
+        due.len(),
+        1,
+        "750 ms old + a 250 ms tick reaches max_staleness"
+    );
+    assert_eq!(due[0].1.successes, 0);
+}
+
+#[test]
+fn counts_wait_for_their_flush_interval_and_a_failed_flush_puts_them_back() {
+    let (cache, clock, agent) = setup();
+    let (tick, flush) = (Duration::from_millis(250), Duration::from_secs(1));
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 0), T0);
+    assert!(cache.count_success(&agent, 0));
+    assert!(cache.due(tick, flush).is_empty(), "counted just now");
+    clock.advance(Duration::from_secs(1));
+    cache.confirm_subscription();
+    let due = cache.due(tick, flush);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].1.successes, 1);
+    cache.restore(&agent, &due[0].1);
+    assert_eq!(cache.drain()[0].1.successes, 1, "nothing lost");
+}
+
+#[test]
+fn a_silent_subscription_stops_being_trusted_after_max_staleness() {
+    let (cache, clock, agent) = setup();
+    clock.advance(Duration::from_millis(600));
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 0), T0 + 600);
+    assert!(matches!(cache.decide(&agent), Local::Admit { .. }));
+    clock.advance(Duration::from_millis(400));
+    assert!(
+        !cache.is_subscribed(),
+        "no message nor ping for max_staleness"
+    );
+    assert_eq!(
+        cache.decide(&agent),
+        Local::Ask,
+        "even though the entry itself is fresh"
+    );
+}

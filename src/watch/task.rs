@@ -1,0 +1,350 @@
+//! The watcher task: connect, set up (subscribe, restart check, replay,
+//! resync), serve, and reconnect with backoff when the connection dies.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::broadcast;
+
+use super::message::{MessageError, decode_counts, decode_transition};
+use super::replay::{self, PAGE};
+use super::session::{Complaints, Failure, Ping, Session, backoff, bounded};
+use super::watcher::Shared;
+use super::{Resync, WatchOptions};
+use crate::agent_id::AgentId;
+use crate::cache::Cache;
+use crate::model::Transition;
+use crate::store::WatchTarget;
+
+/// The shortest bound on establishing a connection.
+const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Most `XREAD` pages one replay reads; past that the resync catches up.
+const MAX_REPLAY_PAGES: usize = 64;
+
+/// The watcher's state across connections.
+pub(super) struct Task {
+    target: WatchTarget,
+    cache: Arc<Cache>,
+    resync: Resync,
+    options: WatchOptions,
+    shared: Arc<Shared>,
+    sender: broadcast::Sender<Transition>,
+    events: String,
+    counts: String,
+    stream: String,
+    /// The id of the last stream entry read; `None` before the first
+    /// connection (and after a Redis restart): the next one reads the tip.
+    last_id: Option<String>,
+    /// The server's `run_id` at the last connection.
+    run_id: Option<String>,
+    /// Per agent, the highest generation delivered to subscribers.
+    delivered: HashMap<AgentId, u64>,
+    complaints: Complaints,
+    /// Whether the refusal of `INFO` was logged already.
+    info_refusal_logged: bool,
+}
+
+impl Task {
+    pub(super) fn new(
+        target: WatchTarget,
+        cache: Arc<Cache>,
+        resync: Resync,
+        options: WatchOptions,
+        shared: Arc<Shared>,
+        sender: broadcast::Sender<Transition>,
+    ) -> Self {
+        let keys = &target.keys;
+        let (events, counts, stream) = (keys.events(), keys.counts(), keys.transitions());
+        Self {
+            complaints: Complaints::new(Arc::clone(&shared)),
+            target,
+            cache,
+            resync,
+            options,
+            shared,
+            sender,
+            events,
+            counts,
+            stream,
+            last_id: None,
+            run_id: None,
+            delivered: HashMap::new(),
+            info_refusal_logged: false,
+        }
+    }
+
+    fn connect_timeout(&self) -> Duration {
+        self.target.timeout.max(MIN_CONNECT_TIMEOUT)
+    }
+
+    /// The bound on each setup command and on each ping's answer.
+    fn command_timeout(&self) -> Duration {
+        self.target.timeout.max(self.options.ping_interval)
+    }
+
+    /// Runs until aborted (the [`Watcher`](super::Watcher) is dropped).
+    pub(super) async fn run(mut self) {
+        let mut failures: u32 = 0;
+        let mut ever_connected = false;
+        // Whether this outage (or the wait for the first connection) was
+        // reported at WARN already, and since when it lasts.
+        let mut warned = false;
+        let mut down_since = Instant::now();
+        loop {
+            match self.connect().await {
+                Ok(mut session) => {
+                    self.shared.connected.store(true, Ordering::Release);
+                    let down_ms = down_since.elapsed().as_millis();
+                    if ever_connected {
+                        self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            channel = %self.events, attempts = failures + 1, down_ms,
+                            "watcher: subscription back"
+                        );
+                    } else if warned {
+                        tracing::info!(
+                            channel = %self.events, attempts = failures + 1, down_ms,
+                            "watcher: subscribed"
+                        );
+                    } else {
+                        tracing::debug!(channel = %self.events, "watcher: subscribed");
+                    }
+                    (ever_connected, failures) = (true, 0);
+                    let reason = self.serve(&mut session).await;
+                    drop(session);
+                    self.shared.connected.store(false, Ordering::Release);
+                    self.cache.lose_subscription();
+                    tracing::warn!(
+                        channel = %self.events, %reason,
+                        "watcher: subscription lost; the local cache is not trusted until it is back"
+                    );
+                    (warned, down_since) = (true, Instant::now());
+                }
+                Err(failure) => {
+                    self.cache.lose_subscription();
+                    failures = failures.saturating_add(1);
+                    if warned {
+                        tracing::debug!(
+                            channel = %self.events, %failure, attempt = failures,
+                            "watcher: still cannot subscribe"
+                        );
+                    } else {
+                        tracing::warn!(
+                            channel = %self.events, %failure,
+                            "watcher: cannot subscribe; retrying with backoff (further failures logged at DEBUG)"
+                        );
+                        warned = true;
+                    }
+                }
+            }
+            let delay = backoff(
+                self.options.reconnect_min,
+                self.options.reconnect_max,
+                failures,
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Subscribes, checks for a restart, replays, resyncs, then trusts the
+    /// cache again.
+    async fn connect(&mut self) -> Result<Session, Failure> {
+        let (connect, command) = (self.connect_timeout(), self.command_timeout());
+        let client = self.target.client.clone();
+        let pubsub = bounded(connect, "connect", client.get_async_pubsub()).await?;
+        let (mut sink, messages) = pubsub.split();
+        let channels = [self.events.as_str(), self.counts.as_str()];
+        bounded(command, "SUBSCRIBE", sink.subscribe(&channels[..])).await?;
+        let mut session = Session::new(messages, sink, self.options.ping_interval, command);
+
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect))
+            .set_response_timeout(Some(command));
+        let mut conn = bounded(
+            connect,
+            "connect",
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await?;
+        self.check_restart(&mut conn).await?;
+        self.replay(&mut conn).await?;
+        drop(conn);
+        self.resync(&mut session).await?;
+        self.cache.confirm_subscription();
+        Ok(session)
+    }
+
+    /// Compares the server's `run_id` with the last one seen: a change means
+    /// Redis restarted, its generations started again from 0, and the cache
+    /// must not stay ahead of it.
+    async fn check_restart(&mut self, conn: &mut MultiplexedConnection) -> Result<(), Failure> {
+        let run_id = match tokio::time::timeout(self.command_timeout(), replay::run_id(conn)).await
+        {
+            Err(_) => return Err(Failure::new("INFO", "no answer")),
+            Ok(Ok(run_id)) => run_id,
+            Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+                return Err(Failure::new("INFO", e.to_string()));
+            }
+            // Refused (an ACL without INFO, say): carry on without the check.
+            Ok(Err(e)) => {
+                if !self.info_refusal_logged {
+                    tracing::warn!(error = %e, "watcher: INFO server refused; Redis restarts will not be detected");
+                    self.info_refusal_logged = true;
+                }
+                None
+            }
+        };
+        let Some(run_id) = run_id else { return Ok(()) };
+        if self.run_id.as_ref().is_some_and(|old| *old != run_id) {
+            tracing::info!(%run_id, "watcher: Redis restarted; local cache cleared");
+            self.cache.clear();
+            self.delivered.clear();
+            self.last_id = None;
+        }
+        self.run_id = Some(run_id);
+        Ok(())
+    }
+
+    /// Reads the transitions stream after the last id read; on the first
+    /// connection (or after a restart) only notes its tip.
+    async fn replay(&mut self, conn: &mut MultiplexedConnection) -> Result<(), Failure> {
+        let command = self.command_timeout();
+        let Some(mut after) = self.last_id.clone() else {
+            let tip = bounded(command, "XREVRANGE", replay::tip(conn, &self.stream)).await?;
+            self.last_id = Some(tip);
+            return Ok(());
+        };
+        let mut read = 0usize;
+        for _ in 0..MAX_REPLAY_PAGES {
+            let page = bounded(
+                command,
+                "XREAD",
+                replay::read_after(conn, &self.stream, &after),
+            )
+            .await?;
+            let full = page.len() >= PAGE;
+            read += page.len();
+            for entry in page {
+                match entry.msg {
+                    Some(msg) => match decode_transition(&msg) {
+                        Ok(transition) => self.take_transition(transition),
+                        Err(error) => self.complaints.skip(&self.stream, &msg, &error),
+                    },
+                    None => {
+                        let error = MessageError::WrongFields {
+                            detail: format!("stream entry {} has no `msg` field", entry.id),
+                        };
+                        self.complaints.skip(&self.stream, b"", &error);
+                    }
+                }
+                after = entry.id;
+            }
+            self.last_id = Some(after.clone());
+            if !full {
+                break;
+            }
+        }
+        tracing::debug!(stream = %self.stream, entries = read, "watcher: replayed the transitions stream");
+        Ok(())
+    }
+
+    /// Runs the resync over the cached agents while still reading the
+    /// subscription (so it cannot back up), without trusting the cache yet.
+    async fn resync(&mut self, session: &mut Session) -> Result<(), Failure> {
+        let mut work = AssertUnwindSafe((self.resync)(self.cache.agents())).catch_unwind();
+        loop {
+            tokio::select! {
+                done = &mut work => {
+                    if done.is_err() {
+                        tracing::error!("watcher: the resync panicked; carrying on without it");
+                    }
+                    return Ok(());
+                }
+                message = session.messages.next() => match message {
+                    Some(message) => self.take_message(&message, false),
+                    None => return Err(Failure::new("resync", "the connection closed")),
+                },
+                ping = session.pings.recv() => match ping {
+                    Some(Ping::Pong) => {}
+                    Some(Ping::Dead(failure)) => return Err(failure),
+                    None => return Err(Failure::new("PING", "the pinger stopped")),
+                },
+            }
+        }
+    }
+
+    /// Reads messages and ping answers until the connection dies; returns why.
+    async fn serve(&mut self, session: &mut Session) -> Failure {
+        loop {
+            tokio::select! {
+                message = session.messages.next() => match message {
+                    Some(message) => self.take_message(&message, true),
+                    None => return Failure::new("read", "the connection closed"),
+                },
+                ping = session.pings.recv() => match ping {
+                    Some(Ping::Pong) => self.cache.confirm_subscription(),
+                    Some(Ping::Dead(failure)) => return failure,
+                    None => return Failure::new("PING", "the pinger stopped"),
+                },
+            }
+        }
+    }
+
+    /// One pub/sub message; `trusted` once setup is over, when a message
+    /// also confirms the subscription.
+    fn take_message(&mut self, message: &redis::Msg, trusted: bool) {
+        let channel = message.get_channel_name();
+        let payload = message.get_payload_bytes();
+        if channel == self.events {
+            match decode_transition(payload) {
+                Ok(transition) => self.take_transition(transition),
+                Err(error) => self.complaints.skip(channel, payload, &error),
+            }
+        } else if channel == self.counts {
+            match decode_counts(payload) {
+                Ok(news) => {
+                    self.cache.apply_failure_count(
+                        &news.agent_id,
+                        news.generation,
+                        news.failure_count,
+                    );
+                }
+                Err(error) => self.complaints.skip(channel, payload, &error),
+            }
+        } else {
+            tracing::debug!(channel, "watcher: message on an unexpected channel ignored");
+        }
+        if trusted {
+            self.cache.confirm_subscription();
+        }
+    }
+
+    /// A transition from pub/sub or the stream: to the cache (which moves
+    /// forward only), and to subscribers if it is news for its agent.
+    fn take_transition(&mut self, transition: Transition) {
+        self.cache.apply_transition(&transition);
+        let delivered = self.delivered.get(&transition.agent_id).copied();
+        if delivered.is_some_and(|generation| generation >= transition.generation) {
+            return;
+        }
+        tracing::debug!(
+            agent = %transition.agent_id,
+            from = %transition.from,
+            to = %transition.to,
+            generation = transition.generation,
+            reason = %transition.reason,
+            "watcher: transition"
+        );
+        self.delivered
+            .insert(transition.agent_id.clone(), transition.generation);
+        // No receiver is not an error: nobody listens.
+        let _ = self.sender.send(transition);
+    }
+}

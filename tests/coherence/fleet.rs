@@ -1,0 +1,136 @@
+//! Sixteen pods with their own pools, watchers and caches on one Redis.
+
+use std::time::Duration;
+
+use fleet_breaker::{AgentId, BreakerConfig, CircuitBreaker, CircuitState, Permit, RedisStore};
+use futures::future::join_all;
+
+use crate::support::{TestRedis, unique_prefix, wait_until};
+
+pub(crate) const PODS: usize = 16;
+pub(crate) const MAX_STALENESS: Duration = Duration::from_millis(500);
+
+pub(crate) fn config() -> BreakerConfig {
+    BreakerConfig::builder()
+        .base_backoff(Duration::from_millis(200))
+        .max_backoff(Duration::from_secs(2))
+        .build()
+        .unwrap()
+}
+
+pub(crate) async fn pod(redis: &TestRedis, prefix: &str) -> CircuitBreaker {
+    let store = RedisStore::builder(redis.url())
+        .prefix(prefix)
+        .timeout(Duration::from_secs(2))
+        .pool_size(2)
+        .build()
+        .await
+        .expect("connect");
+    CircuitBreaker::builder()
+        .store(store)
+        .config(config())
+        .max_staleness(MAX_STALENESS)
+        .flush_interval(Duration::from_millis(200))
+        .build()
+        .unwrap()
+}
+
+pub(crate) async fn fleet(redis: &TestRedis, prefix: &str, pods: usize) -> Vec<CircuitBreaker> {
+    join_all((0..pods).map(|_| pod(redis, prefix))).await
+}
+
+/// Every pod's subscription is up and its cache holds `agent` closed.
+pub(crate) async fn warm(pods: &[CircuitBreaker], agent: &AgentId) {
+    for pod in pods {
+        let pod = pod.clone();
+        wait_until(
+            "the pod's subscription is up",
+            Duration::from_secs(5),
+            || {
+                let pod = pod.clone();
+                async move { pod.cache().unwrap().is_subscribed() }
+            },
+        )
+        .await;
+        pod.acquire(agent).await.unwrap().success().await;
+    }
+}
+
+pub(crate) async fn evalsha_calls(redis: &TestRedis) -> u64 {
+    redis
+        .command_stats()
+        .await
+        .get("evalsha")
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_opened_by_one_pod_is_rejected_by_every_pod_locally_within_max_staleness() {
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix("coherence-open");
+    let pods = fleet(&redis, &prefix, PODS).await;
+    let agent = AgentId::new("agent-1").unwrap();
+    warm(&pods, &agent).await;
+
+    for _ in 0..5 {
+        pods[0].acquire(&agent).await.unwrap().failure("down").await;
+    }
+    assert_eq!(
+        pods[0].snapshot(&agent).await.unwrap().state,
+        CircuitState::Open
+    );
+
+    // Within max_staleness every pod's cache has the opening...
+    for pod in &pods {
+        let (pod, agent) = (pod.clone(), agent.clone());
+        wait_until("every cache sees the opening", MAX_STALENESS, || {
+            let (pod, agent) = (pod.clone(), agent.clone());
+            async move { pod.cache().unwrap().state(&agent) == Some(CircuitState::Open) }
+        })
+        .await;
+    }
+    // ...and rejects without a round trip.
+    let before = evalsha_calls(&redis).await;
+    for pod in &pods {
+        let rejected = pod.acquire(&agent).await.expect_err("open everywhere");
+        assert_eq!(rejected.state, CircuitState::Open);
+        assert!(rejected.retry_after.is_some());
+    }
+    assert_eq!(
+        evalsha_calls(&redis).await - before,
+        0,
+        "16 rejections, no script call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_is_granted_fleet_wide_at_most_half_open_max_calls_times() {
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix("coherence-probes");
+    let pods = fleet(&redis, &prefix, PODS).await;
+    let agent = AgentId::new("agent-1").unwrap();
+    warm(&pods, &agent).await;
+    for _ in 0..5 {
+        pods[0].acquire(&agent).await.unwrap().failure("down").await;
+    }
+    // Real Redis time: let the 300 ms backoff pass.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+
+    let agent = &agent;
+    let attempts = pods
+        .iter()
+        .flat_map(|pod| (0..4).map(move |_| pod.acquire(agent)));
+    let granted: Vec<Permit> = join_all(attempts)
+        .await
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(granted.len(), 3, "probe permits granted across 16 pods");
+    assert!(granted.iter().all(Permit::is_probe));
+    join_all(granted.into_iter().map(Permit::success)).await;
+    assert_eq!(
+        pods[7].snapshot(agent).await.unwrap().state,
+        CircuitState::Closed
+    );
+}

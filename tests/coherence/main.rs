@@ -1,0 +1,8 @@
+//! Fleet coherence: many pods, one Redis, local caches fed by pub/sub.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod fleet;
+mod local_counts;
+mod reconnect;
