@@ -20,9 +20,50 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        // Seconds and sub-second millis, not `as_millis()`: this runs on every
+        // cached decision, and a u128 division costs more than the clock read.
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+            d.as_secs().saturating_mul(1000) + u64::from(d.subsec_millis())
+        })
+    }
+}
+
+/// The system's wall clock read through the kernel's coarse monotonic clock:
+/// a few nanoseconds a read instead of a few tens, at the price of the
+/// scheduler tick's resolution (1 to 4 ms), always behind, never ahead.
+///
+/// The local cache decides with it: a cached open circuit may be rejected
+/// locally up to one tick past its `open_until` before the store is asked;
+/// staleness windows are off by at most a tick. The wall time is anchored
+/// once; drift against the wall clock is absorbed by the store-time offset the
+/// cache measures on every reply.
+#[derive(Debug, Clone, Copy)]
+pub struct CoarseClock {
+    anchor_wall_ms: u64,
+    anchor: coarsetime::Instant,
+}
+
+impl CoarseClock {
+    /// A coarse clock anchored to the wall clock now.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            anchor_wall_ms: SystemClock.now_ms(),
+            anchor: coarsetime::Instant::now(),
+        }
+    }
+}
+
+impl Default for CoarseClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for CoarseClock {
+    fn now_ms(&self) -> u64 {
+        let elapsed = coarsetime::Instant::now().duration_since(self.anchor);
+        self.anchor_wall_ms.saturating_add(elapsed.as_millis())
     }
 }
 

@@ -13,9 +13,9 @@ pub mod watch;
 pub use agent_id::{AgentId, AgentIdError};
 pub use breaker::{
     AgentMetrics, BreakerError, CallError, CircuitBreaker, CircuitBreakerBuilder, Counters, Permit,
-    RejectCause, Rejected, StorePolicy,
+    RejectCause, Rejected, StorePolicy, StoreStats, StoreStatus,
 };
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, CoarseClock, ManualClock, SystemClock};
 pub use config::{BreakerConfig, BreakerConfigBuilder, ConfigError};
 pub use model::{CircuitState, ForceMode, Outcome, Snapshot, Transition, TransitionReason};
 pub use router::{

@@ -1,15 +1,86 @@
-//! The breaker's background work: the flusher, and the resync the watcher
+//! The breaker's background work: flushing locally counted outcomes (the
+//! flusher task, and [`CircuitBreaker::flush`]), and the resync the watcher
 //! runs after every (re)connection.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
 
-use super::{CircuitBreaker, Inner};
+use super::{BreakerError, CircuitBreaker, Inner};
 use crate::agent_id::AgentId;
+use crate::cache::Cache;
+use crate::model::{Batch, Transition};
+use crate::store::StoreError;
 use crate::watch::Resync;
+
+impl CircuitBreaker {
+    /// Sends the outcomes counted locally (successes on a clean closed
+    /// circuit, local rejections) to the store now, rather than at the next
+    /// flush interval. Call it before shutting a pod down: counts still held
+    /// when the last handle is dropped are lost (only counters; never a
+    /// failure, never a state).
+    ///
+    /// It tries the store even in degraded mode (the background flusher
+    /// does not); the first store-unavailable error ends it, so it waits at
+    /// most about one store timeout for an unreachable store.
+    ///
+    /// # Errors
+    ///
+    /// [`BreakerError::Store`] when the store fails; the counts are kept for
+    /// the next try.
+    pub async fn flush(&self) -> Result<(), BreakerError> {
+        let Some(cache) = &self.inner.cache else {
+            return Ok(());
+        };
+        let mut result = Ok(());
+        let mut batches = cache.drain().into_iter();
+        while let Some((agent, batch)) = batches.next() {
+            if let Err(error) = self.flush_batch(cache, &agent, &batch).await {
+                let unreachable = error.is_store_unavailable();
+                result = Err(error.into());
+                if unreachable {
+                    for (agent, batch) in batches.by_ref() {
+                        cache.restore(&agent, &batch);
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    /// Sends one batch; puts it back in the cache when the store fails.
+    async fn flush_batch(
+        &self,
+        cache: &Cache,
+        agent: &AgentId,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
+        match self
+            .inner
+            .store
+            .flush(&self.inner.config, agent, batch)
+            .await
+        {
+            Ok(Some(applied)) => {
+                self.inner.health.succeeded();
+                self.observe(agent, &applied);
+            }
+            Ok(None) => {
+                self.inner.health.succeeded();
+                cache.forget(agent);
+            }
+            Err(error) => {
+                cache.restore(agent, batch);
+                self.store_failed(&error);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The task that sends locally counted outcomes to the store and keeps the
 /// cache entries in use fresh. Stops when the breaker is dropped.
@@ -41,9 +112,19 @@ impl Flusher {
                 let Some(cache) = breaker.inner.cache.clone() else {
                     break;
                 };
-                for (agent, batch) in cache.due(tick, flush_interval) {
+                if breaker.is_degraded() {
+                    // The counts wait in the cache until the store is back.
+                    continue;
+                }
+                let mut due = cache.due(tick, flush_interval).into_iter();
+                while let Some((agent, batch)) = due.next() {
                     if let Err(error) = breaker.flush_batch(&cache, &agent, &batch).await {
                         tracing::debug!(agent = %agent, %error, "flush failed; counts kept for the next tick");
+                        if breaker.is_degraded() {
+                            for (agent, batch) in due.by_ref() {
+                                cache.restore(&agent, &batch);
+                            }
+                        }
                     }
                 }
             }
@@ -53,6 +134,47 @@ impl Flusher {
 }
 
 impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The task that moves the last snapshots seen (which seed the `FailLocal`
+/// fallback) forward with the transitions the watcher delivers, so that a
+/// circuit another pod opened is seeded open. Stops when the breaker is
+/// dropped.
+#[derive(Debug)]
+pub(super) struct Follower {
+    task: JoinHandle<()>,
+}
+
+impl Follower {
+    /// Spawns the follower on the current tokio runtime.
+    pub(super) fn spawn(
+        breaker: Weak<Inner>,
+        mut transitions: broadcast::Receiver<Transition>,
+    ) -> Self {
+        let task = tokio::spawn(async move {
+            loop {
+                match transitions.recv().await {
+                    Ok(transition) => {
+                        let Some(inner) = breaker.upgrade() else {
+                            break;
+                        };
+                        inner.fallback.follow(&inner.config, &transition);
+                    }
+                    // Missed ones: store answers (the flusher's refreshes)
+                    // bring the snapshots up to date.
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+        Self { task }
+    }
+}
+
+impl Drop for Follower {
     fn drop(&mut self) {
         self.task.abort();
     }
@@ -68,6 +190,13 @@ pub(super) fn resync(breaker: Weak<Inner>) -> Resync {
                 return;
             };
             let breaker = CircuitBreaker { inner };
+            if breaker.is_degraded() {
+                // The subscription is back, so the store likely is: recover
+                // now rather than at the prober's next tick. The recovery
+                // rereads every agent held (these ones included).
+                breaker.recover().await;
+                return;
+            }
             for agent in agents {
                 match breaker
                     .inner
@@ -76,11 +205,7 @@ pub(super) fn resync(breaker: Weak<Inner>) -> Resync {
                     .await
                 {
                     Ok(Some(applied)) => breaker.observe(&agent, &applied),
-                    Ok(None) => {
-                        if let Some(cache) = &breaker.inner.cache {
-                            cache.forget(&agent);
-                        }
-                    }
+                    Ok(None) => breaker.unknown_to_store(&agent),
                     Err(error) => {
                         tracing::debug!(agent = %agent, %error, "resync failed; the entry will age out");
                     }

@@ -1,14 +1,15 @@
 //! [`CircuitBreakerBuilder`]: store, config, policy and cache settings.
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use super::background::{self, Flusher};
+use super::background::{self, Flusher, Follower};
+use super::fallback::Fallback;
+use super::store_health::{DEFAULT_DEGRADE_AFTER, DEFAULT_STORE_PROBE_INTERVAL, StoreHealth};
 use super::{CircuitBreaker, Inner, StorePolicy};
 use crate::cache::Cache;
-use crate::clock::SystemClock;
+use crate::clock::CoarseClock;
 use crate::config::{BreakerConfig, ConfigError};
 use crate::store::{BreakerStore, MemoryStore};
 use crate::watch::{WatchOptions, Watcher};
@@ -30,6 +31,8 @@ pub struct CircuitBreakerBuilder {
     local_cache: bool,
     max_staleness: Duration,
     flush_interval: Duration,
+    degrade_after: u32,
+    store_probe_interval: Duration,
 }
 
 impl CircuitBreakerBuilder {
@@ -42,6 +45,8 @@ impl CircuitBreakerBuilder {
             local_cache: true,
             max_staleness: DEFAULT_MAX_STALENESS,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
+            degrade_after: DEFAULT_DEGRADE_AFTER,
+            store_probe_interval: DEFAULT_STORE_PROBE_INTERVAL,
         }
     }
 
@@ -98,6 +103,23 @@ impl CircuitBreakerBuilder {
         self
     }
 
+    /// How many store-unavailable errors in a row (timeouts, lost
+    /// connections, on acquires, records and flushes) put the pod in
+    /// degraded mode, where decisions follow the policy without trying the
+    /// store (default 3; at least 1). See [`CircuitBreaker`]'s behaviour list.
+    pub fn degrade_after(mut self, consecutive_errors: u32) -> Self {
+        self.degrade_after = consecutive_errors;
+        self
+    }
+
+    /// How often a degraded pod pings its store to learn that it is back
+    /// (default 200 ms; at least 10 ms). Leaving degraded mode takes up to
+    /// this long after the store returns, plus one ping and the resync.
+    pub fn store_probe_interval(mut self, every: Duration) -> Self {
+        self.store_probe_interval = every;
+        self
+    }
+
     /// Validates the config and builds the breaker.
     ///
     /// On a store shared through Redis, with the local cache on, this spawns
@@ -110,9 +132,17 @@ impl CircuitBreakerBuilder {
     /// [`ConfigError`] when the config or a cache setting is invalid.
     pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
         self.config.validate()?;
+        if self.degrade_after == 0 {
+            return Err(ConfigError {
+                field: "degrade_after",
+                value: "0".to_owned(),
+                expected: "it must be at least 1 (store errors in a row)",
+            });
+        }
         for (field, value) in [
             ("max_staleness", self.max_staleness),
             ("flush_interval", self.flush_interval),
+            ("store_probe_interval", self.store_probe_interval),
         ] {
             if value < Duration::from_millis(10) {
                 return Err(ConfigError {
@@ -142,35 +172,41 @@ impl CircuitBreakerBuilder {
         let cached = target.zip(runtime);
         let (max_staleness, flush_interval) = (self.max_staleness, self.flush_interval);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
-            let (cache, watcher, flusher) = match cached {
+            let (cache, watcher, flusher, follower) = match cached {
                 Some((target, runtime)) => {
                     let _guard = runtime.enter();
                     let clock = target
                         .clock_override
                         .clone()
-                        .unwrap_or_else(|| Arc::new(SystemClock));
+                        .unwrap_or_else(|| Arc::new(CoarseClock::new()));
                     let cache = Arc::new(Cache::new(max_staleness, clock));
                     let options = WatchOptions {
-                        ping_interval: max_staleness / 3,
+                        ping_interval: max_staleness / 2,
                         ..WatchOptions::default()
                     };
                     let resync = background::resync(weak.clone());
                     let watcher = Watcher::spawn(target, Arc::clone(&cache), resync, options);
                     let flusher = Flusher::spawn(weak.clone(), max_staleness, flush_interval);
-                    (Some(cache), Some(watcher), Some(flusher))
+                    let follower = Follower::spawn(weak.clone(), watcher.subscribe());
+                    (Some(cache), Some(watcher), Some(flusher), Some(follower))
                 }
-                None => (None, None, None),
+                None => (None, None, None, None),
             };
             Inner {
                 store,
                 config: self.config,
                 policy: self.policy,
                 instance_id,
-                fallback: MemoryStore::new(),
-                last_seen: Mutex::new(HashMap::new()),
+                fallback: Fallback::default(),
+                health: Arc::new(StoreHealth::new(
+                    self.degrade_after,
+                    self.store_probe_interval,
+                )),
+                prober: Mutex::new(None),
                 cache,
                 watcher,
                 _flusher: flusher,
+                _follower: follower,
                 permit_prefix,
                 permit_counter: AtomicU64::new(0),
             }

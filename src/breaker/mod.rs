@@ -1,37 +1,42 @@
 //! [`CircuitBreaker`]: the async handle the rest of the world uses.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future;
-use futures::stream::{self, Stream, StreamExt};
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-
 use crate::agent_id::AgentId;
-use crate::cache::{Cache, Local};
+use crate::cache::{Cache, EntryRef, Local};
 use crate::config::BreakerConfig;
-use crate::model::{Batch, Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
-use crate::store::{Applied, BreakerStore, MemoryStore, StoreError};
+use crate::model::{Decision, Outcome, Ticket};
+use crate::store::BreakerStore;
 use crate::watch::Watcher;
 
+mod admin;
 mod background;
 mod builder;
+mod degraded;
 mod error;
+mod fallback;
 mod metrics;
+mod observe;
 mod permit;
 mod policy;
+mod store_health;
 
 pub use builder::{CircuitBreakerBuilder, DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_STALENESS};
 pub use error::{BreakerError, CallError, RejectCause, Rejected};
 pub use metrics::{AgentMetrics, Counters, iso8601};
 pub use permit::Permit;
 pub use policy::StorePolicy;
+pub use store_health::{
+    DEFAULT_DEGRADE_AFTER, DEFAULT_STORE_PROBE_INTERVAL, StoreStats, StoreStatus,
+};
 
+use fallback::Fallback;
+use observe::log_transition;
 use permit::Origin;
+use store_health::{Prober, StoreHealth};
 
 /// A circuit breaker over many agents, whose state lives in a
 /// [`BreakerStore`]: Redis for a fleet, memory for one process.
@@ -66,6 +71,22 @@ use permit::Origin;
 /// - When the store fails, acquire follows the [`StorePolicy`] (default
 ///   `FailLocal`), so the breaker never becomes the outage. Read and admin
 ///   operations return the error.
+/// - Degraded mode (a breaker around the store): after `degrade_after`
+///   (default 3) consecutive store-unavailable errors (timeouts, lost
+///   connections) on acquires, records and flushes, the pod stops calling
+///   the store for decisions: `acquire` and the permits' outcomes follow the
+///   policy at once (no timeout paid per call), the flusher keeps its counts,
+///   and a background task pings the store every `store_probe_interval`
+///   (default 200 ms). On the first answer the pod rereads the snapshot of
+///   every agent it holds, forgets the local fallback's decisions (outcomes
+///   decided locally during the outage are not replayed to the store: the
+///   store is the truth again), and leaves degraded mode. Entering is logged
+///   at WARN, leaving at INFO with the outage's length; both are counted in
+///   [`store_stats`](Self::store_stats) and shown by
+///   [`store_status`](Self::store_status). Read and admin operations still
+///   try the store while degraded. One store answer ends a run of errors;
+///   other errors (bad data in one agent's hash, a refused command) are
+///   answers too: they do not count, and that call alone follows the policy.
 /// - Every transition is logged with `tracing` at INFO, and delivered to
 ///   [`subscribe`](Self::subscribe) streams.
 /// - Clones share everything; the handle is cheap to clone. The watcher and
@@ -82,10 +103,13 @@ struct Inner {
     config: BreakerConfig,
     policy: StorePolicy,
     instance_id: String,
-    /// The local breaker `FailLocal` falls back to.
-    fallback: MemoryStore,
-    /// The last snapshot seen of each agent, to seed the fallback.
-    last_seen: Mutex<HashMap<AgentId, Snapshot>>,
+    /// The local breaker `FailLocal` falls back to, and the last snapshot
+    /// seen of each agent, to seed it.
+    fallback: Fallback,
+    /// The breaker around the store: errors in a row, degraded mode.
+    health: Arc<StoreHealth>,
+    /// Pings the store while degraded; spawned on first entering it.
+    prober: Mutex<Option<Prober>>,
     /// The local cache, for a store shared through Redis.
     cache: Option<Arc<Cache>>,
     /// Feeds the cache; also the source of `subscribe()`.
@@ -93,6 +117,9 @@ struct Inner {
     /// Sends locally counted outcomes to the store and keeps entries fresh;
     /// held only so that it stops with the breaker.
     _flusher: Option<background::Flusher>,
+    /// Moves the fallback's seeds forward with the watcher's transitions;
+    /// held only so that it stops with the breaker.
+    _follower: Option<background::Follower>,
     /// Permit ids are this pod's prefix and a counter: unique fleet-wide
     /// without a random draw per call.
     permit_prefix: String,
@@ -105,7 +132,7 @@ impl CircuitBreaker {
         CircuitBreakerBuilder::new()
     }
 
-    /// A breaker on a new embedded [`MemoryStore`] with the default config.
+    /// A breaker on a new embedded [`MemoryStore`](crate::MemoryStore) with the default config.
     #[must_use]
     pub fn in_memory() -> Self {
         Self::builder().build_valid()
@@ -142,19 +169,19 @@ impl CircuitBreaker {
     /// [`Rejected`] when the circuit refuses the call (or, under
     /// `FailClosed`, when the store cannot be reached).
     pub async fn acquire(&self, agent: &AgentId) -> Result<Permit, Rejected> {
+        if self.is_degraded() {
+            // The cache is skipped too: outcomes cannot reach the store, so
+            // the policy decides (and, under `FailLocal`, records) alone.
+            return self.decide_by_policy(agent, self.next_permit_id());
+        }
         if let Some(cache) = &self.inner.cache {
             match cache.decide(agent) {
-                Local::Admit { generation } => {
-                    let ticket = Ticket {
-                        permit_id: String::new(),
-                        generation,
-                    };
-                    return Ok(Permit::new(
+                Local::Admit { generation, entry } => {
+                    return Ok(Permit::cached(
                         self.clone(),
                         agent.clone(),
-                        ticket,
-                        false,
-                        Origin::Store,
+                        generation,
+                        entry,
                     ));
                 }
                 Local::Reject {
@@ -175,57 +202,21 @@ impl CircuitBreaker {
         let store = &self.inner.store;
         match store.acquire(&self.inner.config, agent, &permit_id).await {
             Ok(applied) => {
+                self.inner.health.succeeded();
                 self.observe(agent, &applied);
                 self.permit_or_reject(agent, permit_id, applied.value, Origin::Store)
             }
-            Err(error) => self.acquire_degraded(agent, permit_id, &error).await,
+            Err(error) => {
+                tracing::warn!(agent = %agent, %error, policy = ?self.inner.policy, "breaker store failed on acquire");
+                self.store_failed(&error);
+                self.decide_by_policy(agent, permit_id)
+            }
         }
     }
 
     fn next_permit_id(&self) -> String {
         let n = self.inner.permit_counter.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n:x}", self.inner.permit_prefix)
-    }
-
-    #[allow(clippy::unused_async)] // symmetric with `acquire`; the fallback is sync today
-    async fn acquire_degraded(
-        &self,
-        agent: &AgentId,
-        permit_id: String,
-        error: &StoreError,
-    ) -> Result<Permit, Rejected> {
-        tracing::warn!(agent = %agent, %error, policy = ?self.inner.policy, "breaker store failed on acquire");
-        match self.inner.policy {
-            StorePolicy::FailOpen => Ok(Permit::new(
-                self.clone(),
-                agent.clone(),
-                Ticket {
-                    permit_id,
-                    generation: 0,
-                },
-                false,
-                Origin::Unrecorded,
-            )),
-            StorePolicy::FailClosed => Err(Rejected {
-                agent: agent.clone(),
-                state: crate::model::CircuitState::Open,
-                retry_after: None,
-                cause: RejectCause::StoreUnavailable,
-            }),
-            StorePolicy::FailLocal => {
-                let fallback = &self.inner.fallback;
-                if !fallback.contains(agent) {
-                    let seed = self.last_seen(agent);
-                    fallback.seed(
-                        agent,
-                        seed.unwrap_or_else(|| Snapshot::fresh(&self.inner.config)),
-                    );
-                }
-                let applied = fallback.acquire_sync(&self.inner.config, agent, &permit_id);
-                log_transition(applied.transition.as_ref());
-                self.permit_or_reject(agent, permit_id, applied.value, Origin::Local)
-            }
-        }
     }
 
     fn permit_or_reject(
@@ -270,22 +261,29 @@ impl CircuitBreaker {
         match origin {
             Origin::Unrecorded => {}
             Origin::Local => {
-                let applied = self
+                let transition = self
                     .inner
                     .fallback
-                    .record_sync(config, agent, ticket, outcome);
-                log_transition(applied.transition.as_ref());
+                    .record_granted(config, agent, ticket, outcome);
+                log_transition(transition.as_ref());
             }
-            Origin::Store if outcome == Outcome::Success && self.count_locally(agent, ticket) => {}
+            Origin::Store
+                if outcome == Outcome::Success && self.count_locally(agent, ticket, None) => {}
+            Origin::Store if self.is_degraded() => self.settle_by_policy(agent, ticket, outcome),
             Origin::Store => match self
                 .inner
                 .store
                 .record(config, agent, ticket, outcome)
                 .await
             {
-                Ok(applied) => self.observe(agent, &applied),
+                Ok(applied) => {
+                    self.inner.health.succeeded();
+                    self.observe(agent, &applied);
+                }
                 Err(error) => {
                     tracing::warn!(agent = %agent, %error, outcome = outcome.as_str(), "breaker store failed to record an outcome");
+                    self.store_failed(&error);
+                    self.settle_by_policy(agent, ticket, outcome);
                 }
             },
         }
@@ -293,13 +291,18 @@ impl CircuitBreaker {
 
     /// Counts a success in the cache when the circuit is known closed and
     /// clean fleet-wide; the flusher sends it on.
-    fn count_locally(&self, agent: &AgentId, ticket: &Ticket) -> bool {
+    pub(crate) fn count_locally(
+        &self,
+        agent: &AgentId,
+        ticket: &Ticket,
+        entry: Option<&EntryRef>,
+    ) -> bool {
         ticket.permit_id.is_empty()
             && self
                 .inner
                 .cache
                 .as_ref()
-                .is_some_and(|cache| cache.count_success(agent, ticket.generation))
+                .is_some_and(|cache| cache.count_success(agent, entry, ticket.generation))
     }
 
     /// Runs `call` under a permit: success on `Ok`, failure on `Err`.
@@ -326,231 +329,5 @@ impl CircuitBreaker {
                 Err(CallError::Inner(error))
             }
         }
-    }
-
-    /// The agent's state and counters, in the original JSON shape.
-    ///
-    /// # Errors
-    ///
-    /// [`BreakerError::UnknownAgent`] for an agent the store has never seen;
-    /// [`BreakerError::Store`] when the store fails.
-    pub async fn metrics(&self, agent: &AgentId) -> Result<AgentMetrics, BreakerError> {
-        let applied = self
-            .inner
-            .store
-            .snapshot(&self.inner.config, agent)
-            .await?
-            .ok_or_else(|| BreakerError::UnknownAgent(agent.clone()))?;
-        self.observe(agent, &applied);
-        Ok(AgentMetrics::from_snapshot(
-            agent,
-            &applied.snapshot,
-            applied.now_ms,
-        ))
-    }
-
-    /// The agent's raw snapshot (after lazy expiry).
-    ///
-    /// # Errors
-    ///
-    /// As [`metrics`](Self::metrics).
-    pub async fn snapshot(&self, agent: &AgentId) -> Result<Snapshot, BreakerError> {
-        let applied = self
-            .inner
-            .store
-            .snapshot(&self.inner.config, agent)
-            .await?
-            .ok_or_else(|| BreakerError::UnknownAgent(agent.clone()))?;
-        self.observe(agent, &applied);
-        Ok(applied.snapshot)
-    }
-
-    /// The admin reset, fleet-wide: closed, counters zero, backoff base.
-    ///
-    /// # Errors
-    ///
-    /// [`BreakerError::UnknownAgent`] for an agent the store has never seen
-    /// (nothing is created); [`BreakerError::Store`] when the store fails.
-    pub async fn reset(&self, agent: &AgentId) -> Result<Transition, BreakerError> {
-        let applied = self.inner.store.reset(&self.inner.config, agent).await?;
-        self.admin_result(agent, applied)
-    }
-
-    /// The operator override: `Open`, `Closed` for `ttl` (or until changed),
-    /// or `Auto` to end a force.
-    ///
-    /// # Errors
-    ///
-    /// [`BreakerError::InvalidInput`] for a zero `ttl`;
-    /// [`BreakerError::UnknownAgent`] and [`BreakerError::Store`] as
-    /// [`reset`](Self::reset).
-    pub async fn force(
-        &self,
-        agent: &AgentId,
-        mode: ForceMode,
-        ttl: Option<Duration>,
-    ) -> Result<Transition, BreakerError> {
-        if ttl.is_some_and(|ttl| ttl < Duration::from_millis(1)) {
-            return Err(BreakerError::InvalidInput(
-                "a force ttl must be at least 1 ms; omit it to force until changed".into(),
-            ));
-        }
-        let applied = self
-            .inner
-            .store
-            .force(&self.inner.config, agent, mode, ttl)
-            .await?;
-        self.admin_result(agent, applied)
-    }
-
-    /// Every agent the store knows, sorted.
-    ///
-    /// # Errors
-    ///
-    /// [`BreakerError::Store`] when the store fails.
-    pub async fn agents(&self) -> Result<Vec<AgentId>, BreakerError> {
-        Ok(self.inner.store.agents().await?)
-    }
-
-    /// Every transition of every agent from now on, as it happens.
-    ///
-    /// On Redis the stream is fed by this pod's watcher (pub/sub, with a
-    /// replay of `PREFIX:transitions` after a reconnect): each transition is
-    /// delivered once, in generation order per agent. On the embedded store it
-    /// is fed by the store itself. A subscriber more than 1,024 transitions
-    /// behind skips the oldest (a warning is logged).
-    pub fn subscribe(&self) -> impl Stream<Item = Transition> + Send + 'static {
-        let receiver = match &self.inner.watcher {
-            Some(watcher) => Some(watcher.subscribe()),
-            None => self.inner.store.local_transitions(),
-        };
-        stream::iter(receiver.map(BroadcastStream::new))
-            .flatten()
-            .filter_map(|item| {
-                future::ready(match item {
-                    Ok(transition) => Some(transition),
-                    Err(BroadcastStreamRecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "a transition subscriber fell behind");
-                        None
-                    }
-                })
-            })
-    }
-
-    /// Sends the outcomes counted locally (successes on a clean closed
-    /// circuit, local rejections) to the store now, rather than at the next
-    /// flush interval. Call it before shutting a pod down: counts still held
-    /// when the last handle is dropped are lost (only counters; never a
-    /// failure, never a state).
-    ///
-    /// # Errors
-    ///
-    /// [`BreakerError::Store`] when the store fails; the counts are kept for
-    /// the next try.
-    pub async fn flush(&self) -> Result<(), BreakerError> {
-        let Some(cache) = &self.inner.cache else {
-            return Ok(());
-        };
-        let mut result = Ok(());
-        for (agent, batch) in cache.drain() {
-            if let Err(error) = self.flush_batch(cache, &agent, &batch).await {
-                result = Err(error.into());
-            }
-        }
-        result
-    }
-
-    /// Sends one batch; puts it back in the cache when the store fails.
-    async fn flush_batch(
-        &self,
-        cache: &Cache,
-        agent: &AgentId,
-        batch: &Batch,
-    ) -> Result<(), StoreError> {
-        match self
-            .inner
-            .store
-            .flush(&self.inner.config, agent, batch)
-            .await
-        {
-            Ok(Some(applied)) => self.observe(agent, &applied),
-            Ok(None) => cache.forget(agent),
-            Err(error) => {
-                cache.restore(agent, batch);
-                return Err(error);
-            }
-        }
-        Ok(())
-    }
-
-    /// The local cache, when the store is shared through Redis.
-    #[must_use]
-    pub fn cache(&self) -> Option<&Arc<Cache>> {
-        self.inner.cache.as_ref()
-    }
-
-    /// Whether the watcher's subscription is connected (always `false` on
-    /// the embedded store, which needs none).
-    #[must_use]
-    pub fn is_watching(&self) -> bool {
-        self.inner
-            .watcher
-            .as_ref()
-            .is_some_and(Watcher::is_connected)
-    }
-
-    fn admin_result(
-        &self,
-        agent: &AgentId,
-        applied: Option<Applied<()>>,
-    ) -> Result<Transition, BreakerError> {
-        let applied = applied.ok_or_else(|| BreakerError::UnknownAgent(agent.clone()))?;
-        self.observe(agent, &applied);
-        // The local fallback follows admin actions too.
-        self.inner.fallback.seed(agent, applied.snapshot.clone());
-        applied.transition.ok_or_else(|| {
-            BreakerError::Store(StoreError::InvalidData {
-                what: format!("admin action on {agent}"),
-                detail: "the store reported no transition".into(),
-            })
-        })
-    }
-
-    /// Remembers the snapshot and logs the transition of a store answer.
-    fn observe<T>(&self, agent: &AgentId, applied: &Applied<T>) {
-        log_transition(applied.transition.as_ref());
-        if let Some(cache) = &self.inner.cache {
-            cache.apply_snapshot(agent, &applied.snapshot, applied.now_ms);
-        }
-        if self.inner.policy == StorePolicy::FailLocal {
-            self.inner
-                .last_seen
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(agent.clone(), applied.snapshot.clone());
-        }
-    }
-
-    fn last_seen(&self, agent: &AgentId) -> Option<Snapshot> {
-        self.inner
-            .last_seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(agent)
-            .cloned()
-    }
-}
-
-fn log_transition(transition: Option<&Transition>) {
-    if let Some(t) = transition {
-        tracing::info!(
-            agent = %t.agent_id,
-            from = %t.from,
-            to = %t.to,
-            reason = %t.reason,
-            generation = t.generation,
-            backoff_seconds = t.backoff_seconds,
-            "circuit transition"
-        );
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 
 use super::CircuitBreaker;
 use crate::agent_id::AgentId;
+use crate::cache::EntryRef;
 use crate::model::{Outcome, Ticket};
 
 /// Where a permit came from, and so where its outcome goes.
@@ -38,6 +39,8 @@ pub struct Permit {
     probe: bool,
     origin: Origin,
     settled: bool,
+    /// The cache entry that admitted this permit, if it was admitted locally.
+    cache_entry: Option<EntryRef>,
 }
 
 impl fmt::Debug for Permit {
@@ -66,6 +69,28 @@ impl Permit {
             probe,
             origin,
             settled: false,
+            cache_entry: None,
+        }
+    }
+
+    /// A permit the local cache admitted: closed circuit, no probe, no id.
+    pub(crate) fn cached(
+        breaker: CircuitBreaker,
+        agent: AgentId,
+        generation: u64,
+        entry: EntryRef,
+    ) -> Self {
+        Self {
+            breaker,
+            agent,
+            ticket: Ticket {
+                permit_id: String::new(),
+                generation,
+            },
+            probe: false,
+            origin: Origin::Store,
+            settled: false,
+            cache_entry: Some(entry),
         }
     }
 
@@ -116,6 +141,14 @@ impl Permit {
         self.settled = true;
         if outcome == Outcome::Neutral && !self.probe {
             // A neutral outcome of a non-probe permit changes nothing.
+            return;
+        }
+        if outcome == Outcome::Success
+            && self.origin == Origin::Store
+            && self
+                .breaker
+                .count_locally(&self.agent, &self.ticket, self.cache_entry.as_ref())
+        {
             return;
         }
         self.breaker

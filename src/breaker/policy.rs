@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 ///   [`RejectCause::StoreUnavailable`](crate::RejectCause::StoreUnavailable).
 /// - A store error on a read or admin operation (`metrics`, `reset`, ...)
 ///   is returned to the caller whatever the policy.
+/// - The policy decides one call whose store call failed, and every call
+///   while the pod is in degraded mode (after repeated store-unavailable
+///   errors; see [`CircuitBreaker`](crate::CircuitBreaker)), then without
+///   trying the store at all. Under `FailLocal`, an outcome that cannot
+///   reach the store moves the local breaker; local decisions are never
+///   replayed to the store, which is the truth again once it answers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

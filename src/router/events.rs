@@ -17,6 +17,8 @@ use crate::store::{BreakerStore, StoreError};
 /// Routing decisions counted here and not yet added to the store's counter.
 pub(super) struct EventCounter {
     pending: AtomicU64,
+    /// The fleet-wide total the store last answered.
+    last_total: AtomicU64,
     store: Arc<dyn BreakerStore>,
     every: Duration,
     flusher_started: AtomicBool,
@@ -35,6 +37,7 @@ impl EventCounter {
     pub(super) fn new(store: Arc<dyn BreakerStore>, every: Duration) -> Arc<Self> {
         Arc::new(Self {
             pending: AtomicU64::new(0),
+            last_total: AtomicU64::new(0),
             store,
             every,
             flusher_started: AtomicBool::new(false),
@@ -66,15 +69,30 @@ impl EventCounter {
     pub(super) async fn flush(&self) -> Result<u64, StoreError> {
         let n = self.pending.swap(0, Ordering::AcqRel);
         if n == 0 {
-            return self.store.routing_events().await;
+            let total = self.store.routing_events().await?;
+            self.last_total.store(total, Ordering::Relaxed);
+            return Ok(total);
         }
         match self.store.add_routing_events(n).await {
-            Ok(total) => Ok(total),
+            Ok(total) => {
+                self.last_total.store(total, Ordering::Relaxed);
+                Ok(total)
+            }
             Err(error) => {
                 self.pending.fetch_add(n, Ordering::AcqRel);
                 Err(error)
             }
         }
+    }
+}
+
+impl EventCounter {
+    /// Without the store: the last fleet-wide total read, plus this pod's
+    /// decisions not yet added to it.
+    pub(super) fn estimate(&self) -> u64 {
+        self.last_total
+            .load(Ordering::Relaxed)
+            .saturating_add(self.pending.load(Ordering::Relaxed))
     }
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::FailoverRouter;
 use crate::agent_id::AgentId;
-use crate::breaker::{AgentMetrics, BreakerError};
+use crate::breaker::{AgentMetrics, BreakerError, StoreStatus};
 use crate::clock::{Clock, SystemClock};
 use crate::model::{CircuitState, Snapshot, Transition};
 use crate::store::FailureRecord;
@@ -15,10 +15,17 @@ use crate::store::FailureRecord;
 ///
 /// ```json
 /// {"total_agents": 3, "open_circuits": 1, "half_open_circuits": 0,
-///  "healthy_agents": 2, "routing_events": 127,
+///  "healthy_agents": 2, "routing_events": 127, "store": "ok",
 ///  "agents": {"agent-1": {"agent_id": "agent-1", "state": "open",
 ///                         "metrics": {"failure_count": 5, "...": "..."}, "...": "..."}}}
 /// ```
+///
+/// While the pod is in degraded mode (see
+/// [`CircuitBreaker`](crate::CircuitBreaker)), `"store"` is `"degraded"`,
+/// with `"store_degraded_since_ms"` (ms since the Unix epoch) and
+/// `"store_degraded_reason"` (the store error) beside it, and the report is
+/// this pod's own view, made without the store: see
+/// [`FailoverRouter::health_status`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthStatus {
     /// Agents reported: every agent the store knows (called by any pod),
@@ -39,10 +46,68 @@ pub struct HealthStatus {
     pub routing_events: u64,
     /// Each agent's state and counters, by agent id.
     pub agents: BTreeMap<AgentId, AgentMetrics>,
+    /// Whether this pod decides with the store or is in degraded mode.
+    #[serde(flatten, with = "store_field")]
+    pub store: StoreStatus,
+}
+
+/// [`HealthStatus::store`] in JSON: `"store": "ok" | "degraded"`, plus
+/// `"store_degraded_since_ms"` and `"store_degraded_reason"` when degraded.
+mod store_field {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::breaker::StoreStatus;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Kind {
+        Ok,
+        Degraded,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Flat {
+        store: Kind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        store_degraded_since_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        store_degraded_reason: Option<String>,
+    }
+
+    pub(super) fn serialize<S: Serializer>(status: &StoreStatus, s: S) -> Result<S::Ok, S::Error> {
+        let flat = match status {
+            StoreStatus::Ok => Flat {
+                store: Kind::Ok,
+                store_degraded_since_ms: None,
+                store_degraded_reason: None,
+            },
+            StoreStatus::Degraded { since_ms, reason } => Flat {
+                store: Kind::Degraded,
+                store_degraded_since_ms: Some(*since_ms),
+                store_degraded_reason: Some(reason.clone()),
+            },
+        };
+        flat.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StoreStatus, D::Error> {
+        let flat = Flat::deserialize(d)?;
+        Ok(match flat.store {
+            Kind::Ok => StoreStatus::Ok,
+            Kind::Degraded => StoreStatus::Degraded {
+                since_ms: flat.store_degraded_since_ms.unwrap_or(0),
+                reason: flat.store_degraded_reason.unwrap_or_default(),
+            },
+        })
+    }
 }
 
 impl HealthStatus {
-    fn from_agents(agents: BTreeMap<AgentId, AgentMetrics>, routing_events: u64) -> Self {
+    fn from_agents(
+        agents: BTreeMap<AgentId, AgentMetrics>,
+        routing_events: u64,
+        store: StoreStatus,
+    ) -> Self {
         let count = |f: fn(CircuitState) -> bool| agents.values().filter(|m| f(m.state)).count();
         Self {
             total_agents: agents.len(),
@@ -51,6 +116,7 @@ impl HealthStatus {
             healthy_agents: count(CircuitState::admits_all),
             routing_events,
             agents,
+            store,
         }
     }
 }
@@ -61,10 +127,20 @@ impl<C> FailoverRouter<C> {
     /// Flushes this pod's pending routing decisions first, then reads each
     /// agent's snapshot (one store call per agent).
     ///
+    /// In degraded mode it answers at once without the store, from what
+    /// this pod knows: `"store": "degraded"`; each agent's state as this pod
+    /// decides it (the `FailLocal` fallback's, else the last snapshot the
+    /// store answered); agents never seen reported fresh; `routing_events`
+    /// the last fleet-wide total this pod read plus its own decisions since.
+    ///
     /// # Errors
     ///
-    /// [`BreakerError::Store`] when the store fails.
+    /// [`BreakerError::Store`] when the store fails (and the pod is not yet
+    /// in degraded mode).
     pub async fn health_status(&self) -> Result<HealthStatus, BreakerError> {
+        if self.inner.breaker.is_degraded() {
+            return Ok(self.local_health());
+        }
         let routing_events = self.inner.events.flush().await?;
         let breaker = &self.inner.breaker;
         // This pod's locally counted outcomes first, as with routing events;
@@ -87,7 +163,31 @@ impl<C> FailoverRouter<C> {
             };
             agents.insert(agent, metrics);
         }
-        Ok(HealthStatus::from_agents(agents, routing_events))
+        Ok(HealthStatus::from_agents(
+            agents,
+            routing_events,
+            breaker.store_status(),
+        ))
+    }
+
+    /// The health report of a degraded pod, made without the store.
+    fn local_health(&self) -> HealthStatus {
+        let breaker = &self.inner.breaker;
+        let mut agents: BTreeMap<AgentId, AgentMetrics> = breaker
+            .local_view()
+            .into_iter()
+            .map(|(agent, snapshot, now_ms)| {
+                let metrics = AgentMetrics::from_snapshot(&agent, &snapshot, now_ms);
+                (agent, metrics)
+            })
+            .collect();
+        for agent in self.named_agents() {
+            agents.entry(agent).or_insert_with_key(|agent| {
+                let fresh = Snapshot::fresh(breaker.config());
+                AgentMetrics::from_snapshot(agent, &fresh, SystemClock.now_ms())
+            });
+        }
+        HealthStatus::from_agents(agents, self.inner.events.estimate(), breaker.store_status())
     }
 
     /// Up to `limit` routing failures of the whole fleet, newest first.

@@ -85,7 +85,9 @@ const MAX_NAMED_AGENTS: usize = 10_000;
 /// - A cancelled `route_task` (its future dropped) leaves the call in flight
 ///   neutral: a probe permit is handed back and nothing is counted.
 /// - Every failure (error, timeout, slow call) is appended to the
-///   fleet-wide recent-failures record with the task id and this pod's id.
+///   fleet-wide recent-failures record with the task id and this pod's id,
+///   except while the pod is in degraded mode (its store unreachable; see
+///   [`CircuitBreaker`]), when it is only logged: routing makes no store call.
 /// - Panic mode (off by default): when every agent is rejected, the one
 ///   whose circuit reopens soonest (smallest `retry_after`, open or
 ///   half-open, never forced open nor rejected for an unreachable store) is

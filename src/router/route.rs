@@ -261,6 +261,11 @@ impl<C> FailoverRouter<C> {
         };
         tracing::debug!(agent = %agent, %reason, "call failed");
         let breaker = &self.inner.breaker;
+        if breaker.is_degraded() {
+            // No store call on the routing path in degraded mode: the
+            // failure is logged above, not journaled.
+            return settle.await;
+        }
         let record = FailureRecord {
             task_id: task_id.to_owned(),
             agent_id: agent.clone(),

@@ -140,6 +140,18 @@ pub trait BreakerStore: RoutingJournal + Debug + Send + Sync {
         batch: &Batch,
     ) -> Result<Option<Applied<()>>, StoreError>;
 
+    /// Checks that the store answers: one `PING` on Redis, bounded by the
+    /// store's timeout. The default (a store of one process, which cannot be
+    /// unreachable) answers `Ok(())` at once. The breaker's prober calls it
+    /// while the pod is in degraded mode, to learn when the store is back.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or answers wrongly.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// A short name for logs and health: `memory` or `redis`.
     fn kind(&self) -> &'static str;
 

@@ -5,11 +5,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::{PoolConfig, Runtime, Timeouts};
+use ::redis::ConnectionAddr;
+use deadpool_redis::{Manager, Pool, PoolConfig, Runtime, Timeouts};
 
 use super::super::{Keys, StoreError};
 use super::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, Inner, RedisStore, conn};
 use crate::clock::Clock;
+
+/// What a PEM certificate block starts with.
+const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// Builder of a [`RedisStore`]; see [`RedisStore::builder`].
 #[must_use]
@@ -20,6 +24,8 @@ pub struct RedisStoreBuilder {
     pool_size: usize,
     transitions_max_len: u64,
     clock_override: Option<Arc<dyn Clock>>,
+    /// PEM roots that replace the system's for `rediss://` (a private CA).
+    tls_root_certs: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -31,6 +37,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("pool_size", &self.pool_size)
             .field("transitions_max_len", &self.transitions_max_len)
             .field("clock_override", &self.clock_override.is_some())
+            .field("tls_root_certs", &self.tls_root_certs.is_some())
             .finish()
     }
 }
@@ -44,6 +51,7 @@ impl RedisStoreBuilder {
             pool_size: 16,
             transitions_max_len: 10_000,
             clock_override: None,
+            tls_root_certs: None,
         }
     }
 
@@ -81,39 +89,74 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Trusts only the CA certificates in `pem` (one or more PEM blocks) for
+    /// a `rediss://` URL, instead of the system's roots: for a Redis whose
+    /// certificate a private CA signed. The server's certificate and host
+    /// name are verified either way; there is no switch to skip that.
+    ///
+    /// Without this, the roots are the system's, read by
+    /// `rustls-native-certs`: the platform store, or only the PEM files that
+    /// the `SSL_CERT_FILE` / `SSL_CERT_DIR` environment variables name when
+    /// either is set. Needs the cargo feature `tls`.
+    pub fn tls_root_certs(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certs = Some(pem.into());
+        self
+    }
+
     /// Checks the settings, opens the pool and checks that Redis answers a
     /// `PING` within the timeout.
+    ///
+    /// ## Behavior
+    ///
+    /// - `redis://` is plain TCP; `rediss://` is TLS (cargo feature `tls`)
+    ///   for every connection of the store and of its watcher, the server's
+    ///   certificate checked against the system's roots or those of
+    ///   [`tls_root_certs`](Self::tls_root_certs).
+    /// - With TLS, the first store built installs rustls's `ring` crypto
+    ///   provider as the process default, unless the application installed
+    ///   one before.
     ///
     /// # Errors
     ///
     /// - [`StoreError::InvalidSettings`]: a URL that does not parse, a pool
-    ///   size, timeout or stream cap of zero, an empty prefix or one with braces.
+    ///   size, timeout or stream cap of zero, an empty prefix or one with
+    ///   braces; a `rediss://` URL or TLS roots without the cargo feature
+    ///   `tls`, TLS roots with a `redis://` URL, roots that are not PEM
+    ///   certificates, a `#insecure` URL.
     /// - [`StoreError::Timeout`]: no answer within the timeout.
     /// - [`StoreError::Unavailable`]: the connection was refused or failed
-    ///   (host, port, password, database); the message says what to check.
+    ///   (host, port, password, database, TLS handshake); the message says
+    ///   what to check.
     pub async fn build(self) -> Result<RedisStore, StoreError> {
         self.check()?;
         let url_display = redact_url(&self.url);
-        let client = ::redis::Client::open(self.url.as_str()).map_err(|e| {
-            StoreError::InvalidSettings(format!(
-                "cannot use the Redis URL {url_display}: {e}; expected \
-                 redis://[user:password@]host:port[/db]"
-            ))
-        })?;
-        let mut config = deadpool_redis::Config::from_url(self.url);
+        let client = self.client(&url_display)?;
+        let tls = matches!(
+            client.get_connection_info().addr(),
+            ConnectionAddr::TcpTls { .. }
+        );
         let mut pool_config = PoolConfig::new(self.pool_size);
         pool_config.timeouts = Timeouts {
             wait: Some(self.timeout),
             create: Some(self.timeout),
             recycle: Some(self.timeout),
         };
-        config.pool = Some(pool_config);
-        let pool = config.create_pool(Some(Runtime::Tokio1)).map_err(|e| {
-            StoreError::InvalidSettings(format!(
-                "cannot use the Redis URL {url_display}: {e}; expected \
-                 redis://[user:password@]host:port[/db]"
-            ))
-        })?;
+        // The pool connects with the client's own connection info: a
+        // `deadpool_redis::Config` would drop the TLS roots.
+        let pool = Manager::new(client.get_connection_info().clone())
+            .map_err(|e| e.to_string())
+            .and_then(|manager| {
+                Pool::builder(manager)
+                    .config(pool_config)
+                    .runtime(Runtime::Tokio1)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| {
+                StoreError::InvalidSettings(format!(
+                    "cannot make a connection pool for {url_display}: {e}"
+                ))
+            })?;
         let store = RedisStore {
             inner: Arc::new(Inner {
                 lanes: conn::Lanes::new(pool, self.pool_size, self.timeout),
@@ -125,8 +168,74 @@ impl RedisStoreBuilder {
                 url_display,
             }),
         };
-        store.ping().await?;
+        store.ping().await.map_err(|e| match e {
+            StoreError::Unavailable(cause) if !tls => StoreError::Unavailable(format!(
+                "{cause}; if that port serves TLS, use a rediss:// URL"
+            )),
+            other => other,
+        })?;
         Ok(store)
+    }
+
+    /// The client of the store's URL, with the TLS roots if any.
+    fn client(&self, url_display: &str) -> Result<::redis::Client, StoreError> {
+        let invalid = |detail: String| {
+            StoreError::InvalidSettings(format!("cannot use the Redis URL {url_display}: {detail}"))
+        };
+        let tls_scheme = self
+            .url
+            .split_once("://")
+            .is_some_and(|(scheme, _)| matches!(scheme, "rediss" | "valkeys"));
+        if !cfg!(feature = "tls") && (tls_scheme || self.tls_root_certs.is_some()) {
+            return Err(invalid(
+                "TLS (a rediss:// URL, or tls_root_certs) needs the cargo feature `tls` of \
+                 fleet-breaker"
+                    .to_owned(),
+            ));
+        }
+        if let Some(pem) = &self.tls_root_certs {
+            if !tls_scheme {
+                return Err(invalid(
+                    "tls_root_certs is set but the URL is not TLS; use rediss://".to_owned(),
+                ));
+            }
+            if !pem
+                .windows(PEM_CERTIFICATE.len())
+                .any(|w| w == PEM_CERTIFICATE)
+            {
+                return Err(invalid(
+                    "tls_root_certs holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                        .to_owned(),
+                ));
+            }
+        }
+        let client = match &self.tls_root_certs {
+            #[cfg(feature = "tls")]
+            Some(pem) => ::redis::Client::build_with_tls(
+                self.url.as_str(),
+                ::redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+            _ => ::redis::Client::open(self.url.as_str()),
+        }
+        .map_err(|e| {
+            invalid(format!(
+                "{e}; expected redis://[user:password@]host:port[/db], or rediss://... for TLS"
+            ))
+        })?;
+        if let ConnectionAddr::TcpTls { insecure, .. } = client.get_connection_info().addr() {
+            if *insecure {
+                return Err(invalid(
+                    "#insecure would skip the server's certificate check, which fleet-breaker \
+                     does not allow; give a private CA with tls_root_certs instead"
+                        .to_owned(),
+                ));
+            }
+            install_crypto_provider();
+        }
+        Ok(client)
     }
 
     fn check(&self) -> Result<(), StoreError> {
@@ -148,6 +257,17 @@ impl RedisStoreBuilder {
             ));
         }
         Ok(())
+    }
+}
+
+/// Makes rustls's `ring` provider the process default, unless there is one:
+/// the redis crate asks rustls for the default, which exists on its own only
+/// when exactly one provider is compiled in.
+fn install_crypto_provider() {
+    #[cfg(feature = "tls")]
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err: another thread installed one meanwhile, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

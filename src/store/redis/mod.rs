@@ -124,7 +124,7 @@ impl RedisStore {
         )
     }
 
-    /// Answers a PING, or says what to check.
+    /// Answers a PING, or says what to check (also [`BreakerStore::ping`]).
     async fn ping(&self) -> Result<(), StoreError> {
         let pong: String = self
             .inner
@@ -281,6 +281,13 @@ impl BreakerStore for RedisStore {
             .arg(batch.rejections.to_string());
         let value = self.inner.lanes.eval(&scripts::FLUSH, &call, agent).await?;
         reply::unit(value, agent)
+    }
+
+    /// One `PING`, bounded by the store's timeout; a closed pooled
+    /// connection is replaced and the `PING` retried once, within it.
+    async fn ping(&self) -> Result<(), StoreError> {
+        // The inherent `ping` (path resolution prefers it to this one).
+        RedisStore::ping(self).await
     }
 
     fn kind(&self) -> &'static str {

@@ -1,0 +1,175 @@
+//! [`SeqView`]: a cache entry's [`View`], read without a lock or an atomic
+//! read-modify-write, so a cached decision costs plain loads (a seqlock).
+
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::sync::{Mutex, PoisonError};
+
+use super::View;
+use crate::model::CircuitState;
+
+/// A [`View`] behind a sequence counter: readers retry while a write is in
+/// progress; writers are serialised by a mutex (writes are rare: a snapshot
+/// or a message).
+#[derive(Debug)]
+pub(super) struct SeqView {
+    seq: AtomicU64,
+    generation: AtomicU64,
+    /// State in the low byte, `clean` in bit 8, "has a force expiry" in bit 9.
+    flags: AtomicU64,
+    open_until_ms: AtomicU64,
+    forced_until_ms: AtomicU64,
+    writer: Mutex<()>,
+}
+
+const CLEAN: u64 = 1 << 8;
+const FORCE_EXPIRES: u64 = 1 << 9;
+
+fn state_code(state: CircuitState) -> u64 {
+    match state {
+        CircuitState::Closed => 0,
+        CircuitState::Open => 1,
+        CircuitState::HalfOpen => 2,
+        CircuitState::ForcedOpen => 3,
+        CircuitState::ForcedClosed => 4,
+    }
+}
+
+fn state_of(code: u64) -> CircuitState {
+    match code & 0xff {
+        0 => CircuitState::Closed,
+        1 => CircuitState::Open,
+        2 => CircuitState::HalfOpen,
+        3 => CircuitState::ForcedOpen,
+        _ => CircuitState::ForcedClosed,
+    }
+}
+
+impl SeqView {
+    pub(super) fn new(view: View) -> Self {
+        let this = Self {
+            seq: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            flags: AtomicU64::new(0),
+            open_until_ms: AtomicU64::new(0),
+            forced_until_ms: AtomicU64::new(0),
+            writer: Mutex::new(()),
+        };
+        this.store_fields(view);
+        this
+    }
+
+    /// A consistent copy of the view.
+    pub(super) fn load(&self) -> View {
+        loop {
+            let before = self.seq.load(Ordering::Acquire);
+            if before & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let view = self.load_fields();
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == before {
+                return view;
+            }
+        }
+    }
+
+    /// Changes the view under the writer lock; `change` returns whether it
+    /// changed anything worth writing.
+    pub(super) fn update(&self, change: impl FnOnce(&mut View) -> bool) {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut view = self.load_fields();
+        if !change(&mut view) {
+            return;
+        }
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.store_fields(view);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    fn load_fields(&self) -> View {
+        let flags = self.flags.load(Ordering::Relaxed);
+        View {
+            generation: self.generation.load(Ordering::Relaxed),
+            state: state_of(flags),
+            open_until_ms: self.open_until_ms.load(Ordering::Relaxed),
+            forced_until_ms: (flags & FORCE_EXPIRES != 0)
+                .then(|| self.forced_until_ms.load(Ordering::Relaxed)),
+            clean: flags & CLEAN != 0,
+        }
+    }
+
+    fn store_fields(&self, view: View) {
+        let mut flags = state_code(view.state);
+        if view.clean {
+            flags |= CLEAN;
+        }
+        if view.forced_until_ms.is_some() {
+            flags |= FORCE_EXPIRES;
+        }
+        self.generation.store(view.generation, Ordering::Relaxed);
+        self.flags.store(flags, Ordering::Relaxed);
+        self.open_until_ms
+            .store(view.open_until_ms, Ordering::Relaxed);
+        self.forced_until_ms
+            .store(view.forced_until_ms.unwrap_or(0), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_and_flag_round_trips() {
+        for state in [
+            CircuitState::Closed,
+            CircuitState::Open,
+            CircuitState::HalfOpen,
+            CircuitState::ForcedOpen,
+            CircuitState::ForcedClosed,
+        ] {
+            for (clean, forced_until_ms) in [(true, None), (false, Some(7)), (true, Some(0))] {
+                let view = View {
+                    generation: 9,
+                    state,
+                    open_until_ms: 5,
+                    forced_until_ms,
+                    clean,
+                };
+                assert_eq!(SeqView::new(view).load(), view);
+            }
+        }
+    }
+
+    #[test]
+    fn readers_never_see_a_torn_view_while_a_writer_runs() {
+        let view = SeqView::new(View {
+            generation: 0,
+            state: CircuitState::Closed,
+            open_until_ms: 0,
+            forced_until_ms: None,
+            clean: true,
+        });
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for n in 1..=20_000u64 {
+                    view.update(|v| {
+                        // Every field is written from the same n.
+                        v.generation = n;
+                        v.open_until_ms = n;
+                        v.forced_until_ms = Some(n);
+                        true
+                    });
+                }
+            });
+            for _ in 0..200_000 {
+                let seen = view.load();
+                assert_eq!(seen.open_until_ms, seen.generation);
+                assert_eq!(seen.forced_until_ms.unwrap_or(0), seen.generation);
+            }
+        });
+    }
+}

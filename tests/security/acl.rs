@@ -1,0 +1,409 @@
+//! Redis AUTH as an ACL user that holds only the commands the project runs
+//! (directly and inside its scripts), on only its keys and channels: the
+//! whole flow works, everything else is refused, and the README shows the
+//! same ACL line.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use fleet_breaker::router::FailoverRouter;
+use fleet_breaker::store::BreakerStore;
+use fleet_breaker::{
+    AgentId, BreakerConfig, CircuitBreaker, CircuitState, ForceMode, Permit, RedisStore, Transition,
+};
+use futures::{Stream, StreamExt};
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+
+use crate::support::{TestRedis, init_tracing, unique_prefix, wait_until};
+
+/// Every command fleet-breaker runs, in the order the README lists them.
+const COMMANDS: &[&str] = &[
+    // Connections: the store's check and the watcher's pings; the pool's
+    // recycle check is `UNWATCH` + `PING`.
+    "ping",
+    "unwatch",
+    // Scripts by hash, loaded again after `NOSCRIPT`...
+    "evalsha",
+    "script|load",
+    // ...and what they call (lua/): ACL checks these, with their keys and
+    // channels, as if the client sent them.
+    "time",
+    "hmget",
+    "exists",
+    "zrange",
+    "hset",
+    "sadd",
+    "zadd",
+    "zrem",
+    "zremrangebyscore",
+    "del",
+    "xadd",
+    "publish",
+    // The agents set.
+    "smembers",
+    // The watcher: subscription, restart check, replay.
+    "subscribe",
+    "info",
+    "xrevrange",
+    "xread",
+    // The router's journal: recent failures (`XADD`, `XREVRANGE`) and the
+    // routing-decision counter.
+    "incrby",
+    "get",
+];
+
+/// `ACL SETUSER` arguments for `user` with `password` on `prefix`.
+fn acl_rules(prefix: &str, password: &str) -> Vec<String> {
+    let mut rules = vec![
+        "reset".to_owned(),
+        "on".to_owned(),
+        format!(">{password}"),
+        format!("~{prefix}:*"),
+        format!("&{prefix}:*"),
+    ];
+    rules.extend(COMMANDS.iter().map(|c| format!("+{c}")));
+    rules
+}
+
+#[test]
+fn the_readme_shows_the_acl_line_that_these_tests_use() {
+    let line = format!(
+        "ACL SETUSER fleet {}",
+        acl_rules("fleet-breaker", "CHANGE-ME").join(" ")
+    );
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(&line),
+        "README.md should show, in its Security section:\n{line}"
+    );
+}
+
+fn agent(name: &str) -> AgentId {
+    AgentId::new(name).expect("a valid agent id")
+}
+
+/// `url` with `user:password@` in front of its host, if it has no user yet.
+fn with_user(url: &str, user: &str, password: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if authority.contains('@') {
+        return None;
+    }
+    Some(format!("{scheme}://{user}:{password}@{rest}"))
+}
+
+/// Runs one admin command; panics on an error.
+async fn admin<T: redis::FromRedisValue>(conn: &mut MultiplexedConnection, args: &[&str]) -> T {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{} failed: {e}", args.join(" ")))
+}
+
+/// `ACL LOG` entries of `user`, each as `reason object` (e.g. `command flushall`).
+async fn acl_log(conn: &mut MultiplexedConnection, user: &str) -> Vec<String> {
+    let entries: Vec<Value> = admin(conn, &["ACL", "LOG", "128"]).await;
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let fields = fields(entry);
+            (fields.get("username")? == user).then(|| {
+                format!(
+                    "{} {}",
+                    fields.get("reason").map_or("?", String::as_str),
+                    fields.get("object").map_or("?", String::as_str)
+                )
+            })
+        })
+        .collect()
+}
+
+/// A flat `[field, value, ...]` entry (or a RESP3 map) as text fields.
+fn fields(entry: Value) -> HashMap<String, String> {
+    let pairs: Vec<(Value, Value)> = match entry {
+        Value::Array(flat) => {
+            let mut flat = flat.into_iter();
+            std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
+        }
+        Value::Map(pairs) => pairs,
+        _ => Vec::new(),
+    };
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+        .collect()
+}
+
+fn text(value: Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
+        Value::SimpleString(text) => Some(text),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The ids of `user`'s pub/sub connections (`CLIENT LIST TYPE pubsub`).
+async fn pubsub_clients(conn: &mut MultiplexedConnection, user: &str) -> Vec<String> {
+    let list: String = admin(conn, &["CLIENT", "LIST", "TYPE", "pubsub"]).await;
+    let user_field = format!("user={user}");
+    list.lines()
+        .filter(|line| line.split(' ').any(|field| field == user_field))
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Acquires on `agent` until a permit is granted, within `bound`.
+async fn acquire_within(breaker: &CircuitBreaker, agent: &AgentId, bound: Duration) -> Permit {
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        match breaker.acquire(agent).await {
+            Ok(permit) => return permit,
+            Err(rejected) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no permit for {agent} within {bound:?}; last: {rejected}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Transitions from `stream` until one of `agent` to `to`, within 3 s.
+async fn until_state(
+    stream: &mut (impl Stream<Item = Transition> + Unpin),
+    agent: &AgentId,
+    to: CircuitState,
+) -> Transition {
+    let wait = async {
+        loop {
+            let t = stream.next().await.expect("the transition stream is open");
+            if t.agent_id == *agent && t.to == to {
+                return t;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3), wait)
+        .await
+        .unwrap_or_else(|_| panic!("{agent} goes {to} within 3 s"))
+}
+
+/// The error of one command sent as the ACL user.
+async fn refused(conn: &mut MultiplexedConnection, args: &[&str]) -> String {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    let error = cmd
+        .query_async::<Value>(conn)
+        .await
+        .expect_err(&format!("{} is refused to the ACL user", args.join(" ")));
+    error.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_acl_user_with_only_the_listed_commands_runs_breaker_watcher_and_router() {
+    init_tracing();
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix("acl");
+    let user = prefix.clone();
+    let password = format!("secret-{}", uuid::Uuid::new_v4().simple());
+    let Some(url) = with_user(&redis.url(), &user, &password) else {
+        eprintln!("skipped: REDIS_URL names a user already; this test needs to log in as its own");
+        return;
+    };
+    let mut root = redis.connection().await;
+    let mut setuser = vec!["ACL".to_owned(), "SETUSER".to_owned(), user.clone()];
+    setuser.extend(acl_rules(&prefix, &password));
+    let setuser: Vec<&str> = setuser.iter().map(String::as_str).collect();
+    let () = admin(&mut root, &setuser).await;
+    if redis.is_owned() {
+        // From here on, command counts are (nearly all) the ACL user's.
+        redis.reset_stats().await;
+    }
+
+    // The store, as the ACL user; Debug shows the password as "set".
+    let store = RedisStore::builder(url.clone())
+        .prefix(prefix.clone())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .expect("the ACL user connects and PINGs");
+    let debug = format!("{store:?}");
+    assert!(
+        !debug.contains(&password) && !debug.contains("secret"),
+        "{debug}"
+    );
+    assert!(debug.contains(&format!("{user}:set@")), "{debug}");
+    // The watcher's client too (redis-rs redacts it).
+    let target = format!("{:?}", store.watch_target());
+    assert!(!target.contains(&password), "{target}");
+
+    let config = BreakerConfig::builder()
+        .failure_threshold(2)
+        .half_open_max_calls(1)
+        .base_backoff(Duration::from_millis(20))
+        .max_backoff(Duration::from_secs(1))
+        .recovery_timeout(Duration::from_millis(200))
+        .build()
+        .expect("a valid config");
+    let breaker = CircuitBreaker::builder()
+        .store(store)
+        .config(config)
+        .local_cache(true)
+        .max_staleness(Duration::from_millis(300))
+        .build()
+        .expect("a valid breaker");
+    wait_until("the watcher subscribes", Duration::from_secs(5), || async {
+        breaker.is_watching()
+    })
+    .await;
+    let mut transitions = Box::pin(breaker.subscribe());
+    let router = FailoverRouter::builder(breaker.clone())
+        .max_retries(3)
+        .build()
+        .expect("a valid router");
+    let (dead, ok) = (agent("acl-dead"), agent("acl-ok"));
+    let dead_name = dead.to_string();
+    let task = move |agent: AgentId, (): ()| {
+        let fails = agent.as_str() == dead_name;
+        async move {
+            if fails {
+                Err("connection refused")
+            } else {
+                Ok(())
+            }
+        }
+    };
+
+    // Routing: the dead agent fails twice, opens; the journal records it.
+    for n in 0..2 {
+        let routed = router
+            .route_task(&format!("task-{n}"), [&dead, &ok], &task, ())
+            .await
+            .expect("acl-ok serves");
+        assert_eq!(routed.agent, ok);
+    }
+    until_state(&mut transitions, &dead, CircuitState::Open).await;
+
+    // Half-open: a probe whose lease lapses (the next acquire drops it),
+    // then a probe that succeeds and closes the circuit.
+    let lost = acquire_within(&breaker, &dead, Duration::from_secs(3)).await;
+    assert!(lost.is_probe());
+    until_state(&mut transitions, &dead, CircuitState::HalfOpen).await;
+    let probe = acquire_within(&breaker, &dead, Duration::from_secs(3)).await;
+    assert!(probe.is_probe());
+    probe.success().await;
+    until_state(&mut transitions, &dead, CircuitState::Closed).await;
+    drop(lost);
+
+    // Admin operations and metrics.
+    breaker
+        .force(&ok, ForceMode::Open, Some(Duration::from_secs(60)))
+        .await
+        .expect("force");
+    until_state(&mut transitions, &ok, CircuitState::ForcedOpen).await;
+    breaker
+        .force(&ok, ForceMode::Auto, None)
+        .await
+        .expect("force auto");
+    breaker.reset(&dead).await.expect("reset");
+    assert_eq!(
+        breaker.metrics(&dead).await.expect("metrics").state,
+        CircuitState::Closed
+    );
+    for _ in 0..3 {
+        let permit = breaker.acquire(&ok).await.expect("a closed circuit admits");
+        permit.success().await;
+    }
+    breaker.flush().await.expect("flush local counts");
+
+    // The journal and health, fleet-wide.
+    let failures = router.recent_failures(10).await.expect("recent failures");
+    let tasks: Vec<&str> = failures.iter().map(|f| f.task_id.as_str()).collect();
+    assert_eq!(tasks, ["task-1", "task-0"]);
+    assert!(failures.iter().all(|f| f.agent_id == dead));
+    assert_eq!(router.flush_routing_events().await.expect("INCRBY"), 2);
+    assert_eq!(router.flush_routing_events().await.expect("GET"), 2);
+    let health = router.health_status().await.expect("health");
+    assert_eq!(health.total_agents, 2);
+
+    // The watcher reconnects (and replays the stream) as the ACL user.
+    let before = pubsub_clients(&mut root, &user).await;
+    assert_eq!(before.len(), 1, "one subscription: {before:?}");
+    let killed: i64 = admin(&mut root, &["CLIENT", "KILL", "ID", &before[0]]).await;
+    assert_eq!(killed, 1);
+    wait_until(
+        "the watcher is back: subscribed, replayed, resynced",
+        Duration::from_secs(5),
+        || {
+            let mut root = root.clone();
+            let (user, before, breaker) = (&user, &before, &breaker);
+            async move {
+                let now = pubsub_clients(&mut root, user).await;
+                now.len() == 1 && now != *before && breaker.is_watching()
+            }
+        },
+    )
+    .await;
+    breaker
+        .reset(&dead)
+        .await
+        .expect("reset after the reconnect");
+    until_state(&mut transitions, &dead, CircuitState::Closed).await;
+
+    // Nothing the flow ran was refused...
+    assert_eq!(acl_log(&mut root, &user).await, Vec::<String>::new());
+    // ...and every command the ACL line allows was used (on a server of
+    // our own: counts are server-wide, scripts may be loaded already).
+    if redis.is_owned() {
+        let stats = redis.command_stats().await;
+        let unused: Vec<&str> = COMMANDS
+            .iter()
+            .copied()
+            .filter(|c| stats.get(*c).is_none_or(|&n| n == 0))
+            .collect();
+        assert!(unused.is_empty(), "allowed but never run: {unused:?}");
+    } else {
+        eprintln!("skipped the every-command-was-used check: REDIS_URL is shared");
+    }
+
+    // Everything else is refused to this user.
+    let mut conn = redis::Client::open(url.as_str())
+        .expect("the ACL URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the ACL user connects");
+    let other_key = format!("not-{prefix}:key");
+    let outside_script = "return redis.call('GET', 'elsewhere')";
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(outside_script)
+        .query_async(&mut conn)
+        .await
+        .expect("SCRIPT LOAD is allowed");
+    let no_permission = "noperm";
+    for (args, says) in [
+        (vec!["FLUSHALL"], no_permission),
+        (vec!["KEYS", "*"], no_permission),
+        (vec!["CONFIG", "GET", "maxmemory"], no_permission),
+        (vec!["EVAL", "return 1", "0"], no_permission),
+        (vec!["GET", other_key.as_str()], no_permission),
+        (vec!["PUBLISH", "elsewhere", "x"], no_permission),
+        // Inside a script too (Redis 7.0 words it without the NOPERM code).
+        (vec!["EVALSHA", sha.as_str(), "0"], "can't access"),
+    ] {
+        let error = refused(&mut conn, &args).await.to_lowercase();
+        assert!(error.contains(says), "{}: {error}", args.join(" "));
+    }
+    let log = acl_log(&mut root, &user).await;
+    assert!(log.iter().any(|e| e == "command flushall"), "{log:?}");
+    assert!(log.iter().any(|e| e == "key elsewhere"), "{log:?}");
+
+    drop((router, breaker));
+    let _: i64 = admin(&mut root, &["ACL", "DELUSER", &user]).await;
+}
