@@ -36,6 +36,13 @@ pub(crate) enum Local {
 #[derive(Debug, Clone)]
 pub(crate) struct EntryRef(Arc<Entry>);
 
+impl EntryRef {
+    /// The agent of the entry.
+    pub(crate) fn agent(&self) -> &AgentId {
+        &self.0.agent
+    }
+}
+
 impl PartialEq for EntryRef {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
@@ -66,6 +73,9 @@ struct View {
 
 #[derive(Debug)]
 struct Entry {
+    /// Whose entry this is (so a locally admitted permit need not hold a
+    /// second copy of the id).
+    agent: AgentId,
     view: SeqView,
     /// Local clock reading when the view was last confirmed by the store.
     verified_at_ms: AtomicU64,
@@ -455,6 +465,7 @@ impl Cache {
             return;
         }
         let entry = Arc::new(Entry {
+            agent: agent.clone(),
             view: SeqView::new(view),
             verified_at_ms: AtomicU64::new(verified_at.unwrap_or(0)),
             pending_successes: AtomicU64::new(0),

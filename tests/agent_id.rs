@@ -106,3 +106,37 @@ fn serde_refuses_invalid_ids_with_the_rule() {
         assert!(err.to_string().contains(AGENT_ID_RULE), "{json}: {err}");
     }
 }
+
+/// The parser, fuzzed: any string (arbitrary Unicode, control bytes, up to
+/// 10 kB) is accepted exactly when it follows the rule, and never panics.
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn follows_the_rule(s: &str) -> bool {
+        (1..=MAX_AGENT_ID_LEN).contains(&s.len())
+            && s.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '/' | '-')
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(1024)
+        ))]
+
+        #[test]
+        fn any_string_is_accepted_exactly_when_it_follows_the_rule(s in ".{0,300}|[A-Za-z0-9._:@/{}* -]{0,140}|\\PC{0,10000}") {
+            let parsed = AgentId::new(&s);
+            prop_assert_eq!(parsed.is_ok(), follows_the_rule(&s), "{:?}", parsed);
+            if let Ok(id) = parsed {
+                prop_assert_eq!(id.as_str(), s.as_str());
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_through_serde_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = serde_json::from_slice::<AgentId>(&bytes);
+        }
+    }
+}

@@ -177,12 +177,7 @@ impl CircuitBreaker {
         if let Some(cache) = &self.inner.cache {
             match cache.decide(agent) {
                 Local::Admit { generation, entry } => {
-                    return Ok(Permit::cached(
-                        self.clone(),
-                        agent.clone(),
-                        generation,
-                        entry,
-                    ));
+                    return Ok(Permit::cached(self.clone(), generation, entry));
                 }
                 Local::Reject {
                     state,

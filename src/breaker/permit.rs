@@ -34,19 +34,25 @@ pub(crate) enum Origin {
 #[must_use = "a permit should be settled with success(), failure() or neutral()"]
 pub struct Permit {
     breaker: CircuitBreaker,
-    agent: AgentId,
+    agent: Agent,
     ticket: Ticket,
     probe: bool,
     origin: Origin,
     settled: bool,
-    /// The cache entry that admitted this permit, if it was admitted locally.
-    cache_entry: Option<EntryRef>,
+}
+
+/// The permit's agent: its id, or the cache entry that admitted it (which
+/// holds the id, and lets the success be counted without a lookup).
+#[derive(Debug)]
+enum Agent {
+    Id(AgentId),
+    Cached(EntryRef),
 }
 
 impl fmt::Debug for Permit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("agent", &self.agent)
+            .field("agent", self.agent())
             .field("generation", &self.ticket.generation)
             .field("probe", &self.probe)
             .field("origin", &self.origin)
@@ -64,25 +70,19 @@ impl Permit {
     ) -> Self {
         Self {
             breaker,
-            agent,
+            agent: Agent::Id(agent),
             ticket,
             probe,
             origin,
             settled: false,
-            cache_entry: None,
         }
     }
 
     /// A permit the local cache admitted: closed circuit, no probe, no id.
-    pub(crate) fn cached(
-        breaker: CircuitBreaker,
-        agent: AgentId,
-        generation: u64,
-        entry: EntryRef,
-    ) -> Self {
+    pub(crate) fn cached(breaker: CircuitBreaker, generation: u64, entry: EntryRef) -> Self {
         Self {
             breaker,
-            agent,
+            agent: Agent::Cached(entry),
             ticket: Ticket {
                 permit_id: String::new(),
                 generation,
@@ -90,14 +90,23 @@ impl Permit {
             probe: false,
             origin: Origin::Store,
             settled: false,
-            cache_entry: Some(entry),
         }
     }
 
     /// The agent this permit allows calling.
     #[must_use]
     pub fn agent(&self) -> &AgentId {
-        &self.agent
+        match &self.agent {
+            Agent::Id(agent) => agent,
+            Agent::Cached(entry) => entry.agent(),
+        }
+    }
+
+    fn cache_entry(&self) -> Option<&EntryRef> {
+        match &self.agent {
+            Agent::Id(_) => None,
+            Agent::Cached(entry) => Some(entry),
+        }
     }
 
     /// Whether this is a half-open probe (one of `half_open_max_calls`, fleet-wide).
@@ -126,7 +135,7 @@ impl Permit {
     /// The call failed; `reason` is logged.
     pub async fn failure(self, reason: impl Into<String>) {
         let reason = reason.into();
-        tracing::debug!(agent = %self.agent, %reason, "call failed");
+        tracing::debug!(agent = %self.agent(), %reason, "call failed");
         self.settle(Outcome::Failure).await;
     }
 
@@ -147,12 +156,12 @@ impl Permit {
             && self.origin == Origin::Store
             && self
                 .breaker
-                .count_locally(&self.agent, &self.ticket, self.cache_entry.as_ref())
+                .count_locally(self.agent(), &self.ticket, self.cache_entry())
         {
             return;
         }
         self.breaker
-            .settle(&self.agent, &self.ticket, outcome, self.origin)
+            .settle(self.agent(), &self.ticket, outcome, self.origin)
             .await;
     }
 }
@@ -163,11 +172,11 @@ impl Drop for Permit {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::debug!(agent = %self.agent, "probe permit dropped outside a runtime; its lease will lapse");
+            tracing::debug!(agent = %self.agent(), "probe permit dropped outside a runtime; its lease will lapse");
             return;
         };
         let breaker = self.breaker.clone();
-        let agent = self.agent.clone();
+        let agent = self.agent().clone();
         let ticket = self.ticket.clone();
         let origin = self.origin;
         runtime.spawn(async move {
