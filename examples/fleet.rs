@@ -30,6 +30,10 @@ use tokio_stream::StreamExt;
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
+#[path = "support/commandstats.rs"]
+mod commandstats;
+use commandstats::{RUN_INSIDE_SCRIPTS, client_commands, commandstats};
+
 const USAGE: &str = "\
 fleet: a fleet of breakers sharing one Redis, against per-pod local breakers
 
@@ -52,12 +56,6 @@ const BASE_BACKOFF: Duration = Duration::from_millis(200);
 const HOLD_OPEN: Duration = Duration::from_millis(100);
 /// The whole run, both scenarios, is cut off after this.
 const RUN_LIMIT: Duration = Duration::from_secs(55);
-/// Commands Redis runs inside our Lua scripts. `INFO commandstats` counts
-/// them under their own names as well as the `EVALSHA` that ran them, but
-/// no client sent them, so they are not round trips: leave them out.
-const RUN_INSIDE_SCRIPTS: &str =
-    "time hmget hset exists zrange zadd zrem zremrangebyscore del sadd xadd publish";
-
 #[derive(Debug, Clone, Copy)]
 struct Options {
     pods: usize,
@@ -273,46 +271,6 @@ async fn wait_for(
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     Ok(start.elapsed())
-}
-
-/// `INFO commandstats` as command name -> calls.
-async fn commandstats(conn: &mut MultiplexedConnection) -> Result<BTreeMap<String, u64>, AnyError> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await?;
-    Ok(info
-        .lines()
-        .filter_map(|line| {
-            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().ok()?))
-        })
-        .collect())
-}
-
-/// Commands clients sent between two `INFO commandstats`, by name.
-fn client_commands(
-    before: &BTreeMap<String, u64>,
-    after: &BTreeMap<String, u64>,
-) -> BTreeMap<String, u64> {
-    let mut sent: BTreeMap<String, u64> = after
-        .iter()
-        .filter(|(name, _)| !RUN_INSIDE_SCRIPTS.split(' ').any(|n| n == name.as_str()))
-        .map(|(name, n)| {
-            (
-                name.clone(),
-                n.saturating_sub(before.get(name).copied().unwrap_or(0)),
-            )
-        })
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    // The first of our two INFO calls lands inside the window: not the fleet's.
-    if let Some(info) = sent.get_mut("info") {
-        *info -= 1;
-    }
-    sent.retain(|_, n| *n > 0);
-    sent
 }
 
 #[derive(Debug, Default)]

@@ -10,29 +10,13 @@
 //! sums `MEMORY USAGE` of every agent's keys, prints one JSON line, and
 //! deletes its keys.
 
-use std::collections::HashMap;
-
 use fleet_breaker::store::BreakerStore;
 use fleet_breaker::{AgentId, BreakerConfig, Outcome, RedisStore};
 use redis::AsyncCommands;
 
-/// `INFO commandstats` as command -> calls.
-async fn command_stats(
-    conn: &mut redis::aio::MultiplexedConnection,
-) -> redis::RedisResult<HashMap<String, u64>> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await?;
-    Ok(info
-        .lines()
-        .filter_map(|line| {
-            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().ok()?))
-        })
-        .collect())
-}
+#[path = "support/commandstats.rs"]
+mod commandstats;
+use commandstats::{RUN_INSIDE_SCRIPTS, client_commands, commandstats};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -56,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for agent in &agents {
         store.acquire(&config, agent, "warm-up").await?;
     }
-    let before = command_stats(&mut conn).await?;
+    let before = commandstats(&mut conn).await?;
     for agent in &agents {
         let applied = store.acquire(&config, agent, "p").await?;
         let fleet_breaker::model::Decision::Granted(grant) = applied.value else {
@@ -70,18 +54,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .record(&config, agent, &ticket, Outcome::Success)
             .await?;
     }
-    let after = command_stats(&mut conn).await?;
-    let delta =
-        |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
+    let after = commandstats(&mut conn).await?;
     let pairs = count as f64;
-    // The INFO call between the snapshots counts itself once.
-    let client_commands = delta("evalsha") + delta("eval") + delta("script|load");
-    let inside_scripts: u64 = [
-        "time", "hmget", "hset", "exists", "zrange", "sadd", "xadd", "publish",
-    ]
-    .iter()
-    .map(|name| delta(name))
-    .sum();
+    // What clients sent (EVALSHA), apart from what the scripts ran inside.
+    let client_commands: u64 = client_commands(&before, &after).values().sum();
+    let calls =
+        |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
+    let inside_scripts: u64 = RUN_INSIDE_SCRIPTS.split(' ').map(calls).sum();
 
     let mut bytes = 0u64;
     for agent in &agents {

@@ -17,13 +17,7 @@ impl CircuitBreaker {
     /// [`BreakerError::UnknownAgent`] for an agent the store has never seen;
     /// [`BreakerError::Store`] when the store fails.
     pub async fn metrics(&self, agent: &AgentId) -> Result<AgentMetrics, BreakerError> {
-        let applied = self
-            .inner
-            .store
-            .snapshot(&self.inner.config, agent)
-            .await?
-            .ok_or_else(|| BreakerError::UnknownAgent(agent.clone()))?;
-        self.observe(agent, &applied);
+        let applied = self.read_snapshot(agent).await?;
         Ok(AgentMetrics::from_snapshot(
             agent,
             &applied.snapshot,
@@ -37,6 +31,11 @@ impl CircuitBreaker {
     ///
     /// As [`metrics`](Self::metrics).
     pub async fn snapshot(&self, agent: &AgentId) -> Result<Snapshot, BreakerError> {
+        Ok(self.read_snapshot(agent).await?.snapshot)
+    }
+
+    /// The store's snapshot of a known agent, observed by the cache.
+    async fn read_snapshot(&self, agent: &AgentId) -> Result<Applied<()>, BreakerError> {
         let applied = self
             .inner
             .store
@@ -44,7 +43,7 @@ impl CircuitBreaker {
             .await?
             .ok_or_else(|| BreakerError::UnknownAgent(agent.clone()))?;
         self.observe(agent, &applied);
-        Ok(applied.snapshot)
+        Ok(applied)
     }
 
     /// The admin reset, fleet-wide: closed, counters zero, backoff base.

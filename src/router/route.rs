@@ -202,21 +202,11 @@ impl<C> FailoverRouter<C> {
             _ => None,
         };
         match result {
-            Ok(value) if verdict == Outcome::Failure => {
-                let reason = "the classifier counted the result as a failure".to_owned();
-                self.charge(
-                    task_id,
-                    agent,
-                    permit,
-                    Outcome::Failure,
-                    Some(reason.clone()),
-                )
-                .await;
-                drop(value);
-                Step::Failed(Attempt::Failed { reason })
-            }
-            Err(error) if verdict == Outcome::Failure => {
-                let reason = error.to_string();
+            Ok(_) | Err(_) if verdict == Outcome::Failure => {
+                let reason = match &result {
+                    Ok(_) => "the classifier counted the result as a failure".to_owned(),
+                    Err(error) => error.to_string(),
+                };
                 self.charge(
                     task_id,
                     agent,

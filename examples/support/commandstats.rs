@@ -1,0 +1,54 @@
+//! `INFO commandstats`, read and compared, for the examples that report
+//! Redis load (`fleet`, `footprint`).
+
+use std::collections::BTreeMap;
+
+use redis::aio::MultiplexedConnection;
+
+/// Commands Redis runs inside our Lua scripts. `INFO commandstats` counts
+/// them under their own names as well as the `EVALSHA` that ran them, but
+/// no client sent them, so they are not round trips: leave them out.
+pub(crate) const RUN_INSIDE_SCRIPTS: &str =
+    "time hmget hset exists zrange zadd zrem zremrangebyscore del sadd xadd publish";
+
+/// `INFO commandstats` as command name -> calls.
+pub(crate) async fn commandstats(
+    conn: &mut MultiplexedConnection,
+) -> redis::RedisResult<BTreeMap<String, u64>> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await?;
+    Ok(info
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect())
+}
+
+/// Commands clients sent between two `INFO commandstats`, by name.
+pub(crate) fn client_commands(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    let mut sent: BTreeMap<String, u64> = after
+        .iter()
+        .filter(|(name, _)| !RUN_INSIDE_SCRIPTS.split(' ').any(|n| n == name.as_str()))
+        .map(|(name, n)| {
+            (
+                name.clone(),
+                n.saturating_sub(before.get(name).copied().unwrap_or(0)),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    // The first of our two INFO calls lands inside the window: not the fleet's.
+    if let Some(info) = sent.get_mut("info") {
+        *info -= 1;
+    }
+    sent.retain(|_, n| *n > 0);
+    sent
+}
