@@ -24,8 +24,8 @@ impl CircuitBreaker {
     /// failure, never a state).
     ///
     /// It tries the store even in degraded mode (the background flusher
-    /// does not); the first store-unavailable error ends it, so it waits at
-    /// most about one store timeout for an unreachable store.
+    /// does not). The batches go concurrently (pipelined on the store's
+    /// connections), so an unreachable store costs about one store timeout.
     ///
     /// # Errors
     ///
@@ -35,20 +35,25 @@ impl CircuitBreaker {
         let Some(cache) = &self.inner.cache else {
             return Ok(());
         };
-        let mut result = Ok(());
-        let mut batches = cache.drain().into_iter();
-        while let Some((agent, batch)) = batches.next() {
-            if let Err(error) = self.flush_batch(cache, &agent, &batch).await {
-                let unreachable = error.is_store_unavailable();
-                result = Err(error.into());
-                if unreachable {
-                    for (agent, batch) in batches.by_ref() {
-                        cache.restore(&agent, &batch);
-                    }
-                }
-            }
-        }
-        result
+        let batches = cache.drain();
+        let sent = self.flush_batches(cache, &batches).await;
+        sent.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(())
+    }
+
+    /// Sends batches concurrently: the scripts are pipelined on the store's
+    /// multiplexed connections, and an unreachable store costs one timeout
+    /// for all of them, not one each. A batch that fails goes back to the
+    /// cache for the next try.
+    async fn flush_batches(
+        &self,
+        cache: &Cache,
+        batches: &[(AgentId, Batch)],
+    ) -> Vec<Result<(), StoreError>> {
+        let sends = batches
+            .iter()
+            .map(|(agent, batch)| self.flush_batch(cache, agent, batch));
+        futures::future::join_all(sends).await
     }
 
     /// Sends one batch; puts it back in the cache when the store fails.
@@ -116,15 +121,11 @@ impl Flusher {
                     // The counts wait in the cache until the store is back.
                     continue;
                 }
-                let mut due = cache.due(tick, flush_interval).into_iter();
-                while let Some((agent, batch)) = due.next() {
-                    if let Err(error) = breaker.flush_batch(&cache, &agent, &batch).await {
+                let due = cache.due(tick, flush_interval);
+                let sent = breaker.flush_batches(&cache, &due).await;
+                for ((agent, _), result) in due.iter().zip(sent) {
+                    if let Err(error) = result {
                         tracing::debug!(agent = %agent, %error, "flush failed; counts kept for the next tick");
-                        if breaker.is_degraded() {
-                            for (agent, batch) in due.by_ref() {
-                                cache.restore(&agent, &batch);
-                            }
-                        }
                     }
                 }
             }
