@@ -24,28 +24,10 @@ fn routing_events_key(store: &RedisStore) -> String {
     store.keys().routing_events()
 }
 
-/// Runs `cmd` on a pooled connection, the checkout included in the timeout.
+/// Runs `cmd` on the store's connections, bounded by its timeout, with the
+/// store's error mapping.
 async fn run<T: FromRedisValue>(store: &RedisStore, cmd: &redis::Cmd) -> Result<T, StoreError> {
-    let timeout = store.timeout();
-    let attempt = async {
-        let mut conn = store
-            .pool()
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        cmd.query_async::<T>(&mut conn).await.map_err(store_error)
-    };
-    tokio::time::timeout(timeout, attempt)
-        .await
-        .map_err(|_| StoreError::Timeout(timeout))?
-}
-
-fn store_error(e: redis::RedisError) -> StoreError {
-    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
-        StoreError::Unavailable(e.to_string())
-    } else {
-        StoreError::Command(e.to_string())
-    }
+    store.query(cmd, "journal command").await
 }
 
 fn invalid(entry: &StreamId, detail: impl Into<String>) -> StoreError {

@@ -261,6 +261,7 @@ async fn latency_above_the_timeout_is_an_outage_with_the_same_bounds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_below_the_timeout_changes_nothing_but_latency() {
+    crate::support::init_tracing();
     let _serial = serial().await;
     let redis = TestRedis::start().await;
     if !on_loopback(&redis) {

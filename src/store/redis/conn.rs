@@ -25,10 +25,11 @@ const INVALID_DATA: &str = "fleet-breaker: invalid data: ";
 ///
 /// ## Behavior
 ///
-/// - Calls are spread round-robin over the lanes; an empty lane is filled
-///   from the pool (checked by deadpool with a `PING`).
-/// - A lane whose connection fails or times out is emptied, so the next call
-///   on it takes a fresh, checked connection.
+/// - Calls are spread round-robin over the lanes; an empty lane takes
+///   another lane's connection when one has any, else a fresh one from the
+///   pool (checked by deadpool with `UNWATCH` + `PING`).
+/// - A connection that fails or times out empties every lane (they share
+///   connections), so the next calls take a fresh, checked connection.
 /// - A call on a reused connection that turns out to be closed (Redis
 ///   restarted, the network dropped it) is retried once on a fresh one,
 ///   within the same timeout. Should the connection have died after Redis ran
@@ -127,6 +128,14 @@ impl Lanes {
         if let Some(conn) = self.slot(lane).clone() {
             return Ok((conn, true));
         }
+        // Another lane's connection serves as well (it is multiplexed) and
+        // costs no round trip; the pool checks a connection it hands out
+        // with two more, which a slow link may not fit in one timeout.
+        let shared = (0..self.lanes.len()).find_map(|other| self.slot(other).clone());
+        if let Some(conn) = shared {
+            *self.slot(lane) = Some(conn.clone());
+            return Ok((conn, true));
+        }
         let pooled = self
             .pool
             .get()
@@ -145,8 +154,13 @@ impl Lanes {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn clear(&self, lane: usize) {
-        *self.slot(lane) = None;
+    /// Empties every lane: lanes share connections, so the one that failed
+    /// on this lane is likely held by others too. The next call on each
+    /// takes a fresh, checked connection from the pool.
+    fn clear(&self, _lane: usize) {
+        for lane in 0..self.lanes.len() {
+            *self.slot(lane) = None;
+        }
     }
 
     /// Empties the lane if the error says the connection is unusable.

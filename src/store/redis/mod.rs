@@ -102,6 +102,16 @@ impl RedisStore {
         self.inner.lanes.pool()
     }
 
+    /// Runs one command on the store's connections (no pool check round
+    /// trips), bounded by the timeout; `what` names it in errors.
+    pub(crate) async fn query<T: ::redis::FromRedisValue>(
+        &self,
+        cmd: &::redis::Cmd,
+        what: &str,
+    ) -> Result<T, StoreError> {
+        self.inner.lanes.query(cmd, what).await
+    }
+
     /// The bound on every operation.
     #[must_use]
     pub fn timeout(&self) -> Duration {
