@@ -118,14 +118,7 @@ async fn a_probe_is_granted_fleet_wide_at_most_half_open_max_calls_times() {
     tokio::time::sleep(Duration::from_millis(350)).await;
 
     let agent = &agent;
-    let attempts = pods
-        .iter()
-        .flat_map(|pod| (0..4).map(move |_| pod.acquire(agent)));
-    let granted: Vec<Permit> = join_all(attempts)
-        .await
-        .into_iter()
-        .filter_map(Result::ok)
-        .collect();
+    let granted = crate::support::fleet::acquire_at_once(&pods, agent, 4).await;
     assert_eq!(granted.len(), 3, "probe permits granted across 16 pods");
     assert!(granted.iter().all(Permit::is_probe));
     join_all(granted.into_iter().map(Permit::success)).await;

@@ -113,14 +113,7 @@ async fn half_open_grants_exactly_three_probes_across_sixteen_pods() {
 
     // Every pod asks four times at once, holding whatever it gets.
     let agent = &agent;
-    let attempts = pods
-        .iter()
-        .flat_map(|pod| (0..4).map(move |_| pod.acquire(agent)));
-    let granted: Vec<Permit> = join_all(attempts)
-        .await
-        .into_iter()
-        .filter_map(Result::ok)
-        .collect();
+    let granted = crate::support::fleet::acquire_at_once(&pods, agent, 4).await;
     assert_eq!(granted.len(), 3, "probe permits granted fleet-wide");
     assert!(granted.iter().all(Permit::is_probe));
     assert_eq!(pods[0].snapshot(agent).await.unwrap().probes.len(), 3);
@@ -167,12 +160,7 @@ async fn every_state_change_is_published_exactly_once_under_contention() {
         for round in 0..2 {
             // Real Redis time: let the backoff (at most 200 ms) pass.
             tokio::time::sleep(Duration::from_millis(220)).await;
-            let attempts = pods.iter().map(|pod| pod.acquire(&agent));
-            let probes: Vec<Permit> = join_all(attempts)
-                .await
-                .into_iter()
-                .filter_map(Result::ok)
-                .collect();
+            let probes = crate::support::fleet::acquire_at_once(&pods, &agent, 1).await;
             assert_eq!(probes.len(), 3, "cycle {cycle} round {round}");
             if cycle == 1 && round == 0 {
                 join_all(probes.into_iter().map(|p| p.failure("still down"))).await;

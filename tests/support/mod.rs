@@ -12,6 +12,7 @@
 mod admin;
 #[cfg(feature = "testcontainers")]
 mod container;
+pub mod fleet;
 pub mod proxy;
 mod redis_server;
 mod wait;

@@ -1,0 +1,21 @@
+//! Helpers for tests that race many pods on one agent.
+
+use fleet_breaker::{AgentId, CircuitBreaker, Permit};
+use futures::future::join_all;
+
+/// Every pod asks for a permit `times` times at once; the permits granted,
+/// held (not settled).
+pub async fn acquire_at_once(
+    pods: &[CircuitBreaker],
+    agent: &AgentId,
+    times: usize,
+) -> Vec<Permit> {
+    let attempts = pods
+        .iter()
+        .flat_map(|pod| (0..times).map(move |_| pod.acquire(agent)));
+    join_all(attempts)
+        .await
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect()
+}
