@@ -221,6 +221,21 @@ pub(crate) async fn all_degraded(pods: &[Arc<Pod>], within: Duration) -> Duratio
     started.elapsed()
 }
 
+/// Waits (up to 2 s) until every pod's cache holds agent-1 open.
+pub(crate) async fn all_see_agent_1_open(pods: &[Arc<Pod>]) {
+    wait_until(
+        "every pod has seen agent-1 open",
+        Duration::from_secs(2),
+        || async move {
+            pods.iter().all(|p| {
+                p.cached(AGENT_1)
+                    .is_some_and(|(s, _)| s == CircuitState::Open)
+            })
+        },
+    )
+    .await;
+}
+
 /// Waits (within [`RECOVERY_BOUND`]) until no pod is degraded; how long that
 /// took since `since`.
 pub(crate) async fn all_recovered(pods: &[Arc<Pod>], since: Instant) -> Duration {

@@ -9,10 +9,10 @@ use fleet_breaker::{CircuitState, StoreStatus};
 
 use crate::common::{
     AGENT_1, AGENT_2, DEGRADE_AFTER, DEGRADED_ROUTE_BOUND, Path, ROUTE_BOUND, TIMEOUT, World,
-    agreed, all_degraded, all_recovered, fleet, id, on_loopback, serial,
+    agreed, all_degraded, all_recovered, all_see_agent_1_open, fleet, id, on_loopback, serial,
 };
 use crate::load::{Load, Samples, assert_degraded_routes_fast, assert_routes_bounded_and_served};
-use crate::support::{TestRedis, unique_prefix, wait_until};
+use crate::support::{TestRedis, unique_prefix};
 
 const PODS: usize = 8;
 
@@ -60,17 +60,7 @@ async fn outage(redis: &mut TestRedis, fault: Fault, agent_1: Agent1Down, name: 
     let load = Load::start(&pods);
 
     if agent_1 == Agent1Down::BeforeTheFault {
-        wait_until(
-            "every pod has seen agent-1 open",
-            Duration::from_secs(2),
-            || async {
-                pods.iter().all(|p| {
-                    p.cached(AGENT_1)
-                        .is_some_and(|(s, _)| s == CircuitState::Open)
-                })
-            },
-        )
-        .await;
+        all_see_agent_1_open(&pods).await;
     }
     // Healthy load for half a second: less than the 1 s flush interval, so
     // some pods know agent-1 is open from the transition message alone, not
@@ -284,17 +274,7 @@ async fn latency_below_the_timeout_changes_nothing_but_latency() {
 
     world.set_agent_1_down(true);
     let down_at = Instant::now();
-    wait_until(
-        "every pod has seen agent-1 open",
-        Duration::from_secs(2),
-        || async {
-            pods.iter().all(|p| {
-                p.cached(AGENT_1)
-                    .is_some_and(|(s, _)| s == CircuitState::Open)
-            })
-        },
-    )
-    .await;
+    all_see_agent_1_open(&pods).await;
     let seen_open_after = down_at.elapsed();
     // Routes that got their permit before the circuit opened may still be
     // on their way to agent-1: let every store call in flight end.

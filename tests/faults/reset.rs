@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use fleet_breaker::CircuitState;
 
 use crate::common::{
-    AGENT_1, Path, RECOVERY_BOUND, ROUTE_BOUND, TIMEOUT, World, agreed, fleet, on_loopback, serial,
+    Path, RECOVERY_BOUND, ROUTE_BOUND, TIMEOUT, World, agreed, all_see_agent_1_open, fleet,
+    on_loopback, serial,
 };
 use crate::load::{Load, Samples, assert_routes_bounded_and_served};
 use crate::support::{TestRedis, unique_prefix, wait_until};
@@ -63,17 +64,7 @@ async fn connections_reset_mid_call_cost_at_most_the_timeout_and_the_fleet_recov
 
     // The fleet still works together: agent-1 fails, and opens for everyone.
     world.set_agent_1_down(true);
-    wait_until(
-        "every pod sees agent-1 open",
-        Duration::from_secs(2),
-        || async {
-            pods.iter().all(|p| {
-                p.cached(AGENT_1)
-                    .is_some_and(|(s, _)| s == CircuitState::Open)
-            })
-        },
-    )
-    .await;
+    all_see_agent_1_open(&pods).await;
     let samples = load.stop().await;
 
     assert_routes_bounded_and_served(&samples, "connection resets");
