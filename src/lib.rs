@@ -3,8 +3,12 @@
 pub mod agent_id;
 pub mod breaker;
 pub mod cache;
+#[cfg(feature = "service")]
+pub mod cli;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "service")]
+pub mod http;
 pub mod model;
 pub mod router;
 pub mod store;

@@ -24,7 +24,7 @@ impl CircuitBreaker {
     /// delivered once, in generation order per agent. On the embedded store it
     /// is fed by the store itself. A subscriber more than 1,024 transitions
     /// behind skips the oldest (a warning is logged).
-    pub fn subscribe(&self) -> impl Stream<Item = Transition> + Send + 'static {
+    pub fn subscribe(&self) -> impl Stream<Item = Transition> + Send + use<> {
         let receiver = match &self.inner.watcher {
             Some(watcher) => Some(watcher.subscribe()),
             None => self.inner.store.local_transitions(),

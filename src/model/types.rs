@@ -25,6 +25,15 @@ pub enum CircuitState {
 }
 
 impl CircuitState {
+    /// Every state, in the order above.
+    pub const ALL: [Self; 5] = [
+        Self::Closed,
+        Self::Open,
+        Self::HalfOpen,
+        Self::ForcedOpen,
+        Self::ForcedClosed,
+    ];
+
     /// The name used in Redis, JSON and messages: `closed`, `half_open`, ...
     #[must_use]
     pub fn as_str(self) -> &'static str {

@@ -1,0 +1,515 @@
+//! `GET /metrics`: Prometheus text format, with the Prometheus project's
+//! Rust client (`prometheus-client`).
+//!
+//! Two kinds of series:
+//!
+//! - **Fleet state, read at scrape time** from the shared store (the same
+//!   read as `/api/circuit-breaker/health`): each agent's state, counters,
+//!   backoff and generation, and the fleet's totals. Every instance that
+//!   serves `/metrics` reports the same values.
+//! - **This process's own counters**: transitions and probe outcomes it
+//!   observed on its subscription, the latency and errors of its store
+//!   calls (through a [`MeteredStore`]), its local cache's hits and misses,
+//!   its degraded mode, and its webhook deliveries. Scrape every pod for
+//!   these.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use futures::StreamExt;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::sync::broadcast;
+
+use super::AppState;
+use crate::agent_id::AgentId;
+use crate::breaker::CircuitBreaker;
+use crate::config::BreakerConfig;
+use crate::model::{Batch, CircuitState, Decision, ForceMode, Outcome, Ticket, Transition};
+use crate::store::{Applied, BreakerStore, FailureRecord, RoutingJournal, StoreError, WatchTarget};
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The series this process counts itself; see the [module docs](self).
+/// Cheap to clone: clones count into the same series.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Counters>,
+}
+
+struct Counters {
+    transitions: Family<Labels, Counter>,
+    probe_outcomes: Family<Labels, Counter>,
+    store_op_seconds: Family<Labels, Histogram>,
+    store_op_errors: Family<Labels, Counter>,
+    webhook_deliveries: Family<Labels, Counter>,
+}
+
+/// What became of one webhook delivery attempt, for [`Metrics::webhook_delivery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// The endpoint answered 2xx; the transition is acknowledged.
+    Delivered,
+    /// The attempt failed and will be retried.
+    Failed,
+    /// The last try failed; the transition went to the dead-letter stream.
+    DeadLettered,
+}
+
+impl WebhookOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to about 1.6 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+impl Metrics {
+    /// Fresh counters, all zero.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(Counters {
+                transitions: Family::default(),
+                probe_outcomes: Family::default(),
+                store_op_seconds: Family::new_with_constructor(latency_histogram),
+                store_op_errors: Family::default(),
+                webhook_deliveries: Family::default(),
+            }),
+        }
+    }
+
+    /// Counts `transition`, and a probe outcome when it ends a half-open
+    /// circuit (closed: the probes succeeded; open: one failed).
+    pub fn observe_transition(&self, transition: &Transition) {
+        let agent = transition.agent_id.to_string();
+        self.inner
+            .transitions
+            .get_or_create(&vec![
+                ("agent", agent.clone()),
+                ("from", transition.from.as_str().to_owned()),
+                ("to", transition.to.as_str().to_owned()),
+            ])
+            .inc();
+        if transition.from == CircuitState::HalfOpen {
+            let outcome = match transition.to {
+                CircuitState::Closed => Some("success"),
+                CircuitState::Open => Some("failure"),
+                _ => None,
+            };
+            if let Some(outcome) = outcome {
+                self.inner
+                    .probe_outcomes
+                    .get_or_create(&vec![("agent", agent), ("outcome", outcome.to_owned())])
+                    .inc();
+            }
+        }
+    }
+
+    /// Counts every transition `breaker` delivers from now on, in a task
+    /// that ends with the breaker's subscription.
+    pub fn watch(&self, breaker: &CircuitBreaker) {
+        let metrics = self.clone();
+        let mut transitions = Box::pin(breaker.subscribe());
+        tokio::spawn(async move {
+            while let Some(transition) = transitions.next().await {
+                metrics.observe_transition(&transition);
+            }
+        });
+    }
+
+    /// Records one store call `op` that took `elapsed`, and whether it failed.
+    pub fn observe_store_op(&self, op: &'static str, elapsed: Duration, failed: bool) {
+        let labels = vec![("op", op.to_owned())];
+        self.inner
+            .store_op_seconds
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        if failed {
+            self.inner.store_op_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Counts one webhook delivery attempt to `url`.
+    pub fn webhook_delivery(&self, url: &str, outcome: WebhookOutcome) {
+        self.inner
+            .webhook_deliveries
+            .get_or_create(&vec![
+                ("url", url.to_owned()),
+                ("outcome", outcome.as_str().to_owned()),
+            ])
+            .inc();
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        let c = &self.inner;
+        registry.register(
+            "transitions",
+            "Transitions this process observed, by agent and states",
+            c.transitions.clone(),
+        );
+        registry.register(
+            "probe_outcomes",
+            "Half-open circuits this process saw close (success) or reopen (failure)",
+            c.probe_outcomes.clone(),
+        );
+        registry.register(
+            "store_op_duration_seconds",
+            "Latency of this process's store calls, by operation",
+            c.store_op_seconds.clone(),
+        );
+        registry.register(
+            "store_op_errors",
+            "This process's store calls that failed, by operation",
+            c.store_op_errors.clone(),
+        );
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts of this process, by URL and outcome",
+            c.webhook_deliveries.clone(),
+        );
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let g = Gauge::<i64>::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c = Counter::<u64>::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `GET /metrics`.
+pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    let mut registry = Registry::with_prefix("fleet_breaker");
+    state.metrics().register(&mut registry);
+    let router = state.router();
+    let breaker = router.breaker();
+
+    match router.health_status().await {
+        Ok(health) => {
+            gauge(
+                &mut registry,
+                "store_up",
+                "Whether the fleet's state could be read",
+                1,
+            );
+            let states = Family::<Labels, Gauge>::default();
+            let failures = Family::<Labels, Gauge>::default();
+            let successes = Family::<Labels, Gauge>::default();
+            let rejections = Family::<Labels, Gauge>::default();
+            let backoff = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+            let generation = Family::<Labels, Gauge>::default();
+            for (agent, m) in &health.agents {
+                let id = vec![("agent", agent.to_string())];
+                for s in CircuitState::ALL {
+                    let mut labels = id.clone();
+                    labels.push(("state", s.as_str().to_owned()));
+                    states.get_or_create(&labels).set(i64::from(m.state == s));
+                }
+                failures
+                    .get_or_create(&id)
+                    .set(saturating_i64(m.metrics.failure_count));
+                successes
+                    .get_or_create(&id)
+                    .set(saturating_i64(m.metrics.success_count));
+                rejections
+                    .get_or_create(&id)
+                    .set(saturating_i64(m.metrics.total_rejections));
+                backoff.get_or_create(&id).set(m.backoff_seconds);
+                generation
+                    .get_or_create(&id)
+                    .set(saturating_i64(m.generation));
+            }
+            registry.register(
+                "circuit_state",
+                "1 for the agent's current circuit state, else 0",
+                states,
+            );
+            registry.register(
+                "failure_count",
+                "Consecutive failures of the agent (fleet-wide)",
+                failures,
+            );
+            registry.register(
+                "success_count",
+                "Successes of the agent since its last failure (fleet-wide)",
+                successes,
+            );
+            registry.register(
+                "rejections",
+                "Calls rejected for the agent since its last reset (fleet-wide)",
+                rejections,
+            );
+            registry.register("backoff_seconds", "The agent's current backoff", backoff);
+            registry.register(
+                "generation",
+                "Transitions of the agent's circuit so far",
+                generation,
+            );
+            let total = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            gauge(
+                &mut registry,
+                "agents",
+                "Agents known to the fleet",
+                total(health.total_agents),
+            );
+            gauge(
+                &mut registry,
+                "open_circuits",
+                "Circuits open or forced open",
+                total(health.open_circuits),
+            );
+            gauge(
+                &mut registry,
+                "half_open_circuits",
+                "Circuits half-open",
+                total(health.half_open_circuits),
+            );
+            gauge(
+                &mut registry,
+                "healthy_agents",
+                "Circuits closed or forced closed",
+                total(health.healthy_agents),
+            );
+            counter(
+                &mut registry,
+                "routing_events",
+                "Routing decisions made by every pod",
+                health.routing_events,
+            );
+        }
+        Err(error) => {
+            tracing::warn!(%error, "metrics: the fleet's state could not be read");
+            gauge(
+                &mut registry,
+                "store_up",
+                "Whether the fleet's state could be read",
+                0,
+            );
+        }
+    }
+
+    gauge(
+        &mut registry,
+        "store_degraded",
+        "1 while this process is in degraded mode (deciding without the store)",
+        i64::from(breaker.is_degraded()),
+    );
+    let stats = breaker.store_stats();
+    counter(
+        &mut registry,
+        "store_unavailable_errors",
+        "Store calls of this process that found the store unreachable or slow",
+        stats.errors,
+    );
+    counter(
+        &mut registry,
+        "degraded_entered",
+        "Times this process entered degraded mode",
+        stats.degraded_entered,
+    );
+    counter(
+        &mut registry,
+        "degraded_left",
+        "Times this process left degraded mode",
+        stats.degraded_left,
+    );
+    if let Some(cache) = breaker.cache() {
+        let cache = cache.stats();
+        counter(
+            &mut registry,
+            "cache_hits",
+            "Calls this process decided and settled with no store round trip",
+            cache.hits,
+        );
+        counter(
+            &mut registry,
+            "cache_misses",
+            "Decisions this process sent to the store",
+            cache.misses,
+        );
+    }
+
+    let mut body = String::new();
+    if let Err(error) = encode(&mut body, &registry) {
+        tracing::error!(%error, "metrics: encoding failed");
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+}
+
+/// A [`BreakerStore`] that times every call of the store it wraps into
+/// [`Metrics`] (`fleet_breaker_store_op_duration_seconds{op}` and
+/// `fleet_breaker_store_op_errors_total{op}`), and otherwise behaves as it.
+#[derive(Debug)]
+pub struct MeteredStore {
+    store: Arc<dyn BreakerStore>,
+    metrics: Metrics,
+}
+
+impl MeteredStore {
+    /// Wraps `store`, counting into `metrics`.
+    #[must_use]
+    pub fn new(store: Arc<dyn BreakerStore>, metrics: Metrics) -> Self {
+        Self { store, metrics }
+    }
+
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics
+            .observe_store_op(op, started.elapsed(), result.is_err());
+        result
+    }
+}
+
+#[async_trait]
+impl RoutingJournal for MeteredStore {
+    async fn push_failure(&self, record: &FailureRecord, cap: usize) -> Result<(), StoreError> {
+        self.timed("push_failure", self.store.push_failure(record, cap))
+            .await
+    }
+
+    async fn recent_failures(&self, limit: usize) -> Result<Vec<FailureRecord>, StoreError> {
+        self.timed("recent_failures", self.store.recent_failures(limit))
+            .await
+    }
+
+    async fn add_routing_events(&self, n: u64) -> Result<u64, StoreError> {
+        self.timed("add_routing_events", self.store.add_routing_events(n))
+            .await
+    }
+
+    async fn routing_events(&self) -> Result<u64, StoreError> {
+        self.timed("routing_events", self.store.routing_events())
+            .await
+    }
+}
+
+#[async_trait]
+impl BreakerStore for MeteredStore {
+    async fn acquire(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        permit_id: &str,
+    ) -> Result<Applied<Decision>, StoreError> {
+        self.timed("acquire", self.store.acquire(config, agent, permit_id))
+            .await
+    }
+
+    async fn record(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        ticket: &Ticket,
+        outcome: Outcome,
+    ) -> Result<Applied<()>, StoreError> {
+        self.timed("record", self.store.record(config, agent, ticket, outcome))
+            .await
+    }
+
+    async fn reset(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        self.timed("reset", self.store.reset(config, agent)).await
+    }
+
+    async fn force(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        mode: ForceMode,
+        ttl: Option<Duration>,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        self.timed("force", self.store.force(config, agent, mode, ttl))
+            .await
+    }
+
+    async fn snapshot(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        self.timed("snapshot", self.store.snapshot(config, agent))
+            .await
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentId>, StoreError> {
+        self.timed("agents", self.store.agents()).await
+    }
+
+    async fn flush(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        batch: &Batch,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        self.timed("flush", self.store.flush(config, agent, batch))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.timed("ping", self.store.ping()).await
+    }
+
+    fn kind(&self) -> &'static str {
+        self.store.kind()
+    }
+
+    fn watch_target(&self) -> Option<WatchTarget> {
+        self.store.watch_target()
+    }
+
+    fn local_transitions(&self) -> Option<broadcast::Receiver<Transition>> {
+        self.store.local_transitions()
+    }
+}

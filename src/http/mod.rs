@@ -1,0 +1,173 @@
+//! The HTTP service (feature `service`): the JSON API of the original
+//! specification, server-sent events, Prometheus metrics and the dashboard,
+//! as one axum [`Router`].
+//!
+//! ```no_run
+//! use fleet_breaker::CircuitBreaker;
+//! use fleet_breaker::http::{self, AdminToken, AppState};
+//! use fleet_breaker::router::FailoverRouter;
+//!
+//! # #[tokio::main] async fn main() -> std::io::Result<()> {
+//! let router = FailoverRouter::new(CircuitBreaker::in_memory());
+//! let state = AppState::new(router).with_admin_token(AdminToken::new("s3cret").ok());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, http::router(state)).await
+//! # }
+//! ```
+//!
+//! ## Routes
+//!
+//! | method | path | answers |
+//! |---|---|---|
+//! | GET | `/` | the dashboard (HTML, no outside requests) |
+//! | GET | `/api/circuit-breaker/health` | [`HealthStatus`](crate::HealthStatus) JSON |
+//! | GET | `/api/circuit-breaker/failures?limit=N` | recent failures, newest first (`limit` 1 to 1,000, default 20) |
+//! | POST | `/api/circuit-breaker/reset/{agent_id}` | admin: closes the circuit, zeroes its counters |
+//! | POST | `/api/circuit-breaker/force/{agent_id}` | admin: `{"state": "open"\|"closed"\|"auto", "ttl_seconds": n}` |
+//! | GET | `/api/circuit-breaker/events` | server-sent events, one `transition` per transition |
+//! | GET | `/metrics` | Prometheus text format |
+//! | GET | `/healthz` | 200 while the process is up |
+//! | GET | `/readyz` | 200 when the store answers a ping, else 503 |
+//!
+//! ## Behavior
+//!
+//! - Every error is JSON, `{"error": "..."}`, with the status that fits:
+//!   400 for bad input (naming the rule broken), 401 for a missing or wrong
+//!   admin token, 403 for admin routes when no token is configured, 404 for
+//!   an unknown agent or path, 405 naming the allowed method, 413 for a body
+//!   over [`MAX_BODY_BYTES`], 503 when the store is unreachable. Store
+//!   internals are logged, never sent.
+//! - Admin routes compare `Authorization: Bearer <token>` in constant time;
+//!   the token is never logged (see [`AdminToken`]).
+//! - The state of every route is the fleet's, read from the shared store,
+//!   so any number of instances answer alike.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+
+use crate::router::FailoverRouter;
+
+mod api;
+mod auth;
+mod dashboard;
+mod error;
+mod events;
+mod metrics;
+
+pub use auth::{AdminToken, AdminTokenError};
+pub use error::ApiError;
+pub use metrics::{MeteredStore, Metrics};
+
+/// The largest request body accepted (bytes); larger is a 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The default `limit` of `/api/circuit-breaker/failures`.
+pub const DEFAULT_FAILURES_LIMIT: usize = 20;
+
+/// The largest `limit` of `/api/circuit-breaker/failures`.
+pub const MAX_FAILURES_LIMIT: usize = 1_000;
+
+/// What every route reads: the fleet's router (and through it the breaker
+/// and the store), the admin token, and the metrics. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+#[derive(Debug)]
+struct StateInner {
+    router: FailoverRouter,
+    admin_token: Option<AdminToken>,
+    metrics: Metrics,
+    started: Instant,
+}
+
+impl AppState {
+    /// The state of a service over `router`, with no admin token (admin
+    /// routes answer 403) and fresh [`Metrics`].
+    #[must_use]
+    pub fn new(router: FailoverRouter) -> Self {
+        Self {
+            inner: Arc::new(StateInner {
+                router,
+                admin_token: None,
+                metrics: Metrics::new(),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// The same state with `token` guarding the admin routes (`None`
+    /// refuses them all).
+    #[must_use]
+    pub fn with_admin_token(self, token: Option<AdminToken>) -> Self {
+        self.map(|inner| inner.admin_token = token)
+    }
+
+    /// The same state reporting `metrics` (to share one [`Metrics`] with a
+    /// [`MeteredStore`] or webhooks).
+    #[must_use]
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        self.map(|inner| inner.metrics = metrics)
+    }
+
+    /// The router the routes read.
+    #[must_use]
+    pub fn router(&self) -> &FailoverRouter {
+        &self.inner.router
+    }
+
+    /// The metrics `/metrics` reports.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Whether admin routes are enabled (a token is configured).
+    #[must_use]
+    pub fn admin_enabled(&self) -> bool {
+        self.inner.admin_token.is_some()
+    }
+
+    fn admin_token(&self) -> Option<&AdminToken> {
+        self.inner.admin_token.as_ref()
+    }
+
+    fn map(self, edit: impl FnOnce(&mut StateInner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| StateInner {
+            router: shared.router.clone(),
+            admin_token: shared.admin_token.clone(),
+            metrics: shared.metrics.clone(),
+            started: shared.started,
+        });
+        edit(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
+/// Every route of the service over `state`; see the [module docs](self).
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/health", get(api::health))
+        .route("/failures", get(api::failures))
+        .route("/reset/{agent_id}", post(api::reset))
+        .route("/force/{agent_id}", post(api::force))
+        .route("/events", get(events::stream));
+    Router::new()
+        .nest("/api/circuit-breaker", api)
+        .route("/metrics", get(metrics::render))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .merge(dashboard::routes())
+        .fallback(api::not_found)
+        .layer(middleware::map_response(error::json_errors))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
