@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 pub mod agent_id;
+#[cfg(feature = "service")]
+pub mod alerts;
 pub mod breaker;
 pub mod cache;
 #[cfg(feature = "service")]

@@ -1,0 +1,1 @@
+//! Alert hooks (feature `service`): transitions POSTed to webhooks.
