@@ -117,7 +117,7 @@ pub(super) async fn force(
 }
 
 fn ttl_from_seconds(seconds: f64) -> Result<Duration, ApiError> {
-    if seconds.is_finite() && seconds >= 0.001 && seconds <= MAX_FORCE_TTL_SECONDS {
+    if (0.001..=MAX_FORCE_TTL_SECONDS).contains(&seconds) {
         Ok(Duration::from_secs_f64(seconds))
     } else {
         Err(ApiError::bad_request(format!(

@@ -90,6 +90,12 @@ impl RedisStore {
         RedisStoreBuilder::new(url.into())
     }
 
+    /// The store's Redis URL with any password shown as `set`, for messages.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.inner.url_display
+    }
+
     /// The key layout this store uses.
     #[must_use]
     pub fn keys(&self) -> &Keys {

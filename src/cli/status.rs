@@ -1,0 +1,100 @@
+//! `status`, `reset` and `force`: one look at, or one change to, the fleet.
+
+use super::output::status_table;
+use super::{CliError, Connection, ForceArgs, ResetArgs, StatusArgs, StoreArgs};
+use crate::agent_id::AgentId;
+use crate::breaker::{BreakerError, CircuitBreaker};
+use crate::router::FailoverRouter;
+
+/// Prints every agent's state and counters, or one agent's.
+pub(super) async fn status(store: &StoreArgs, args: StatusArgs) -> Result<(), CliError> {
+    let connection = Connection::redis(store).await?;
+    let breaker = connection.breaker(&super::serve::instance_name("status"), None, false)?;
+    if let Some(raw) = args.agent.as_deref() {
+        let agent = agent_id(raw)?;
+        let metrics = breaker
+            .metrics(&agent)
+            .await
+            .map_err(|e| admin_error(&agent, e))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&metrics)?);
+        } else {
+            print!("{}", status_table([&metrics]));
+        }
+        return Ok(());
+    }
+    let health = FailoverRouter::new(breaker).health_status().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&health)?);
+    } else if health.agents.is_empty() {
+        println!(
+            "no agents yet: no pod has made a call through this store ({})",
+            connection.description
+        );
+    } else {
+        print!("{}", status_table(health.agents.values()));
+        println!(
+            "\n{} agents: {} healthy, {} half-open, {} open; {} routing decisions",
+            health.total_agents,
+            health.healthy_agents,
+            health.half_open_circuits,
+            health.open_circuits,
+            health.routing_events
+        );
+    }
+    Ok(())
+}
+
+/// Resets one agent fleet-wide and prints the transition.
+pub(super) async fn reset(store: &StoreArgs, args: ResetArgs) -> Result<(), CliError> {
+    let (breaker, agent) = admin(store, &args.agent).await?;
+    let transition = breaker
+        .reset(&agent)
+        .await
+        .map_err(|e| admin_error(&agent, e))?;
+    println!("reset {agent}: {} -> {}", transition.from, transition.to);
+    Ok(())
+}
+
+/// Forces one agent fleet-wide and prints the transition.
+pub(super) async fn force(store: &StoreArgs, args: ForceArgs) -> Result<(), CliError> {
+    let (breaker, agent) = admin(store, &args.agent).await?;
+    let transition = breaker
+        .force(&agent, args.state.into(), args.ttl)
+        .await
+        .map_err(|e| admin_error(&agent, e))?;
+    let until = args.ttl.map_or_else(
+        || " until changed".to_owned(),
+        |ttl| format!(" for {}", humantime::format_duration(ttl)),
+    );
+    let until = if matches!(args.state, super::ForceState::Auto) {
+        String::new()
+    } else {
+        until
+    };
+    println!(
+        "forced {agent}: {} -> {}{until}",
+        transition.from, transition.to
+    );
+    Ok(())
+}
+
+async fn admin(store: &StoreArgs, raw: &str) -> Result<(CircuitBreaker, AgentId), CliError> {
+    let agent = agent_id(raw)?;
+    let connection = Connection::redis(store).await?;
+    let breaker = connection.breaker(&super::serve::instance_name("admin"), None, false)?;
+    Ok((breaker, agent))
+}
+
+fn agent_id(raw: &str) -> Result<AgentId, CliError> {
+    AgentId::new(raw).map_err(|e| CliError::new(e.to_string()))
+}
+
+fn admin_error(agent: &AgentId, error: BreakerError) -> CliError {
+    match error {
+        BreakerError::UnknownAgent(_) => CliError::new(format!(
+            "unknown agent {agent}: no pod has called it through this store (see `fleet-breaker status`)"
+        )),
+        other => other.into(),
+    }
+}
