@@ -160,14 +160,18 @@ pub fn router(state: AppState) -> Router {
         .route("/reset/{agent_id}", post(api::reset))
         .route("/force/{agent_id}", post(api::force))
         .route("/events", get(events::stream));
-    Router::new()
+    let routes = Router::new()
         .nest("/api/circuit-breaker", api)
         .route("/metrics", get(metrics::render))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .merge(dashboard::routes())
         .fallback(api::not_found)
-        .layer(middleware::map_response(error::json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state);
+    // Around the whole router, not each route: a 405's `Allow` header is
+    // added by the route itself, after any route layer has run.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::map_response(error::json_errors))
 }
