@@ -1,5 +1,6 @@
 //! [`CircuitBreakerBuilder`]: store, config, policy and cache settings.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use super::background::{self, Flusher, Follower};
 use super::fallback::Fallback;
 use super::store_health::{DEFAULT_DEGRADE_AFTER, DEFAULT_STORE_PROBE_INTERVAL, StoreHealth};
 use super::{CircuitBreaker, Inner, StorePolicy};
+use crate::agent_id::AgentId;
 use crate::cache::Cache;
 use crate::clock::CoarseClock;
 use crate::config::{BreakerConfig, ConfigError};
@@ -27,6 +29,7 @@ pub struct CircuitBreakerBuilder {
     store: Option<Arc<dyn BreakerStore>>,
     config: BreakerConfig,
     policy: StorePolicy,
+    agent_policies: HashMap<AgentId, StorePolicy>,
     instance_id: Option<String>,
     local_cache: bool,
     max_staleness: Duration,
@@ -41,6 +44,7 @@ impl CircuitBreakerBuilder {
             store: None,
             config: BreakerConfig::default(),
             policy: StorePolicy::default(),
+            agent_policies: HashMap::new(),
             instance_id: None,
             local_cache: true,
             max_staleness: DEFAULT_MAX_STALENESS,
@@ -71,6 +75,14 @@ impl CircuitBreakerBuilder {
     /// What to do when the store fails (default: `FailLocal`).
     pub fn policy(mut self, policy: StorePolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// What to do for `agent` when the store fails, overriding
+    /// [`policy`](Self::policy) for it alone: say `FailClosed` for a payment
+    /// agent that must never be called unguarded, while the rest fail local.
+    pub fn agent_policy(mut self, agent: AgentId, policy: StorePolicy) -> Self {
+        self.agent_policies.insert(agent, policy);
         self
     }
 
@@ -196,6 +208,7 @@ impl CircuitBreakerBuilder {
                 store,
                 config: self.config,
                 policy: self.policy,
+                agent_policies: self.agent_policies,
                 instance_id,
                 fallback: Fallback::default(),
                 health: Arc::new(StoreHealth::new(

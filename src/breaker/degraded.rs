@@ -47,7 +47,7 @@ impl CircuitBreaker {
         agent: &AgentId,
         permit_id: String,
     ) -> Result<Permit, Rejected> {
-        match self.inner.policy {
+        match self.policy_for(agent) {
             StorePolicy::FailOpen => Ok(Permit::new(
                 self.clone(),
                 agent.clone(),
@@ -79,7 +79,7 @@ impl CircuitBreaker {
     /// under `FailLocal` the outcome moves the local fallback (seeded from
     /// the last snapshot), otherwise it is dropped.
     pub(super) fn settle_by_policy(&self, agent: &AgentId, ticket: &Ticket, outcome: Outcome) {
-        if self.inner.policy == StorePolicy::FailLocal {
+        if self.policy_for(agent) == StorePolicy::FailLocal {
             let transition = self
                 .inner
                 .fallback

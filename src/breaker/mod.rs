@@ -1,5 +1,6 @@
 //! [`CircuitBreaker`]: the async handle the rest of the world uses.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -102,6 +103,8 @@ struct Inner {
     store: Arc<dyn BreakerStore>,
     config: BreakerConfig,
     policy: StorePolicy,
+    /// Agents whose policy differs from `policy`.
+    agent_policies: HashMap<AgentId, StorePolicy>,
     instance_id: String,
     /// The local breaker `FailLocal` falls back to, and the last snapshot
     /// seen of each agent, to seed it.
@@ -150,10 +153,22 @@ impl CircuitBreaker {
         &self.inner.store
     }
 
-    /// The policy followed when the store fails.
+    /// The policy followed when the store fails (for agents without one of
+    /// their own: see [`policy_for`](Self::policy_for)).
     #[must_use]
     pub fn policy(&self) -> StorePolicy {
         self.inner.policy
+    }
+
+    /// The policy followed for `agent` when the store fails: its own, set
+    /// with [`CircuitBreakerBuilder::agent_policy`], else the breaker's.
+    #[must_use]
+    pub fn policy_for(&self, agent: &AgentId) -> StorePolicy {
+        self.inner
+            .agent_policies
+            .get(agent)
+            .copied()
+            .unwrap_or(self.inner.policy)
     }
 
     /// This pod's id.
@@ -202,7 +217,7 @@ impl CircuitBreaker {
                 self.permit_or_reject(agent, permit_id, applied.value, Origin::Store)
             }
             Err(error) => {
-                tracing::warn!(agent = %agent, %error, policy = ?self.inner.policy, "breaker store failed on acquire");
+                tracing::warn!(agent = %agent, %error, policy = ?self.policy_for(agent), "breaker store failed on acquire");
                 self.store_failed(&error);
                 self.decide_by_policy(agent, permit_id)
             }

@@ -326,3 +326,45 @@ async fn a_circuit_another_pod_opened_stays_open_in_the_local_fallback() {
     }
     assert!(pod_a.is_degraded());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_agent_policy_overrides_the_breakers_for_that_agent_alone() {
+    let Some(mut redis) = owned_redis().await else {
+        return;
+    };
+    let store = fleet_breaker::RedisStore::builder(redis.url())
+        .prefix(unique_prefix("degraded-per-agent"))
+        .timeout(TIMEOUT)
+        .build()
+        .await
+        .unwrap();
+    let (payments, search) = (id("payments"), id("search"));
+    let pod = fleet_breaker::CircuitBreaker::builder()
+        .store(store)
+        .config(crate::common::config())
+        .policy(StorePolicy::FailOpen)
+        .agent_policy(payments.clone(), StorePolicy::FailClosed)
+        .local_cache(false)
+        .degrade_after(DEGRADE_AFTER)
+        .store_probe_interval(PROBE_INTERVAL)
+        .build()
+        .unwrap();
+    assert_eq!(pod.policy_for(&payments), StorePolicy::FailClosed);
+    assert_eq!(pod.policy_for(&search), StorePolicy::FailOpen);
+    for agent in [&payments, &search] {
+        pod.acquire(agent).await.unwrap().success().await;
+    }
+
+    redis.kill();
+    degrade_by_acquires(&pod, &search).await;
+    for _ in 0..20 {
+        let rejected = pod
+            .acquire(&payments)
+            .await
+            .expect_err("FailClosed for payments");
+        assert_eq!(rejected.cause, RejectCause::StoreUnavailable);
+        let permit = pod.acquire(&search).await.expect("FailOpen for the rest");
+        assert!(permit.is_degraded());
+        permit.success().await;
+    }
+}

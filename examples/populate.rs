@@ -1,0 +1,50 @@
+//! Fills a fleet with agents, for trying `serve` and the dashboard on a
+//! realistic amount of state, and for measuring `serve` (see the README's
+//! figures).
+//!
+//! ```text
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example populate -- [AGENTS] [PREFIX]
+//! ```
+//!
+//! Makes AGENTS agents (default 1,000) under PREFIX (default
+//! `fleet-breaker`): one call each, and every tenth driven open by five
+//! failures, so the fleet has closed and open circuits. Leaves them in place.
+
+use fleet_breaker::{AgentId, CircuitBreaker, RedisStore};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        println!("populate writes to a Redis: set REDIS_URL, e.g.");
+        println!(
+            "  REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example populate -- 1000"
+        );
+        return Ok(());
+    };
+    let count: usize = std::env::args().nth(1).map_or(Ok(1_000), |n| n.parse())?;
+    let prefix = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| fleet_breaker::store::DEFAULT_PREFIX.to_owned());
+    let store = RedisStore::builder(&url).prefix(&prefix).build().await?;
+    let breaker = CircuitBreaker::builder()
+        .store(store)
+        .local_cache(false)
+        .build()?;
+    let mut open = 0;
+    for i in 0..count {
+        let agent = AgentId::new(&format!("agent-{i:04}"))?;
+        if i % 10 == 0 {
+            for _ in 0..breaker.config().failure_threshold {
+                let _ = breaker.call(&agent, async { Err::<(), _>("down") }).await;
+            }
+            open += 1;
+        } else {
+            let _ = breaker.call(&agent, async { Ok::<_, &str>(()) }).await;
+        }
+    }
+    println!(
+        "{count} agents under prefix {prefix:?} on {url}: {open} open, {} closed",
+        count - open
+    );
+    Ok(())
+}
