@@ -6,22 +6,23 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, DEFAULT_FAILURES_LIMIT, MAX_FAILURES_LIMIT};
 use crate::agent_id::AgentId;
 use crate::model::ForceMode;
-use crate::router::HealthStatus;
 use crate::store::FailureRecord;
 
 /// The longest force ttl accepted: 30 days.
 const MAX_FORCE_TTL_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
 
 /// `GET /api/circuit-breaker/health`.
-pub(super) async fn health(State(state): State<AppState>) -> Result<Json<HealthStatus>, ApiError> {
-    Ok(Json(state.router().health_status().await?))
+pub(super) async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let health = state.health().await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], health.json.clone()).into_response())
 }
 
 /// The query of `GET /api/circuit-breaker/failures`, read as text so that a
@@ -65,6 +66,7 @@ pub(super) async fn reset(
     authorize(&state, &headers)?;
     let agent = agent_from_path(agent)?;
     let transition = state.router().breaker().reset(&agent).await?;
+    state.changed();
     tracing::info!(agent = %agent, "admin reset over HTTP");
     Ok(Json(json!({
         "status": "reset",
@@ -106,6 +108,7 @@ pub(super) async fn force(
         .breaker()
         .force(&agent, body.state, ttl)
         .await?;
+    state.changed();
     tracing::info!(agent = %agent, state = body.state.as_str(), ?ttl, "admin force over HTTP");
     Ok(Json(json!({
         "status": "forced",

@@ -222,8 +222,9 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let router = state.router();
     let breaker = router.breaker();
 
-    match router.health_status().await {
+    match state.health().await {
         Ok(health) => {
+            let health = &health.status;
             gauge(
                 &mut registry,
                 "store_up",
@@ -316,7 +317,7 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
             );
         }
         Err(error) => {
-            tracing::warn!(%error, "metrics: the fleet's state could not be read");
+            tracing::warn!(error = error.message(), "metrics: the fleet's state could not be read");
             gauge(
                 &mut registry,
                 "store_up",

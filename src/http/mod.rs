@@ -43,7 +43,6 @@
 //!   so any number of instances answer alike.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -58,10 +57,14 @@ mod dashboard;
 mod error;
 mod events;
 mod metrics;
+mod snapshot;
 
 pub use auth::{AdminToken, AdminTokenError};
 pub use error::ApiError;
-pub use metrics::{MeteredStore, Metrics};
+pub use metrics::{MeteredStore, Metrics, WebhookOutcome};
+pub use snapshot::DEFAULT_HEALTH_MAX_AGE;
+
+use snapshot::HealthCache;
 
 /// The largest request body accepted (bytes); larger is a 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -84,7 +87,7 @@ struct StateInner {
     router: FailoverRouter,
     admin_token: Option<AdminToken>,
     metrics: Metrics,
-    started: Instant,
+    health: HealthCache,
 }
 
 impl AppState {
@@ -94,10 +97,10 @@ impl AppState {
     pub fn new(router: FailoverRouter) -> Self {
         Self {
             inner: Arc::new(StateInner {
+                health: HealthCache::new(DEFAULT_HEALTH_MAX_AGE, &router),
                 router,
                 admin_token: None,
                 metrics: Metrics::new(),
-                started: Instant::now(),
             }),
         }
     }
@@ -114,6 +117,15 @@ impl AppState {
     #[must_use]
     pub fn with_metrics(self, metrics: Metrics) -> Self {
         self.map(|inner| inner.metrics = metrics)
+    }
+
+    /// The same state keeping one read of the fleet's health for up to
+    /// `max_age` (default [`DEFAULT_HEALTH_MAX_AGE`], 500 ms), shared by
+    /// `/api/circuit-breaker/health` and `/metrics`; a transition this
+    /// process hears drops it at once. Zero reads the store on every request.
+    #[must_use]
+    pub fn with_health_max_age(self, max_age: std::time::Duration) -> Self {
+        self.map(|inner| inner.health = HealthCache::new(max_age, &inner.router))
     }
 
     /// The router the routes read.
@@ -134,6 +146,14 @@ impl AppState {
         self.inner.admin_token.is_some()
     }
 
+    async fn health(&self) -> Result<std::sync::Arc<snapshot::Health>, ApiError> {
+        self.inner.health.get(&self.inner.router).await
+    }
+
+    fn changed(&self) {
+        self.inner.health.invalidate();
+    }
+
     fn admin_token(&self) -> Option<&AdminToken> {
         self.inner.admin_token.as_ref()
     }
@@ -143,7 +163,7 @@ impl AppState {
             router: shared.router.clone(),
             admin_token: shared.admin_token.clone(),
             metrics: shared.metrics.clone(),
-            started: shared.started,
+            health: HealthCache::new(shared.health.max_age(), &shared.router),
         });
         edit(&mut inner);
         Self {

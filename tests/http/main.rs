@@ -532,3 +532,53 @@ async fn on_redis_readiness_follows_the_server() {
     })
     .await;
 }
+
+/// One read of the health serves every request within `health_max_age`;
+/// a transition drops it at once.
+#[tokio::test]
+async fn the_health_copy_is_kept_until_a_transition() {
+    let (_, breaker) = embedded_app().await;
+    let app = http::router(
+        AppState::new(FailoverRouter::new(breaker.clone()))
+            .with_health_max_age(Duration::from_secs(60)),
+    );
+    let (_, first) = send(&app, get("/api/circuit-breaker/health")).await;
+    assert_eq!(first["agents"]["agent-2"]["metrics"]["success_count"], 1);
+
+    // A success is no transition: the copy stands.
+    breaker
+        .call(&agent("agent-2"), async { Ok::<_, std::io::Error>(()) })
+        .await
+        .unwrap();
+    let (_, second) = send(&app, get("/api/circuit-breaker/health")).await;
+    assert_eq!(second, first, "served from the copy");
+
+    // A transition made elsewhere (not through this API) drops it.
+    breaker
+        .force(&agent("agent-1"), fleet_breaker::ForceMode::Open, None)
+        .await
+        .unwrap();
+    support::wait_until(
+        "the health shows the forced circuit",
+        Duration::from_secs(2),
+        || {
+            let app = app.clone();
+            async move {
+                let (_, body) = send(&app, get("/api/circuit-breaker/health")).await;
+                body["open_circuits"] == 1
+                    && body["agents"]["agent-2"]["metrics"]["success_count"] == 2
+            }
+        },
+    )
+    .await;
+
+    let fresh_every_time = http::router(
+        AppState::new(FailoverRouter::new(breaker.clone())).with_health_max_age(Duration::ZERO),
+    );
+    breaker
+        .call(&agent("agent-2"), async { Ok::<_, std::io::Error>(()) })
+        .await
+        .unwrap();
+    let (_, body) = send(&fresh_every_time, get("/api/circuit-breaker/health")).await;
+    assert_eq!(body["agents"]["agent-2"]["metrics"]["success_count"], 3);
+}
