@@ -1,1 +1,124 @@
 //! Alert hooks (feature `service`): transitions POSTed to webhooks.
+//!
+//! [`Webhooks`] POSTs every transition, as its JSON (the serde form of
+//! [`Transition`](crate::Transition), `Content-Type: application/json`),
+//! to each configured URL. It runs two ways:
+//!
+//! - [`Webhooks::spawn_redis`], for `fleet-breaker serve` on a shared Redis:
+//!   each transition is delivered to each URL **once fleet-wide**, however
+//!   many instances run, and survives the crash of the instance that was
+//!   delivering it.
+//! - [`Webhooks::spawn_local`], for the embedded store: delivers what one
+//!   [`CircuitBreaker`](crate::CircuitBreaker) observes, retrying in the
+//!   process.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use fleet_breaker::RedisStore;
+//! use fleet_breaker::alerts::Webhooks;
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::builder("redis://127.0.0.1:6379").build().await?;
+//! let hooks = Webhooks::builder(["https://alerts.example.com/breaker"])
+//!     .max_tries(5)
+//!     .retry_backoff(Duration::from_secs(1), Duration::from_secs(60))
+//!     .observer(|url, outcome| println!("{url}: {outcome}"))
+//!     .build()?;
+//! let handle = hooks.spawn_redis(&store).await?;
+//! // ... serve ...
+//! handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## What a receiver gets
+//!
+//! - `POST` with the transition JSON as body, e.g.
+//!   `{"agent_id":"agent-1","from":"closed","to":"open","generation":4,...}`.
+//! - `X-Fleet-Breaker-Delivery`: the delivery id, the same on every try of
+//!   one transition to one URL: the stream entry id on Redis
+//!   (`1732680000000-0`), `local-<uuid>` in process. Delivery is *at least
+//!   once*: a receiver that must not act twice drops ids it has seen.
+//! - `X-Fleet-Breaker-Attempt`: the try number, from 1.
+//! - Any 2xx answer is success. Anything else (3xx included: redirects are
+//!   not followed), a connection error or no answer within the attempt
+//!   timeout is a failed try.
+//!
+//! ## Redis layout
+//!
+//! Needs Redis 6.2 or later (`XPENDING ... IDLE`). Besides the store's keys
+//! (see [`Keys`](crate::store::Keys)):
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `PREFIX:transitions` | stream (the store's) | one consumer group per URL: `webhook:URL` ([`group_name`]), created with `XGROUP CREATE ... $ MKSTREAM` |
+//! | `PREFIX:webhooks:dead` | stream, `MAXLEN ~` 10,000 | transitions given up on ([`dead_letter_key`]): fields `url`, `id` (the transition's entry id), `msg` (its JSON), `tries`, `error` (the last one) |
+//!
+//! In `URL`, a password is shown as `set` (in group names, dead letters,
+//! logs, stats and metrics alike).
+//!
+//! ## Behavior (Redis)
+//!
+//! - One task per URL, on a Redis connection of its own (reads block),
+//!   reads its group with `XREADGROUP ... BLOCK` (the poll interval) under
+//!   this instance's consumer name. A group created for a new URL starts at
+//!   the stream's end: history is not replayed. A URL failing never holds
+//!   up another, nor sends twice to one that works.
+//! - A 2xx is acknowledged (`XACK`). A failed try leaves the entry pending;
+//!   it is tried again after the backoff (base, doubled per try, capped),
+//!   the number of tries being the group's delivery count, so it holds
+//!   across instances. After `max_tries` failed tries the entry is written
+//!   to the dead letters and acknowledged in one `MULTI`, and counted as
+//!   dead-lettered.
+//! - An entry pending with another consumer for longer than the reclaim
+//!   idle time (an instance that crashed or hangs) is taken over with
+//!   `XCLAIM` and tried by this one. The reclaim time must exceed the
+//!   attempt timeout, so a running attempt is never taken over. If the
+//!   crashed instance had started the last try, the entry is dead-lettered
+//!   with the error "its last try was interrupted".
+//! - An entry that is not a transition (no `msg` field, not JSON, wrong
+//!   fields; decoded as strictly as the watcher does) is logged at WARN,
+//!   acknowledged and never POSTed.
+//! - Every Redis command is bounded by the store's timeout, at least 1 s.
+//!   When Redis fails the task reconnects with backoff (100 ms to 5 s) and
+//!   creates its group again if Redis lost it.
+//! - The stream is capped by the store: an entry trimmed before it could be
+//!   delivered is dropped from the group.
+//! - Each instance needs a consumer name of its own
+//!   ([`WebhooksBuilder::consumer`]). A group outlives the URL's removal
+//!   from the configuration; `XGROUP DESTROY PREFIX:transitions webhook:URL`
+//!   removes it.
+//!
+//! ## Files
+//!
+//! - `builder.rs`: [`WebhooksBuilder`], [`Webhooks`], the defaults.
+//! - `endpoint.rs`: URL checks and one POST attempt.
+//! - `fleet.rs`: [`Webhooks::spawn_redis`], the names of the group and the
+//!   dead-letter stream.
+//! - `consumer.rs`: the delivery task of one URL on Redis.
+//! - `stream.rs`: the Redis stream commands; `reply.rs`: their replies.
+//! - `local.rs`: [`Webhooks::spawn_local`].
+//! - `handle.rs`: [`WebhookHandle`].
+//! - `stats.rs`: [`EndpointStats`], [`DeliveryOutcome`].
+//! - `error.rs`: [`AlertsError`].
+
+mod builder;
+mod consumer;
+mod endpoint;
+mod error;
+mod fleet;
+mod handle;
+mod local;
+mod reply;
+mod stats;
+mod stream;
+
+pub use builder::{
+    DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_DEAD_LETTER_MAX_LEN, DEFAULT_MAX_TRIES,
+    DEFAULT_POLL_INTERVAL, DEFAULT_RECLAIM_IDLE, DEFAULT_TIMEOUT, Webhooks, WebhooksBuilder,
+};
+pub use endpoint::{ATTEMPT_HEADER, DELIVERY_HEADER};
+pub use error::AlertsError;
+pub use fleet::{dead_letter_key, group_name};
+pub use handle::WebhookHandle;
+pub use local::LOCAL_QUEUE;
+pub use stats::{DeliveryOutcome, EndpointStats};

@@ -18,6 +18,8 @@ pub struct Connection {
     pub description: String,
     /// The breaker settings every pod of the fleet shares.
     pub config: BreakerConfig,
+    /// The Redis store itself, when the store is Redis.
+    pub redis: Option<RedisStore>,
 }
 
 impl Connection {
@@ -42,9 +44,10 @@ impl Connection {
         let store = builder.build().await?;
         let description = format!("redis at {}", store.url());
         Ok(Self {
-            store: Arc::new(store),
+            store: Arc::new(store.clone()),
             description,
             config,
+            redis: Some(store),
         })
     }
 
@@ -58,12 +61,13 @@ impl Connection {
             description: "the embedded store (no REDIS_URL given: state lives in this process)"
                 .to_owned(),
             config: config(args)?,
+            redis: None,
         })
     }
 
     /// Whether the store is shared through Redis.
     pub(super) fn is_redis(&self) -> bool {
-        self.store.kind() == "redis"
+        self.redis.is_some()
     }
 
     /// A breaker on this store; with `metrics`, its store calls are timed

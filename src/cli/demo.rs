@@ -116,7 +116,7 @@ pub(super) async fn run(store: &StoreArgs, args: DemoArgs) -> Result<(), CliErro
         let state = AppState::new(first.clone())
             .with_admin_token(Some(token))
             .with_metrics(metrics);
-        serve_until_stopped(&args.bind, state, &connection, args.duration).await?;
+        serve_until_stopped(&args.bind, state, &connection, &[], args.duration).await?;
     }
 
     for task in pods.iter().chain([&reporter, &printer]) {

@@ -3,6 +3,7 @@
 use tokio::net::TcpListener;
 
 use super::{CliError, Connection, ServeArgs, StoreArgs, shutdown_signal};
+use crate::alerts::{WebhookHandle, Webhooks};
 use crate::http::{self, AdminToken, AppState, Metrics};
 use crate::router::FailoverRouter;
 
@@ -14,13 +15,39 @@ pub(super) async fn run(store: &StoreArgs, args: ServeArgs) -> Result<(), CliErr
     let metrics = Metrics::new();
     let breaker = connection.breaker(&instance_name("serve"), Some(&metrics), true)?;
     metrics.watch(&breaker);
-    // WEBHOOKS-PENDING
-    let _ = (&args.webhooks, args.webhook_max_tries);
+    let webhooks = start_webhooks(&args, &connection, &metrics, breaker.instance_id()).await?;
     let state = AppState::new(FailoverRouter::new(breaker))
         .with_admin_token(admin_token)
         .with_metrics(metrics);
-    serve_until_stopped(&args.bind, state, &connection, None).await?;
-    Ok(())
+    let notes: Vec<String> = args.webhooks.iter().map(|url| format!("webhook: {}", shown(url))).collect();
+    let served = serve_until_stopped(&args.bind, state, &connection, &notes, None).await;
+    if let Some(webhooks) = webhooks {
+        webhooks.shutdown().await;
+    }
+    served
+}
+
+/// Delivers every transition to `--webhook` URLs, once fleet-wide, with
+/// each attempt counted in `metrics`.
+async fn start_webhooks(
+    args: &ServeArgs,
+    connection: &Connection,
+    metrics: &Metrics,
+    instance: &str,
+) -> Result<Option<WebhookHandle>, CliError> {
+    let Some(store) = connection.redis.as_ref() else {
+        return Ok(None);
+    };
+    if args.webhooks.is_empty() {
+        return Ok(None);
+    }
+    let counted = metrics.clone();
+    let hooks = Webhooks::builder(args.webhooks.iter().map(String::as_str))
+        .max_tries(args.webhook_max_tries)
+        .consumer(instance)
+        .observer(move |url, outcome| counted.webhook_delivery(url, outcome))
+        .build()?;
+    Ok(Some(hooks.spawn_redis(store).await?))
 }
 
 /// The admin token from the flag or environment, checked; a warning when
@@ -40,6 +67,7 @@ pub(super) async fn serve_until_stopped(
     bind: &str,
     state: AppState,
     connection: &Connection,
+    notes: &[String],
     limit: Option<std::time::Duration>,
 ) -> Result<(), CliError> {
     let listener = TcpListener::bind(bind)
@@ -50,6 +78,9 @@ pub(super) async fn serve_until_stopped(
         .map_err(|e| CliError::new(format!("cannot read the address bound: {e}")))?;
     println!("fleet-breaker serve: listening on http://{addr}");
     println!("  store: {}", connection.description);
+    for note in notes {
+        println!("  {note}");
+    }
     if state.admin_enabled() {
         println!("  admin routes: enabled (Authorization: Bearer <admin token>)");
     } else {
@@ -62,6 +93,11 @@ pub(super) async fn serve_until_stopped(
         .with_graceful_shutdown(shutdown_signal(limit))
         .await
         .map_err(|e| CliError::new(format!("the HTTP server failed: {e}")))
+}
+
+/// `url` with any password shown as `set`.
+fn shown(url: &str) -> String {
+    crate::store::redact_url(url)
 }
 
 /// A name for this process's pod in the fleet: `ROLE@HOST:PID`.

@@ -31,6 +31,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::broadcast;
 
 use super::AppState;
+use crate::alerts::DeliveryOutcome;
 use crate::agent_id::AgentId;
 use crate::breaker::CircuitBreaker;
 use crate::config::BreakerConfig;
@@ -52,27 +53,6 @@ struct Counters {
     store_op_seconds: Family<Labels, Histogram>,
     store_op_errors: Family<Labels, Counter>,
     webhook_deliveries: Family<Labels, Counter>,
-}
-
-/// What became of one webhook delivery attempt, for [`Metrics::webhook_delivery`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookOutcome {
-    /// The endpoint answered 2xx; the transition is acknowledged.
-    Delivered,
-    /// The attempt failed and will be retried.
-    Failed,
-    /// The last try failed; the transition went to the dead-letter stream.
-    DeadLettered,
-}
-
-impl WebhookOutcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-            Self::DeadLettered => "dead_lettered",
-        }
-    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -147,7 +127,8 @@ impl Metrics {
     }
 
     /// Counts one webhook delivery attempt to `url`.
-    pub fn webhook_delivery(&self, url: &str, outcome: WebhookOutcome) {
+    /// (Give it to [`WebhooksBuilder::observer`](crate::alerts::WebhooksBuilder::observer).)
+    pub fn webhook_delivery(&self, url: &str, outcome: DeliveryOutcome) {
         self.inner
             .webhook_deliveries
             .get_or_create(&vec![

@@ -61,7 +61,7 @@ mod snapshot;
 
 pub use auth::{AdminToken, AdminTokenError};
 pub use error::ApiError;
-pub use metrics::{MeteredStore, Metrics, WebhookOutcome};
+pub use metrics::{MeteredStore, Metrics};
 pub use snapshot::DEFAULT_HEALTH_MAX_AGE;
 
 use snapshot::HealthCache;

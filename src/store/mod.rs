@@ -30,6 +30,7 @@ pub use error::StoreError;
 pub use journal::{DEFAULT_FAILURES_CAP, FailureRecord, RoutingJournal};
 pub use keys::Keys;
 pub use memory::MemoryStore;
+pub(crate) use redis::redact_url;
 pub use redis::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisStore, RedisStoreBuilder};
 
 /// The result of one store operation on one agent.

@@ -271,18 +271,23 @@ fn install_crypto_provider() {
     }
 }
 
-/// The URL with any password replaced by `set`, for logs and Debug.
-#[must_use]
+/// `url` with the password of its authority (between `://` and the last
+/// `@` before the path) shown as `set`, for messages and `Debug`: a Redis
+/// URL, a webhook URL, or a string that failed to parse as either. A lone
+/// user-info part (`redis://secret@host`) is hidden whole, since Redis URLs
+/// may carry a bare password there.
 pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..end].rfind('@') else {
         return url.to_owned();
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:set@{host}"),
-        None => format!("{scheme}://set@{host}"),
+    let after = &rest[at..];
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:set{after}"),
+        None => format!("{scheme}://set{after}"),
     }
 }
 

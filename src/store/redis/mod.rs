@@ -24,6 +24,7 @@ mod builder;
 mod conn;
 mod reply;
 
+pub(crate) use builder::redact_url;
 pub use builder::RedisStoreBuilder;
 
 /// The default key prefix, which namespaces one fleet.

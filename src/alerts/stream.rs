@@ -1,0 +1,267 @@
+//! The Redis commands of webhook delivery, on one connection, each bounded
+//! by a timeout; their replies are read by `reply.rs`.
+
+use std::time::Duration;
+
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+
+use super::reply::{parse_entry, parse_pending, parse_read};
+
+/// One stream entry: its id, and its `msg` field where it has one as bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub(super) id: String,
+    pub(super) msg: Option<Vec<u8>>,
+}
+
+/// One pending delivery (`XPENDING` extended form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Pending {
+    pub(super) id: String,
+    pub(super) consumer: String,
+    pub(super) idle: Duration,
+    /// How many times it was handed to a consumer.
+    pub(super) deliveries: u64,
+}
+
+/// What an `XCLAIM` of one id gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Claim {
+    /// Ours now.
+    Claimed(Entry),
+    /// Ours, but the entry was trimmed from the stream (Redis 6.2 answers
+    /// nil for it): acknowledge it.
+    Gone,
+    /// Not ours: another consumer took or acknowledged it first (or Redis 7
+    /// dropped a trimmed entry).
+    Lost,
+}
+
+/// A dead letter's fields.
+pub(super) struct DeadLetter<'a> {
+    pub(super) url: &'a str,
+    pub(super) id: &'a str,
+    pub(super) msg: &'a [u8],
+    pub(super) tries: u64,
+    pub(super) error: &'a str,
+}
+
+/// One connection and the names it works on.
+pub(super) struct Group<'a> {
+    pub(super) conn: &'a mut MultiplexedConnection,
+    pub(super) key: &'a str,
+    pub(super) group: &'a str,
+    pub(super) consumer: &'a str,
+    /// The bound on each command (a blocking read gets its block time more).
+    pub(super) timeout: Duration,
+}
+
+/// Runs `cmd`, bounded by `timeout`; errors are text for the log.
+async fn run<T: redis::FromRedisValue>(
+    conn: &mut MultiplexedConnection,
+    cmd: &redis::Cmd,
+    timeout: Duration,
+    what: &str,
+) -> Result<T, String> {
+    match tokio::time::timeout(timeout, cmd.query_async(conn)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: no answer within {timeout:?}")),
+    }
+}
+
+/// `XGROUP CREATE key group $ MKSTREAM`; an existing group is kept as is.
+pub(super) async fn create_group(
+    conn: &mut MultiplexedConnection,
+    key: &str,
+    group: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let cmd = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(key)
+        .arg(group)
+        .arg("$")
+        .arg("MKSTREAM")
+        .to_owned();
+    match tokio::time::timeout(timeout, cmd.query_async::<Value>(conn)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Ok(Err(e)) => Err(format!("XGROUP CREATE {key} {group}: {e}")),
+        Err(_) => Err(format!("XGROUP CREATE {key}: no answer within {timeout:?}")),
+    }
+}
+
+impl Group<'_> {
+    /// Up to `count` new entries for this consumer, waiting up to `block`
+    /// for the first (`XREADGROUP ... BLOCK ... STREAMS key >`).
+    pub(super) async fn read_new(
+        &mut self,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Entry>, String> {
+        let block_ms = block.as_millis().clamp(1, u128::from(u32::MAX));
+        let cmd = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(self.group)
+            .arg(self.consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block_ms.to_string())
+            .arg("STREAMS")
+            .arg(self.key)
+            .arg(">")
+            .to_owned();
+        let reply: Value = run(self.conn, &cmd, self.timeout + block, "XREADGROUP").await?;
+        Ok(parse_read(reply))
+    }
+
+    /// Up to `count` pending deliveries idle for at least `min_idle`,
+    /// oldest id first (`XPENDING key group IDLE ms - + count`).
+    pub(super) async fn pending(
+        &mut self,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Pending>, String> {
+        let cmd = redis::cmd("XPENDING")
+            .arg(self.key)
+            .arg(self.group)
+            .arg("IDLE")
+            .arg(millis(min_idle))
+            .arg("-")
+            .arg("+")
+            .arg(count)
+            .to_owned();
+        let reply: Value = run(self.conn, &cmd, self.timeout, "XPENDING").await?;
+        Ok(parse_pending(reply))
+    }
+
+    /// How many deliveries this consumer holds.
+    pub(super) async fn own_pending(&mut self) -> Result<usize, String> {
+        let cmd = redis::cmd("XPENDING")
+            .arg(self.key)
+            .arg(self.group)
+            .arg("-")
+            .arg("+")
+            .arg(1)
+            .arg(self.consumer)
+            .to_owned();
+        let reply: Value = run(self.conn, &cmd, self.timeout, "XPENDING").await?;
+        Ok(parse_pending(reply).len())
+    }
+
+    /// Takes `id` if it has been idle for at least `min_idle` (`XCLAIM`),
+    /// counting one more delivery.
+    pub(super) async fn claim(&mut self, id: &str, min_idle: Duration) -> Result<Claim, String> {
+        let cmd = redis::cmd("XCLAIM")
+            .arg(self.key)
+            .arg(self.group)
+            .arg(self.consumer)
+            .arg(millis(min_idle))
+            .arg(id)
+            .to_owned();
+        let reply: Value = run(self.conn, &cmd, self.timeout, "XCLAIM").await?;
+        Ok(match reply {
+            Value::Array(items) => match items.into_iter().next() {
+                None => Claim::Lost,
+                Some(Value::Nil) => Claim::Gone,
+                Some(item) => parse_entry(item).map_or(Claim::Gone, Claim::Claimed),
+            },
+            _ => Claim::Lost,
+        })
+    }
+
+    /// Hands `id`, held by this consumer and not tried, back: idle `idle` (so
+    /// others may take it at once) and zero deliveries
+    /// (`XCLAIM ... IDLE ms RETRYCOUNT 0 JUSTID`).
+    pub(super) async fn release(&mut self, id: &str, idle: Duration) -> Result<(), String> {
+        let cmd = redis::cmd("XCLAIM")
+            .arg(self.key)
+            .arg(self.group)
+            .arg(self.consumer)
+            .arg(0)
+            .arg(id)
+            .arg("IDLE")
+            .arg(millis(idle))
+            .arg("RETRYCOUNT")
+            .arg(0)
+            .arg("JUSTID")
+            .to_owned();
+        run::<Value>(self.conn, &cmd, self.timeout, "XCLAIM")
+            .await
+            .map(drop)
+    }
+
+    /// Acknowledges `id` (`XACK`).
+    pub(super) async fn ack(&mut self, id: &str) -> Result<(), String> {
+        let cmd = redis::cmd("XACK")
+            .arg(self.key)
+            .arg(self.group)
+            .arg(id)
+            .to_owned();
+        run::<Value>(self.conn, &cmd, self.timeout, "XACK")
+            .await
+            .map(drop)
+    }
+
+    /// Appends `letter` to `dead_key` and acknowledges its entry, in one
+    /// `MULTI`/`EXEC`.
+    pub(super) async fn dead_letter(
+        &mut self,
+        dead_key: &str,
+        max_len: u64,
+        letter: &DeadLetter<'_>,
+    ) -> Result<(), String> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("XADD")
+            .arg(dead_key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(max_len)
+            .arg("*")
+            .arg("url")
+            .arg(letter.url)
+            .arg("id")
+            .arg(letter.id)
+            .arg("msg")
+            .arg(letter.msg)
+            .arg("tries")
+            .arg(letter.tries)
+            .arg("error")
+            .arg(letter.error)
+            .ignore()
+            .cmd("XACK")
+            .arg(self.key)
+            .arg(self.group)
+            .arg(letter.id)
+            .ignore();
+        match tokio::time::timeout(self.timeout, pipe.query_async::<Value>(self.conn)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("XADD {dead_key}: {e}")),
+            Err(_) => Err(format!(
+                "XADD {dead_key}: no answer within {:?}",
+                self.timeout
+            )),
+        }
+    }
+
+    /// Removes this consumer from the group (`XGROUP DELCONSUMER`).
+    pub(super) async fn delete_consumer(&mut self) -> Result<(), String> {
+        let cmd = redis::cmd("XGROUP")
+            .arg("DELCONSUMER")
+            .arg(self.key)
+            .arg(self.group)
+            .arg(self.consumer)
+            .to_owned();
+        run::<Value>(self.conn, &cmd, self.timeout, "XGROUP DELCONSUMER")
+            .await
+            .map(drop)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,11 @@
+//! Alert hooks: transitions POSTed to webhooks, once per URL fleet-wide
+//! through Redis consumer groups, or from one breaker's subscription.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod common;
+mod fleet;
+mod local;
+mod receiver;
+mod retries;
