@@ -113,6 +113,11 @@ pub struct ServeArgs {
         value_name = "URL"
     )]
     pub webhooks: Vec<String>,
+    /// How long one read of the fleet's health serves every request
+    /// (`/api/circuit-breaker/health`, `/metrics`); a transition drops it at
+    /// once. 0 reads the store on every request.
+    #[arg(long, env = "FLEET_BREAKER_HEALTH_MAX_AGE", default_value = "500ms", value_parser = parse_duration_or_zero, value_name = "DURATION")]
+    pub health_max_age: Duration,
     /// Tries per webhook delivery before it is dead-lettered.
     #[arg(long, env = "FLEET_BREAKER_WEBHOOK_MAX_TRIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub webhook_max_tries: u32,
@@ -230,6 +235,13 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
         return Err("must be more than zero".to_owned());
     }
     Ok(d)
+}
+
+fn parse_duration_or_zero(raw: &str) -> Result<Duration, String> {
+    if raw.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(raw.trim()).map_err(|e| format!("{e} (write e.g. 0, 250ms, 2s)"))
 }
 
 /// A command's failure: printed as one line, `error: ...`.

@@ -18,7 +18,8 @@ pub(super) async fn run(store: &StoreArgs, args: ServeArgs) -> Result<(), CliErr
     let webhooks = start_webhooks(&args, &connection, &metrics, breaker.instance_id()).await?;
     let state = AppState::new(FailoverRouter::new(breaker))
         .with_admin_token(admin_token)
-        .with_metrics(metrics);
+        .with_metrics(metrics)
+        .with_health_max_age(args.health_max_age);
     let notes: Vec<String> = args.webhooks.iter().map(|url| format!("webhook: {}", shown(url))).collect();
     let served = serve_until_stopped(&args.bind, state, &connection, &notes, None).await;
     if let Some(webhooks) = webhooks {
