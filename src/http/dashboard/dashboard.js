@@ -4,8 +4,8 @@
 //   - GET /api/circuit-breaker/health on load, and again (debounced) after
 //     every transition event;
 //   - SSE from /api/circuit-breaker/events (event `transition`, data: the
-//     Transition JSON) while the stream is up; polling of the health every
-//     2 s while it is down;
+//     Transition JSON) while the stream is up, with a health read every 10 s
+//     for the counters; polling of the health every 2 s while it is down;
 //   - admin buttons POST to /api/circuit-breaker/{reset,force}/{agent} with
 //     `Authorization: Bearer <token>`, the token asked once per tab and kept
 //     in sessionStorage (forgotten on a 401).
@@ -17,6 +17,11 @@
 (() => {
   const API = '/api/circuit-breaker';
   const POLL_MS = 2000;
+  // While the stream is live it brings every transition, but counters
+  // (failures, successes, rejections, routing events) change without one.
+  const LIVE_POLL_MS = 10000;
+  // How long a state from an event outranks an older health answer.
+  const EVENT_PRECEDENCE_MS = 5000;
   const REFRESH_DEBOUNCE_MS = 150;
   const SSE_RETRY_MS = 10000;
   const MAX_TRANSITIONS = 50;
@@ -47,6 +52,7 @@
     mode: 'connecting',
     source: null,
     pollTimer: null,
+    pollEvery: null,
     refreshTimer: null,
     fetchSeq: 0,
     appliedSeq: 0,
@@ -75,6 +81,7 @@
 
   function formatSeconds(seconds) {
     if (seconds == null || !Number.isFinite(seconds)) return '–';
+    if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
     if (seconds < 10) return `${seconds.toFixed(seconds % 1 === 0 ? 0 : 1)} s`;
     if (seconds < 120) return `${Math.round(seconds)} s`;
     if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
@@ -189,6 +196,7 @@
       el,
       state: null,
       generation: -1,
+      eventAt: 0, // Date.now() of the last event applied to this row
       retryDeadline: null, // performance.now() at which the retry is due
       retryRefreshed: false,
       refs: {
@@ -222,12 +230,12 @@
 
   function updateRow(row, metrics) {
     const generation = Number(metrics.generation) || 0;
-    if (generation < row.generation) {
-      // An older answer than a transition already shown: keep the newer
-      // state; the refresh scheduled by that transition will bring the rest.
+    if (generation < row.generation && Date.now() - row.eventAt < EVENT_PRECEDENCE_MS) {
+      // An answer older than a transition just shown: keep the newer state;
+      // the refresh scheduled by that transition brings the rest.
       return;
     }
-    if (row.state !== null && row.state !== metrics.state && generation > row.generation) {
+    if (row.state !== null && row.state !== metrics.state && generation !== row.generation) {
       // A change no event told us about (polling, or a reconnect gap).
       recordTransition(
         {
@@ -449,6 +457,7 @@
     if (row && Number(t.generation) >= row.generation) {
       // Show the new state at once; the refresh brings counters and cards.
       row.generation = Number(t.generation);
+      row.eventAt = Date.now();
       setRowState(row, t.to);
       if (!OPENISH.has(t.to)) row.retryDeadline = null;
       renderRetry(row);
@@ -499,15 +508,20 @@
     }[mode] || '';
   }
 
-  function startPolling() {
-    if (app.pollTimer !== null) return;
-    app.pollTimer = setInterval(refresh, POLL_MS);
+  // Reads the health every `every` ms (replacing any other period).
+  function pollEvery(every) {
+    if (app.pollEvery === every) return;
+    clearInterval(app.pollTimer);
+    app.pollTimer = setInterval(refresh, every);
+    app.pollEvery = every;
   }
 
-  function stopPolling() {
-    if (app.pollTimer === null) return;
-    clearInterval(app.pollTimer);
-    app.pollTimer = null;
+  function startPolling() {
+    pollEvery(POLL_MS);
+  }
+
+  function slowPolling() {
+    pollEvery(LIVE_POLL_MS);
   }
 
   function connectEvents() {
@@ -520,7 +534,7 @@
     app.source = source;
     source.addEventListener('open', () => {
       setMode('sse');
-      stopPolling();
+      slowPolling();
       // Anything that changed while the stream was down.
       scheduleRefresh(0);
     });
