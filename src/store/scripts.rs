@@ -43,6 +43,11 @@ pub(super) static SNAPSHOT: LazyLock<Script> = script!("snapshot.lua");
 /// `lua/flush.lua`: [`crate::model::flush`].
 pub(super) static FLUSH: LazyLock<Script> = script!("flush.lua");
 
+/// Every script, for loading them all at once.
+pub(super) fn all() -> [&'static Script; 6] {
+    [&*ACQUIRE, &*RECORD, &*RESET, &*FORCE, &*SNAPSHOT, &*FLUSH]
+}
+
 /// The KEYS and ARGV of one script call.
 #[derive(Debug)]
 pub(super) struct Call {

@@ -311,6 +311,14 @@ async fn latency_below_the_timeout_changes_nothing_but_latency() {
     );
     assert_eq!(views[1].state, CircuitState::Closed);
     let errors: u64 = pods.iter().map(|p| p.breaker().store_stats().errors).sum();
+    // The scripts are loaded when a store is built: no first call pays
+    // NOSCRIPT + SCRIPT LOAD + EVALSHA (three round trips, 120 ms here),
+    // which once timed out about once per pod and script. A stray timeout
+    // on a loaded machine is tolerated, not one per pod.
+    assert!(
+        errors < u64::try_from(PODS).unwrap(),
+        "{errors} store operations timed out with Redis 40 ms away"
+    );
     let worst = samples.worst();
     eprintln!(
         "faults/slow-ok: {PODS} pods, 40 ms round trip, timeout {TIMEOUT:?}: worst route {:?} \

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ::redis::ConnectionAddr;
 use deadpool_redis::{Manager, Pool, PoolConfig, Runtime, Timeouts};
 
-use super::super::{Keys, StoreError};
+use super::super::{Keys, StoreError, scripts};
 use super::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, Inner, RedisStore, conn};
 use crate::clock::Clock;
 
@@ -174,6 +174,10 @@ impl RedisStoreBuilder {
             )),
             other => other,
         })?;
+        // Not fatal: a script missing from Redis's cache is loaded on first use.
+        if let Err(error) = store.inner.lanes.load(&scripts::all()).await {
+            tracing::warn!(%error, "could not preload the scripts; each loads on first use");
+        }
         Ok(store)
     }
 

@@ -80,6 +80,25 @@ impl Lanes {
             })
     }
 
+    /// Loads `scripts` into Redis's script cache (`SCRIPT LOAD`, all in one
+    /// round trip), so that no first `EVALSHA` pays `NOSCRIPT`, `SCRIPT
+    /// LOAD` and a second `EVALSHA`: three round trips, which with a distant
+    /// Redis can exceed the timeout.
+    pub(super) async fn load(&self, scripts: &[&::redis::Script]) -> Result<(), StoreError> {
+        self.run(move |conn| async move {
+            let loads = scripts.iter().map(|script| {
+                let mut conn = conn.clone();
+                async move { script.load_async(&mut conn).await }
+            });
+            futures::future::try_join_all(loads).await.map(drop)
+        })
+        .await
+        .map_err(|e| match e {
+            Failure::Redis(e) => command_error(&e, "SCRIPT LOAD"),
+            Failure::Store(e) => e,
+        })
+    }
+
     /// Runs one command.
     pub(super) async fn query<T: ::redis::FromRedisValue>(
         &self,
