@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use fleet_breaker::alerts::Webhooks;
 use fleet_breaker::router::FailoverRouter;
 use fleet_breaker::store::BreakerStore;
 use fleet_breaker::{
@@ -51,7 +52,31 @@ const COMMANDS: &[&str] = &[
     // routing-decision counter.
     "incrby",
     "get",
+    // Webhooks (`serve --webhook`): a consumer group per URL, retries
+    // claimed back, dead letters written and acknowledged in one MULTI.
+    "xgroup|create",
+    "xgroup|delconsumer",
+    "xreadgroup",
+    "xack",
+    "xpending",
+    "xclaim",
+    "multi",
+    "exec",
 ];
+
+/// A loopback URL that answers every POST with a 500.
+async fn failing_receiver() -> String {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/hook")
+}
 
 /// `ACL SETUSER` arguments for `user` with `password` on `prefix`.
 fn acl_rules(prefix: &str, password: &str) -> Vec<String> {
@@ -251,6 +276,7 @@ async fn an_acl_user_with_only_the_listed_commands_runs_breaker_watcher_and_rout
         .recovery_timeout(Duration::from_millis(200))
         .build()
         .expect("a valid config");
+    let hooks_store = store.clone();
     let breaker = CircuitBreaker::builder()
         .store(store)
         .config(config)
@@ -301,12 +327,36 @@ async fn an_acl_user_with_only_the_listed_commands_runs_breaker_watcher_and_rout
     until_state(&mut transitions, &dead, CircuitState::Closed).await;
     drop(lost);
 
+    // Webhooks to a URL that always fails: tried, retried, dead-lettered.
+    let hook = failing_receiver().await;
+    let hooks = Webhooks::builder([hook.as_str()])
+        .max_tries(2)
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(40))
+        .poll_interval(Duration::from_millis(50))
+        .timeout(Duration::from_millis(500))
+        .reclaim_idle(Duration::from_secs(1))
+        .build()
+        .expect("valid webhooks");
+    let deliveries = hooks
+        .spawn_redis(&hooks_store)
+        .await
+        .expect("the ACL user creates the consumer group");
+
     // Admin operations and metrics.
     breaker
         .force(&ok, ForceMode::Open, Some(Duration::from_secs(60)))
         .await
         .expect("force");
     until_state(&mut transitions, &ok, CircuitState::ForcedOpen).await;
+    // That one transition is tried twice and dead-lettered; then the
+    // instance, holding nothing, leaves the group.
+    wait_until(
+        "the transition is dead-lettered",
+        Duration::from_secs(5),
+        || async { deliveries.stats()[0].dead_lettered == 1 },
+    )
+    .await;
+    deliveries.shutdown().await;
     breaker
         .force(&ok, ForceMode::Auto, None)
         .await
