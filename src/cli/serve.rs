@@ -20,7 +20,11 @@ pub(super) async fn run(store: &StoreArgs, args: ServeArgs) -> Result<(), CliErr
         .with_admin_token(admin_token)
         .with_metrics(metrics)
         .with_health_max_age(args.health_max_age);
-    let notes: Vec<String> = args.webhooks.iter().map(|url| format!("webhook: {}", shown(url))).collect();
+    let notes: Vec<String> = args
+        .webhooks
+        .iter()
+        .map(|url| format!("webhook: {}", shown(url)))
+        .collect();
     let served = serve_until_stopped(&args.bind, state, &connection, &notes, None).await;
     if let Some(webhooks) = webhooks {
         webhooks.shutdown().await;

@@ -22,7 +22,11 @@ const MAX_FORCE_TTL_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
 /// `GET /api/circuit-breaker/health`.
 pub(super) async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
     let health = state.health().await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], health.json.clone()).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        health.json.clone(),
+    )
+        .into_response())
 }
 
 /// The query of `GET /api/circuit-breaker/failures`, read as text so that a

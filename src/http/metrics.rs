@@ -31,8 +31,8 @@ use prometheus_client::registry::Registry;
 use tokio::sync::broadcast;
 
 use super::AppState;
-use crate::alerts::DeliveryOutcome;
 use crate::agent_id::AgentId;
+use crate::alerts::DeliveryOutcome;
 use crate::breaker::CircuitBreaker;
 use crate::config::BreakerConfig;
 use crate::model::{Batch, CircuitState, Decision, ForceMode, Outcome, Ticket, Transition};
@@ -298,7 +298,10 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
             );
         }
         Err(error) => {
-            tracing::warn!(error = error.message(), "metrics: the fleet's state could not be read");
+            tracing::warn!(
+                error = error.message(),
+                "metrics: the fleet's state could not be read"
+            );
             gauge(
                 &mut registry,
                 "store_up",

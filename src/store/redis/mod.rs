@@ -24,8 +24,8 @@ mod builder;
 mod conn;
 mod reply;
 
-pub(crate) use builder::redact_url;
 pub use builder::RedisStoreBuilder;
+pub(crate) use builder::redact_url;
 
 /// The default key prefix, which namespaces one fleet.
 pub const DEFAULT_PREFIX: &str = "fleet-breaker";
