@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{CliError, StoreArgs};
+use super::{CliError, RedisUrl, StoreArgs};
 use crate::breaker::CircuitBreaker;
 use crate::config::BreakerConfig;
 use crate::http::{MeteredStore, Metrics};
@@ -26,7 +26,7 @@ impl Connection {
     /// The fleet's Redis, or an error saying how to give one.
     pub(super) async fn redis(args: &StoreArgs) -> Result<Self, CliError> {
         let config = config(args)?;
-        let Some(url) = args.redis_url.as_deref() else {
+        let Some(url) = args.redis_url.as_ref().map(RedisUrl::expose) else {
             return Err(CliError::new(
                 "no Redis given: pass --redis-url URL or set REDIS_URL \
                  (`fleet-breaker demo` runs without one)",

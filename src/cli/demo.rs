@@ -50,7 +50,7 @@ impl Tally {
 
 /// Runs the demo until Ctrl-C or `--duration`.
 pub(super) async fn run(store: &StoreArgs, args: DemoArgs) -> Result<(), CliError> {
-    let token = match admin_token(args.admin_token.as_deref())? {
+    let token = match admin_token(args.admin_token.as_ref())? {
         Some(token) => token,
         None => {
             let made = uuid::Uuid::new_v4().simple().to_string();

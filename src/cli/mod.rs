@@ -44,8 +44,14 @@ pub struct Cli {
 pub struct StoreArgs {
     /// The fleet's Redis, e.g. redis://127.0.0.1:6379 or rediss://user:pass@host:6380.
     /// Without it, `demo` runs on the embedded store; the other commands need it.
-    #[arg(long, env = "REDIS_URL", global = true, value_name = "URL")]
-    pub redis_url: Option<String>,
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<RedisUrl>,
     /// The prefix of the fleet's Redis keys; every pod of a fleet must use the same.
     #[arg(long, env = "FLEET_BREAKER_PREFIX", default_value = DEFAULT_PREFIX, global = true)]
     pub prefix: String,
@@ -66,6 +72,59 @@ pub struct StoreArgs {
     /// backoff doubling up to 300 s.
     #[arg(long, env = "FLEET_BREAKER_CONFIG", global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+}
+
+/// A secret from the command line (the admin token): `Debug` shows `set`,
+/// so a parsed command line can be logged whole.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(set)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+/// A Redis URL from the command line: `Debug` shows its password as `set`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// The URL itself, password included.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisUrl({:?})", crate::store::redact_url(&self.0))
+    }
+}
+
+impl std::str::FromStr for RedisUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Ok(Self(raw.to_owned()))
+    }
 }
 
 /// The subcommands.
@@ -104,7 +163,7 @@ pub struct ServeArgs {
         hide_env_values = true,
         value_name = "TOKEN"
     )]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// POST every transition to this URL, once fleet-wide (repeatable; env: comma-separated).
     #[arg(
         long = "webhook",
@@ -153,7 +212,7 @@ pub struct DemoArgs {
         hide_env_values = true,
         value_name = "TOKEN"
     )]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Run the pods only, without the dashboard.
     #[arg(long)]
     pub no_serve: bool,

@@ -2,7 +2,7 @@
 
 use tokio::net::TcpListener;
 
-use super::{CliError, Connection, ServeArgs, StoreArgs, shutdown_signal};
+use super::{CliError, Connection, Secret, ServeArgs, StoreArgs, shutdown_signal};
 use crate::alerts::{WebhookHandle, Webhooks};
 use crate::http::{self, AdminToken, AppState, Metrics};
 use crate::router::FailoverRouter;
@@ -10,7 +10,7 @@ use crate::router::FailoverRouter;
 /// Serves the API, dashboard, SSE and metrics of the fleet in Redis until
 /// Ctrl-C or SIGTERM.
 pub(super) async fn run(store: &StoreArgs, args: ServeArgs) -> Result<(), CliError> {
-    let admin_token = admin_token(args.admin_token.as_deref())?;
+    let admin_token = admin_token(args.admin_token.as_ref())?;
     let connection = Connection::redis(store).await?;
     let metrics = Metrics::new();
     let breaker = connection.breaker(&instance_name("serve"), Some(&metrics), true)?;
@@ -57,8 +57,8 @@ async fn start_webhooks(
 
 /// The admin token from the flag or environment, checked; a warning when
 /// there is none.
-pub(super) fn admin_token(raw: Option<&str>) -> Result<Option<AdminToken>, CliError> {
-    match raw.map(str::trim).filter(|t| !t.is_empty()) {
+pub(super) fn admin_token(raw: Option<&Secret>) -> Result<Option<AdminToken>, CliError> {
+    match raw.map(|s| s.expose().trim()).filter(|t| !t.is_empty()) {
         Some(token) => Ok(Some(AdminToken::new(token).map_err(|e| {
             CliError::new(format!("--admin-token / FLEET_BREAKER_ADMIN_TOKEN: {e}"))
         })?)),

@@ -431,3 +431,42 @@ async fn serve_posts_transitions_to_webhooks_and_counts_them() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn debug_of_a_parsed_command_line_hides_the_token_and_the_password() {
+    use clap::Parser;
+    let cli = fleet_breaker::cli::Cli::try_parse_from([
+        "fleet-breaker",
+        "--redis-url",
+        "redis://app:hunter2@redis.internal:6379",
+        "serve",
+        "--admin-token",
+        "supersecret-0123456789",
+    ])
+    .unwrap();
+    let debug = format!("{cli:?}");
+    assert!(
+        !debug.contains("hunter2") && !debug.contains("supersecret"),
+        "{debug}"
+    );
+    assert!(
+        debug.contains("redis://app:set@redis.internal:6379") && debug.contains("Secret(set)"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn help_never_shows_secret_environment_values() {
+    let output = Command::new(BIN)
+        .args(["serve", "--help"])
+        .env("FLEET_BREAKER_ADMIN_TOKEN", "supersecret-0123456789")
+        .env("REDIS_URL", "redis://app:hunter2@redis.internal:6379")
+        .output()
+        .unwrap();
+    let help = stdout(&output);
+    assert!(help.contains("FLEET_BREAKER_ADMIN_TOKEN"), "{help}");
+    assert!(
+        !help.contains("supersecret") && !help.contains("hunter2"),
+        "{help}"
+    );
+}
