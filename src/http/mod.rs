@@ -56,12 +56,14 @@ mod auth;
 mod dashboard;
 mod error;
 mod events;
+mod metered;
 mod metrics;
 mod snapshot;
 
 pub use auth::{AdminToken, AdminTokenError};
 pub use error::ApiError;
-pub use metrics::{MeteredStore, Metrics};
+pub use metered::MeteredStore;
+pub use metrics::Metrics;
 pub use snapshot::DEFAULT_HEALTH_MAX_AGE;
 
 use snapshot::HealthCache;
