@@ -1,0 +1,195 @@
+//! Sixteen pods race on agents spread over the three masters of a cluster:
+//! the counts, probes and transitions are exactly those of one Redis.
+
+use std::time::Duration;
+
+use fleet_breaker::{BreakerConfig, BreakerStore, CircuitState, Permit};
+use futures::StreamExt;
+use futures::future::join_all;
+
+use crate::common::{evalsha_calls, fleet, id, open_by_racing_failures, published, store};
+use crate::support::cluster::TestCluster;
+use crate::support::{init_tracing, unique_prefix, wait_until};
+
+const PODS: usize = 16;
+
+fn config() -> BreakerConfig {
+    BreakerConfig::builder()
+        .base_backoff(Duration::from_millis(40))
+        .max_backoff(Duration::from_millis(200))
+        .recovery_timeout(Duration::from_secs(10))
+        .build()
+        .expect("valid config")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_pods_open_an_agent_on_each_master_after_exactly_five_failures() {
+    init_tracing();
+    let cluster = TestCluster::start(3, 0).await;
+    let prefix = unique_prefix("cluster-open");
+    let pods = fleet(&cluster, &prefix, PODS, &config()).await;
+    let agents: Vec<_> = cluster
+        .agents_on_every_master(1)
+        .iter()
+        .map(|a| id(a))
+        .collect();
+
+    join_all(
+        agents
+            .iter()
+            .map(|agent| open_by_racing_failures(&pods, agent)),
+    )
+    .await;
+
+    for agent in &agents {
+        let snapshot = pods[3].snapshot(agent).await.unwrap();
+        assert_eq!(snapshot.state, CircuitState::Open, "{agent}");
+        assert_eq!(
+            snapshot.failure_count, 5,
+            "{agent}: stale failures not counted"
+        );
+        assert_eq!(snapshot.generation, 1, "{agent}");
+        for pod in &pods {
+            assert!(
+                pod.acquire(agent).await.is_err(),
+                "{agent} rejected by every pod"
+            );
+        }
+    }
+    let mut opened: Vec<_> = published(&cluster, &prefix)
+        .await
+        .into_iter()
+        .map(|t| (t.agent_id, t.from, t.to, t.generation))
+        .collect();
+    opened.sort_by(|a, b| (&a.0, a.3).cmp(&(&b.0, b.3)));
+    let mut expected: Vec<_> = agents
+        .iter()
+        .map(|a| (a.clone(), CircuitState::Closed, CircuitState::Open, 1))
+        .collect();
+    expected.sort_by(|a, b| (&a.0, a.3).cmp(&(&b.0, b.3)));
+    assert_eq!(
+        opened, expected,
+        "one opening per agent in the stream, on any node"
+    );
+    let store = store(&cluster, &prefix, Duration::from_secs(2)).await;
+    let mut known = agents.clone();
+    known.sort();
+    assert_eq!(
+        store.agents().await.unwrap(),
+        known,
+        "the registry spans the masters"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_grants_exactly_three_probes_across_sixteen_pods_on_every_master() {
+    init_tracing();
+    let cluster = TestCluster::start(3, 0).await;
+    let prefix = unique_prefix("cluster-probes");
+    let pods = fleet(&cluster, &prefix, PODS, &config()).await;
+    for name in cluster.agents_on_every_master(1) {
+        let agent = &id(&name);
+        open_by_racing_failures(&pods, agent).await;
+        tokio::time::sleep(Duration::from_millis(80)).await; // past the 60 ms backoff
+
+        let granted = crate::support::fleet::acquire_at_once(&pods, agent, 4).await;
+        assert_eq!(
+            granted.len(),
+            3,
+            "{agent}: probe permits granted fleet-wide"
+        );
+        assert!(granted.iter().all(Permit::is_probe));
+        join_all(granted.into_iter().map(Permit::success)).await;
+        let snapshot = pods[9].snapshot(agent).await.unwrap();
+        assert_eq!(snapshot.state, CircuitState::Closed, "{agent}");
+        assert_eq!(snapshot.generation, 3, "{agent}");
+    }
+    let mut path: Vec<_> = published(&cluster, &prefix)
+        .await
+        .iter()
+        .map(|t| (t.agent_id.to_string(), t.generation, t.from, t.to))
+        .collect();
+    path.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    assert_eq!(path.len(), 9, "three transitions per agent: {path:?}");
+    for chunk in path.chunks(3) {
+        let states: Vec<_> = chunk.iter().map(|t| (t.2, t.3)).collect();
+        assert_eq!(
+            states,
+            [
+                (CircuitState::Closed, CircuitState::Open),
+                (CircuitState::Open, CircuitState::HalfOpen),
+                (CircuitState::HalfOpen, CircuitState::Closed),
+            ]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_opened_by_one_pod_is_heard_and_rejected_locally_by_every_pod_whichever_master_owns_it()
+ {
+    init_tracing();
+    let cluster = TestCluster::start(3, 0).await;
+    let prefix = unique_prefix("cluster-coherence");
+    let config = BreakerConfig::builder()
+        .base_backoff(Duration::from_secs(20))
+        .max_backoff(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let pods = fleet(&cluster, &prefix, 8, &config).await;
+    let agents: Vec<_> = cluster
+        .agents_on_every_master(1)
+        .iter()
+        .map(|a| id(a))
+        .collect();
+    let mut heard: Vec<_> = pods.iter().map(|pod| Box::pin(pod.subscribe())).collect();
+    for pod in &pods {
+        let pod = pod.clone();
+        wait_until(
+            "every pod's subscription is up",
+            Duration::from_secs(5),
+            || {
+                let pod = pod.clone();
+                async move { pod.cache().unwrap().is_subscribed() }
+            },
+        )
+        .await;
+    }
+
+    for agent in &agents {
+        for _ in 0..5 {
+            pods[0].acquire(agent).await.unwrap().failure("down").await;
+        }
+    }
+    for (index, stream) in heard.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        while seen.len() < agents.len() {
+            let transition = tokio::time::timeout(Duration::from_secs(2), stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("pod {index} heard only {seen:?}"))
+                .expect("stream open");
+            assert_eq!(transition.to, CircuitState::Open);
+            seen.push(transition.agent_id);
+        }
+        seen.sort();
+        let mut expected = agents.clone();
+        expected.sort();
+        assert_eq!(
+            seen, expected,
+            "pod {index} heard every master's transition"
+        );
+    }
+
+    // Every pod now rejects every agent from its cache: no script runs.
+    let masters = cluster.initial_masters();
+    let before = evalsha_calls(&masters);
+    for pod in &pods {
+        for agent in &agents {
+            assert!(pod.acquire(agent).await.is_err());
+        }
+    }
+    assert_eq!(
+        evalsha_calls(&masters),
+        before,
+        "open circuits rejected locally"
+    );
+}
