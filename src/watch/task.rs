@@ -235,7 +235,10 @@ impl Task {
         };
         let Some(run_id) = run_id else { return Ok(()) };
         if self.run_id.as_ref().is_some_and(|old| *old != run_id) {
-            tracing::info!(%run_id, "watcher: Redis restarted; local cache cleared");
+            tracing::info!(
+                %run_id,
+                "watcher: another Redis server answers (a restart, or a failover); local cache cleared"
+            );
             self.cache.clear();
             self.delivered.clear();
             self.last_id = None;
