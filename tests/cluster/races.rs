@@ -27,7 +27,13 @@ async fn sixteen_pods_open_an_agent_on_each_master_after_exactly_five_failures()
     init_tracing();
     let cluster = TestCluster::start(3, 0).await;
     let prefix = unique_prefix("cluster-open");
-    let pods = fleet(&cluster, &prefix, PODS, &config()).await;
+    // A backoff long enough for every pod to be asked while still open.
+    let config = BreakerConfig::builder()
+        .base_backoff(Duration::from_secs(4))
+        .max_backoff(Duration::from_secs(10))
+        .build()
+        .expect("valid config");
+    let pods = fleet(&cluster, &prefix, PODS, &config).await;
     let agents: Vec<_> = cluster
         .agents_on_every_master(1)
         .iter()
@@ -49,11 +55,22 @@ async fn sixteen_pods_open_an_agent_on_each_master_after_exactly_five_failures()
             "{agent}: stale failures not counted"
         );
         assert_eq!(snapshot.generation, 1, "{agent}");
+        // A pod's watcher may sit on another node than the agent's master:
+        // the cluster bus forwards the PUBLISH, one more hop, so each pod
+        // is given a moment to hear it.
         for pod in &pods {
-            assert!(
-                pod.acquire(agent).await.is_err(),
-                "{agent} rejected by every pod"
-            );
+            let pod = pod.clone();
+            let agent = agent.clone();
+            wait_until(
+                "every pod rejects the open agent",
+                Duration::from_secs(2),
+                || {
+                    let pod = pod.clone();
+                    let agent = agent.clone();
+                    async move { pod.acquire(&agent).await.is_err() }
+                },
+            )
+            .await;
         }
     }
     let mut opened: Vec<_> = published(&cluster, &prefix)
