@@ -10,7 +10,6 @@ use futures::future::join_all;
 use redis::AsyncCommands;
 
 use crate::support::cluster::TestCluster;
-use crate::support::procs;
 
 pub(crate) fn id(agent: &str) -> AgentId {
     AgentId::new(agent).expect("valid agent id")
@@ -70,20 +69,4 @@ pub(crate) async fn open_by_racing_failures(pods: &[CircuitBreaker], agent: &Age
         .map(|p| p.expect("closed circuit admits"))
         .collect();
     join_all(permits.into_iter().map(|p| p.failure("down"))).await;
-}
-
-/// `EVALSHA` calls summed over the masters on `ports`.
-pub(crate) fn evalsha_calls(ports: &[u16]) -> u64 {
-    ports
-        .iter()
-        .map(|&port| {
-            let stats = procs::text(port, &["INFO", "commandstats"]);
-            stats
-                .lines()
-                .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
-                .and_then(|rest| rest.split(',').next())
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0)
-        })
-        .sum()
 }

@@ -15,7 +15,9 @@ const TIMEOUT: Duration = Duration::from_millis(100);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_is_replaced_by_its_replica_and_the_pods_degrade_then_recover() {
     init_tracing();
-    let mut cluster = TestCluster::start(3, 1).await;
+    let Some(mut cluster) = TestCluster::owned(3, 1).await else {
+        return;
+    };
     let prefix = unique_prefix("cluster-failover");
     let config = BreakerConfig::builder()
         .failure_threshold(2)
@@ -54,8 +56,8 @@ async fn a_killed_master_is_replaced_by_its_replica_and_the_pods_degrade_then_re
         pods[2].acquire(agent).await.unwrap().success().await;
     }
     // The replica has every write before the kill.
-    procs::command(old_master, &["WAIT", "1", "1000"]).expect("WAIT");
-    cluster.kill(old_master);
+    procs::command(&old_master, &["WAIT", "1", "1000"]).expect("WAIT");
+    cluster.kill(&old_master);
     let killed_at = Instant::now();
 
     // The pods calling the victim degrade.
@@ -75,7 +77,7 @@ async fn a_killed_master_is_replaced_by_its_replica_and_the_pods_degrade_then_re
         .await;
     }
     let new_master = cluster
-        .wait_failover(slot, old_master, Duration::from_secs(15))
+        .wait_failover(slot, &old_master, Duration::from_secs(15))
         .await;
     println!(
         "replica {new_master} took over slot {slot} {:?} after the kill",

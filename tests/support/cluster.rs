@@ -10,6 +10,14 @@
 //!   and every replica's link to its master is up. Bounded by 20 s.
 //! - Every process is SIGKILLed and reaped on drop (or by
 //!   [`TestCluster::kill`]).
+//! - [`TestCluster::shared`] uses the cluster of `REDIS_CLUSTER_URLS`
+//!   when it is set (tests then keep to their own key prefix and kill
+//!   nothing), else starts three masters; [`TestCluster::owned`] always
+//!   starts its own, for the tests that kill nodes.
+//! - Without `redis-server` and `redis-cli` on `PATH`, both skip (`None`,
+//!   the reason printed) when the run targets servers of its own
+//!   (`REDIS_URL`, `REDIS_CLUSTER_URLS`), and panic naming the options
+//!   otherwise.
 //! - Blocking: call [`TestCluster::start`] from async code (it uses
 //!   `spawn_blocking`).
 
@@ -21,21 +29,58 @@ use super::procs::{self, Proc};
 /// A Redis Cluster for one test.
 #[derive(Debug)]
 pub struct TestCluster {
+    /// The nodes this harness started (empty for `REDIS_CLUSTER_URLS`).
     nodes: Vec<Proc>,
+    /// `REDIS_CLUSTER_URLS`, when the cluster is someone else's.
+    external: Vec<String>,
     masters: usize,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl TestCluster {
-    /// Starts and joins the cluster; see the module's behaviour.
+    /// The cluster of `REDIS_CLUSTER_URLS`, else three masters of our own;
+    /// see the module's behaviour.
     ///
     /// # Panics
     ///
     /// When a server does not start or the cluster is not ok in time.
-    pub async fn start(masters: usize, replicas: usize) -> TestCluster {
-        tokio::task::spawn_blocking(move || Self::start_blocking(masters, replicas))
+    pub async fn shared() -> Option<TestCluster> {
+        if let Ok(list) = std::env::var("REDIS_CLUSTER_URLS")
+            && !list.trim().is_empty()
+        {
+            let external: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let probe = external[0].clone();
+            let masters = tokio::task::spawn_blocking(move || masters_of(&probe).len())
+                .await
+                .expect("read CLUSTER NODES");
+            return Some(TestCluster {
+                nodes: Vec::new(),
+                external,
+                masters,
+                _dir: None,
+            });
+        }
+        Self::owned(3, 0).await
+    }
+
+    /// Starts and joins a cluster of our own; see the module's behaviour.
+    ///
+    /// # Panics
+    ///
+    /// When a server does not start or the cluster is not ok in time.
+    pub async fn owned(masters: usize, replicas: usize) -> Option<TestCluster> {
+        if !procs::may_start_servers("a cluster test") {
+            return None;
+        }
+        let cluster = tokio::task::spawn_blocking(move || Self::start_blocking(masters, replicas))
             .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        Some(cluster)
     }
 
     fn start_blocking(masters: usize, replicas: usize) -> TestCluster {
@@ -91,8 +136,9 @@ impl TestCluster {
         );
         let cluster = TestCluster {
             nodes,
+            external: Vec::new(),
             masters,
-            _dir: dir,
+            _dir: Some(dir),
         };
         cluster.wait_ready(total, Duration::from_secs(20));
         cluster
@@ -102,8 +148,9 @@ impl TestCluster {
         let deadline = Instant::now() + bound;
         loop {
             let ok = self.nodes.iter().all(|node| {
-                let info = procs::text(node.port, &["CLUSTER", "INFO"]);
-                let replication = procs::text(node.port, &["INFO", "replication"]);
+                let url = procs::local(node.port);
+                let info = procs::text(&url, &["CLUSTER", "INFO"]);
+                let replication = procs::text(&url, &["INFO", "replication"]);
                 info.contains("cluster_state:ok")
                     && info.contains(&format!("cluster_known_nodes:{total}"))
                     && (replication.contains("role:master")
@@ -115,74 +162,80 @@ impl TestCluster {
             assert!(
                 Instant::now() < deadline,
                 "the cluster was not ok within {bound:?}: {}",
-                procs::text(self.nodes[0].port, &["CLUSTER", "INFO"])
+                procs::text(&procs::local(self.nodes[0].port), &["CLUSTER", "INFO"])
             );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
-    /// `redis://127.0.0.1:PORT` of every node started (masters first).
+    /// The URL of every node started (masters first), or `REDIS_CLUSTER_URLS`.
     pub fn urls(&self) -> Vec<String> {
+        if !self.external.is_empty() {
+            return self.external.clone();
+        }
         self.nodes
             .iter()
-            .map(|node| format!("redis://127.0.0.1:{}", node.port))
+            .map(|node| procs::local(node.port))
             .collect()
     }
 
-    /// The port of a running node.
-    fn any_port(&self) -> u16 {
-        self.nodes
+    /// Whether this harness started the nodes and may kill them.
+    pub fn is_owned(&self) -> bool {
+        self.external.is_empty()
+    }
+
+    /// The URL of a running node.
+    fn any_node(&self) -> String {
+        if let Some(url) = self.external.first() {
+            return url.clone();
+        }
+        let port = self
+            .nodes
             .iter()
             .find(|n| n.is_running())
             .expect("a running node")
-            .port
+            .port;
+        procs::local(port)
     }
 
     /// The hash slot of `key`.
     pub fn slot(&self, key: &str) -> u16 {
-        match procs::command(self.any_port(), &["CLUSTER", "KEYSLOT", key]) {
+        match procs::command(&self.any_node(), &["CLUSTER", "KEYSLOT", key]) {
             Ok(redis::Value::Int(slot)) => u16::try_from(slot).expect("slot"),
             other => panic!("CLUSTER KEYSLOT {key}: {other:?}"),
         }
     }
 
-    /// The port of the master serving `slot` now (`CLUSTER NODES` of a
+    /// The URL of the master serving `slot` now (`CLUSTER NODES` of a
     /// running node).
-    pub fn master_of(&self, slot: u16) -> u16 {
+    pub fn master_of(&self, slot: u16) -> String {
         self.try_master_of(slot).unwrap_or_else(|| {
-            let nodes = procs::text(self.any_port(), &["CLUSTER", "NODES"]);
+            let nodes = procs::text(&self.any_node(), &["CLUSTER", "NODES"]);
             panic!("no master serves slot {slot}:\n{nodes}")
         })
     }
 
-    /// The port of the healthy master serving `slot`, if any.
-    pub fn try_master_of(&self, slot: u16) -> Option<u16> {
-        let nodes = procs::text(self.any_port(), &["CLUSTER", "NODES"]);
-        for line in nodes.lines() {
-            let fields: Vec<&str> = line.split(' ').collect();
-            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
-                continue;
-            }
-            let port: u16 = fields[1]
-                .split(['@', ':'])
-                .nth(1)
-                .and_then(|p| p.parse().ok())
-                .expect("node port");
-            for range in &fields[8..] {
-                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
-                if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>())
-                    && (lo..=hi).contains(&slot)
-                {
-                    return Some(port);
-                }
-            }
-        }
-        None
+    /// The URL of the healthy master serving `slot`, if any.
+    pub fn try_master_of(&self, slot: u16) -> Option<String> {
+        masters_of(&self.any_node())
+            .into_iter()
+            .find(|(_, ranges)| ranges.iter().any(|range| range.contains(&slot)))
+            .map(|(url, _)| url)
     }
 
-    /// The ports of the masters the cluster was created with.
-    pub fn initial_masters(&self) -> Vec<u16> {
-        self.nodes[..self.masters].iter().map(|n| n.port).collect()
+    /// The URLs of the masters the cluster was created with (of an
+    /// external cluster: its masters now).
+    pub fn initial_masters(&self) -> Vec<String> {
+        if !self.is_owned() {
+            return masters_of(&self.any_node())
+                .into_iter()
+                .map(|(url, _)| url)
+                .collect();
+        }
+        self.nodes[..self.masters]
+            .iter()
+            .map(|n| procs::local(n.port))
+            .collect()
     }
 
     /// Agent ids `agent-N`, `per_master` of them on each master, so a test
@@ -197,7 +250,7 @@ impl TestCluster {
             }
             let agent = format!("agent-{n}");
             let owner = self.master_of(self.slot(&agent));
-            let index = masters.iter().position(|&m| m == owner).expect("a master");
+            let index = masters.iter().position(|m| *m == owner).expect("a master");
             if counts[index] < per_master {
                 counts[index] += 1;
                 agents.push(agent);
@@ -206,27 +259,27 @@ impl TestCluster {
         agents
     }
 
-    /// SIGKILLs the node on `port`.
-    pub fn kill(&mut self, port: u16) {
-        if let Some(node) = self.nodes.iter_mut().find(|n| n.port == port) {
+    /// SIGKILLs the node at `url`.
+    ///
+    /// # Panics
+    ///
+    /// On a cluster this harness did not start.
+    pub fn kill(&mut self, url: &str) {
+        assert!(self.is_owned(), "TestCluster::kill on REDIS_CLUSTER_URLS");
+        if let Some(node) = self.nodes.iter_mut().find(|n| procs::local(n.port) == url) {
             node.kill();
         }
     }
 
     /// Waits until every running node says `cluster_state:ok` and `slot` is
     /// served by a master other than `old`.
-    pub async fn wait_failover(&self, slot: u16, old: u16, bound: Duration) -> u16 {
+    pub async fn wait_failover(&self, slot: u16, old: &str, bound: Duration) -> String {
         let deadline = Instant::now() + bound;
         loop {
-            let running: Vec<u16> = self
-                .nodes
-                .iter()
-                .filter(|n| n.is_running())
-                .map(|n| n.port)
-                .collect();
-            let states_ok = running
-                .iter()
-                .all(|&port| procs::text(port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            let states_ok = self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+                procs::text(&procs::local(n.port), &["CLUSTER", "INFO"])
+                    .contains("cluster_state:ok")
+            });
             if states_ok
                 && let Some(owner) = self.try_master_of(slot)
                 && owner != old
@@ -240,4 +293,33 @@ impl TestCluster {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The healthy masters that the node at `url` knows (`CLUSTER NODES`), as
+/// URLs with `url`'s credentials, with their slot ranges.
+fn masters_of(url: &str) -> Vec<(String, Vec<std::ops::RangeInclusive<u16>>)> {
+    let nodes = procs::text(url, &["CLUSTER", "NODES"]);
+    let userinfo = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(userinfo, _)| format!("{userinfo}@"))
+        .unwrap_or_default();
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                return None;
+            }
+            let address = fields[1].split('@').next()?;
+            let ranges = fields[8..]
+                .iter()
+                .filter_map(|range| {
+                    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                    Some(lo.parse::<u16>().ok()?..=hi.parse::<u16>().ok()?)
+                })
+                .collect();
+            Some((format!("redis://{userinfo}{address}"), ranges))
+        })
+        .collect()
 }

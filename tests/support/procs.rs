@@ -38,7 +38,7 @@ impl Proc {
             child: Some(child),
         };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !pings(port) {
+        while !pings(&local(port)) {
             if Instant::now() > deadline {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 panic!("redis-server {name} on port {port} did not answer PING; its log:\n{log}");
@@ -67,9 +67,14 @@ impl Drop for Proc {
     }
 }
 
-/// Whether a server on `port` answers `PING`.
-pub fn pings(port: u16) -> bool {
-    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
+/// `redis://127.0.0.1:PORT`.
+pub fn local(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}")
+}
+
+/// Whether the server at `url` answers `PING`.
+pub fn pings(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
         return false;
     };
     let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(250)) else {
@@ -82,9 +87,9 @@ pub fn pings(port: u16) -> bool {
     )
 }
 
-/// A synchronous command on `port`, bounded by 1 s.
-pub fn command(port: u16, args: &[&str]) -> redis::RedisResult<redis::Value> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+/// A synchronous command on the server at `url`, bounded by 1 s.
+pub fn command(url: &str, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    let client = redis::Client::open(url)?;
     let mut con = client.get_connection_with_timeout(Duration::from_secs(1))?;
     con.set_read_timeout(Some(Duration::from_secs(1)))?;
     let mut cmd = redis::cmd(args[0]);
@@ -94,9 +99,9 @@ pub fn command(port: u16, args: &[&str]) -> redis::RedisResult<redis::Value> {
     cmd.query(&mut con)
 }
 
-/// A text reply of a command on `port`, or "" on any error.
-pub fn text(port: u16, args: &[&str]) -> String {
-    match command(port, args) {
+/// A text reply of a command on the server at `url`, or "" on any error.
+pub fn text(url: &str, args: &[&str]) -> String {
+    match command(url, args) {
         Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
         Ok(redis::Value::VerbatimString { text, .. }) => text,
         Ok(redis::Value::SimpleString(s)) => s,
@@ -123,4 +128,37 @@ pub fn free_ports(count: usize) -> Vec<u16> {
         }
     }
     ports
+}
+
+/// Whether `name` is an executable on `PATH`.
+pub fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+}
+
+/// Whether this test may start its own `redis-server`s (and `redis-cli`):
+/// `true` when both are on `PATH`; `false`, with the reason printed, when
+/// they are not but the run targets Redis servers of its own (`REDIS_URL`
+/// or `REDIS_CLUSTER_URLS`), so the test should skip.
+///
+/// # Panics
+///
+/// When they are missing and nothing else was given, naming the options.
+pub fn may_start_servers(what: &str) -> bool {
+    if on_path("redis-server") && on_path("redis-cli") {
+        return true;
+    }
+    let external = ["REDIS_URL", "REDIS_CLUSTER_URLS"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()));
+    if external {
+        eprintln!(
+            "skipped: {what} needs redis-server and redis-cli on PATH to start its own servers"
+        );
+        return false;
+    }
+    panic!(
+        "{what} needs redis-server and redis-cli on PATH (Debian/Ubuntu: \
+         `apt-get install redis-server`; `scripts/test` does this when run as root)"
+    );
 }

@@ -10,6 +10,8 @@
 //!   replica and the two other sentinels (their hello messages take up to
 //!   2 s). Bounded by 20 s.
 //! - Every process is SIGKILLed and reaped on drop.
+//! - Without `redis-server` on `PATH`, [`TestSentinel::start`] skips or
+//!   panics as [`procs::may_start_servers`] says.
 
 use std::time::{Duration, Instant};
 
@@ -27,11 +29,17 @@ pub struct TestSentinel {
 }
 
 impl TestSentinel {
-    /// Starts everything and waits until the sentinels are ready.
-    pub async fn start() -> TestSentinel {
-        tokio::task::spawn_blocking(Self::start_blocking)
+    /// Starts everything and waits until the sentinels are ready; `None`
+    /// (the reason printed) where no `redis-server` may be started, see
+    /// [`procs::may_start_servers`].
+    pub async fn start() -> Option<TestSentinel> {
+        if !procs::may_start_servers("a sentinel test") {
+            return None;
+        }
+        let setup = tokio::task::spawn_blocking(Self::start_blocking)
             .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        Some(setup)
     }
 
     fn start_blocking() -> TestSentinel {
@@ -106,14 +114,19 @@ impl TestSentinel {
     fn wait_ready(&self, bound: Duration) {
         let deadline = Instant::now() + bound;
         loop {
-            let replica_up = procs::text(self.servers[1].port, &["INFO", "replication"])
-                .contains("master_link_status:up");
+            let replica_up = procs::text(
+                &procs::local(self.servers[1].port),
+                &["INFO", "replication"],
+            )
+            .contains("master_link_status:up");
             let sentinels_ready = self.sentinels.iter().all(|s| {
-                let known =
-                    |what: &str| match procs::command(s.port, &["SENTINEL", what, MASTER_NAME]) {
-                        Ok(redis::Value::Array(items)) => items.len(),
-                        _ => 0,
-                    };
+                let known = |what: &str| match procs::command(
+                    &procs::local(s.port),
+                    &["SENTINEL", what, MASTER_NAME],
+                ) {
+                    Ok(redis::Value::Array(items)) => items.len(),
+                    _ => 0,
+                };
                 known("REPLICAS") >= 1 && known("SENTINELS") >= 2
             });
             if replica_up && sentinels_ready {
@@ -138,7 +151,7 @@ impl TestSentinel {
     /// The master's port as the first sentinel names it now.
     pub fn master_port(&self) -> Option<u16> {
         let reply = procs::command(
-            self.sentinels[0].port,
+            &procs::local(self.sentinels[0].port),
             &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME],
         )
         .ok()?;
