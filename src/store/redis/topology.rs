@@ -111,12 +111,9 @@ pub(super) async fn sentinel(
     })?;
     let mut client = client;
     let display = format!("sentinel {} master {master_name}", show(sentinels));
-    let master = match tokio::time::timeout(
-        timeout.max(Duration::from_secs(1)),
-        client.async_get_client(),
-    )
-    .await
-    {
+    // Asking the sentinels, then the master's ROLE, takes a few round trips.
+    let bound = timeout.max(Duration::from_secs(1));
+    let master = match tokio::time::timeout(bound, client.async_get_client()).await {
         Ok(Ok(master)) => master,
         Ok(Err(e)) => {
             return Err(StoreError::Unavailable(format!(
@@ -126,7 +123,7 @@ pub(super) async fn sentinel(
         }
         Err(_) => {
             return Err(StoreError::Unavailable(format!(
-                "the sentinels {display} did not name a master within {timeout:?}"
+                "the sentinels {display} did not name a master within {bound:?}"
             )));
         }
     };
