@@ -215,3 +215,94 @@ async fn an_agent_opened_by_one_pod_is_heard_and_rejected_locally_by_every_pod_w
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_state_change_is_in_the_stream_and_on_pubsub_exactly_once_on_every_master() {
+    init_tracing();
+    let Some(cluster) = TestCluster::shared().await else {
+        return;
+    };
+    let prefix = unique_prefix("cluster-once");
+    let pods = fleet(&cluster, &prefix, PODS, &config()).await;
+    let agents: Vec<_> = cluster
+        .agents_on_every_master(1)
+        .iter()
+        .map(|a| id(a))
+        .collect();
+    // Plain PUBLISH reaches a subscriber on any node: listen on the last one.
+    let listen = cluster.urls().last().cloned().expect("a node");
+    let mut pubsub = redis::Client::open(listen)
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    pubsub.subscribe(format!("{prefix}:events")).await.unwrap();
+    let mut messages = pubsub.into_on_message();
+
+    // Per agent, two cycles of: race to open, wait out the backoff, race for
+    // probes; in the first cycle the first round of probes fails.
+    join_all(agents.iter().map(|agent| {
+        let pods = &pods;
+        async move {
+            for cycle in 0..2 {
+                open_by_racing_failures(pods, agent).await;
+                for round in 0..2 {
+                    tokio::time::sleep(Duration::from_millis(220)).await;
+                    let probes = crate::support::fleet::acquire_at_once(pods, agent, 1).await;
+                    assert_eq!(probes.len(), 3, "{agent} cycle {cycle} round {round}");
+                    if cycle == 0 && round == 0 {
+                        join_all(probes.into_iter().map(|p| p.failure("still down"))).await;
+                    } else {
+                        join_all(probes.into_iter().map(Permit::success)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }))
+    .await;
+
+    let transitions = published(&cluster, &prefix).await;
+    for agent in &agents {
+        let of_agent: Vec<_> = transitions
+            .iter()
+            .filter(|t| &t.agent_id == agent)
+            .collect();
+        let mut generations: Vec<u64> = of_agent.iter().map(|t| t.generation).collect();
+        generations.sort_unstable();
+        let last = pods[0].snapshot(agent).await.unwrap().generation;
+        assert_eq!(
+            generations,
+            (1..=last).collect::<Vec<_>>(),
+            "{agent}: one stream entry per generation, none twice, none missing"
+        );
+        assert_eq!(
+            last, 8,
+            "{agent}: open, half-open, open, half-open, closed; open, half-open, closed"
+        );
+    }
+    let mut live = Vec::new();
+    while live.len() < transitions.len() {
+        let message = tokio::time::timeout(Duration::from_secs(2), messages.next())
+            .await
+            .expect("every transition is published")
+            .expect("subscription open");
+        let payload: String = message.get_payload().unwrap();
+        live.push(serde_json::from_str::<fleet_breaker::Transition>(&payload).unwrap());
+    }
+    let key = |t: &fleet_breaker::Transition| (t.agent_id.clone(), t.generation);
+    let mut live_keys: Vec<_> = live.iter().map(key).collect();
+    let mut stream_keys: Vec<_> = transitions.iter().map(key).collect();
+    live_keys.sort();
+    stream_keys.sort();
+    assert_eq!(
+        live_keys, stream_keys,
+        "pub/sub carried the same transitions"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), messages.next())
+            .await
+            .is_err(),
+        "and nothing more"
+    );
+}
