@@ -48,8 +48,9 @@ const MAX_FORCE_TTL_MS: u64 = 1 << 52;
 /// ## Behavior
 ///
 /// - Every operation runs one Lua script (`lua/`), atomically, on the keys of
-///   one agent: one `EVALSHA`, nothing else. Scripts read the time from Redis
-///   `TIME`, so pods with skewed clocks agree.
+///   one agent: one `EVALSHA`, nothing else (on a cluster, see the last
+///   item). Scripts read the time from Redis `TIME`, so pods with skewed
+///   clocks agree.
 /// - Scripts are invoked by hash and reloaded on `NOSCRIPT`, so a restarted or
 ///   flushed Redis is invisible to callers.
 /// - Scripts check every argument and stored field before they write: a
