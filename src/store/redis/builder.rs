@@ -139,13 +139,24 @@ impl RedisStoreBuilder {
     ///   size, timeout or stream cap of zero, an empty prefix or one with
     ///   braces; a `rediss://` URL or TLS roots without the cargo feature
     ///   `tls`, TLS roots with a `redis://` URL, roots that are not PEM
-    ///   certificates, a `#insecure` URL.
+    ///   certificates, a `#insecure` URL; TLS roots with a cluster or Sentinel
+    ///   target.
     /// - [`StoreError::Timeout`]: no answer within the timeout.
+    /// - [`StoreError::Unavailable`] through Sentinel: no sentinel named a
+    ///   reachable master (within the timeout, and at least 1 s).
     /// - [`StoreError::Unavailable`]: the connection was refused or failed
     ///   (host, port, password, database, TLS handshake); the message says
     ///   what to check.
     pub async fn build(self) -> Result<RedisStore, StoreError> {
         self.check()?;
+        let single = matches!(self.target, RedisTarget::Single(_));
+        if !single && self.tls_root_certs.is_some() {
+            return Err(StoreError::InvalidSettings(
+                "tls_root_certs is set, but TLS is supported with one Redis only, not yet \
+                 with a cluster or Sentinel"
+                    .to_owned(),
+            ));
+        }
         let topology = match self.target.clone() {
             RedisTarget::Single(url) => return self.build_single(url).await,
             RedisTarget::Cluster(nodes) => topology::cluster(&nodes, self.timeout)?,
@@ -154,13 +165,6 @@ impl RedisStoreBuilder {
                 master_name,
             } => topology::sentinel(&sentinels, &master_name, self.timeout).await?,
         };
-        if self.tls_root_certs.is_some() {
-            return Err(StoreError::InvalidSettings(
-                "tls_root_certs is set, but TLS is supported with one Redis only, not yet \
-                 with a cluster or Sentinel"
-                    .to_owned(),
-            ));
-        }
         let store = self.store(topology);
         store.ping().await?;
         Ok(store)
@@ -366,5 +370,26 @@ mod tests {
             let error = builder.build().await.expect_err("invalid settings");
             assert!(error.is_invalid_input(), "{error:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_cluster_or_sentinel_scheme_selects_that_deployment() {
+        let builder =
+            RedisStore::builder("redis+cluster://app:hunter2@10.0.0.1:7000,10.0.0.2:7000");
+        let debug = format!("{builder:?}");
+        assert!(
+            debug.contains("cluster redis://app:set@10.0.0.1:7000"),
+            "{debug}"
+        );
+        assert!(!debug.contains("hunter2"), "{debug}");
+        let sentinel = RedisStore::builder("redis+sentinel://10.0.0.1:26379/mymaster");
+        assert!(format!("{sentinel:?}").contains("master mymaster"));
+        // TLS roots are for one Redis only: refused before connecting.
+        let error = RedisStore::builder("redis+cluster://127.0.0.1:1")
+            .tls_root_certs(b"-----BEGIN CERTIFICATE-----".to_vec())
+            .build()
+            .await
+            .expect_err("refused");
+        assert!(error.is_invalid_input(), "{error:?}");
     }
 }
