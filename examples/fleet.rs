@@ -7,7 +7,11 @@
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example fleet
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example fleet -- --pods 32 --calls-per-sec 4000
+//! REDIS_CLUSTER_URLS=redis://127.0.0.1:7000,redis://127.0.0.1:7001 cargo run --release --example fleet
 //! ```
+//!
+//! On a Redis Cluster (`REDIS_CLUSTER_URLS`, or a `redis+cluster://` URL
+//! in `REDIS_URL`) the commands are counted on every master, summed.
 //!
 //! Phases: healthy steady state (Redis commands counted from `INFO
 //! commandstats`), agent-a dead until every pod has seen its circuit open,
@@ -22,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fleet_breaker::{
-    AgentId, BreakerConfig, CircuitBreaker, CircuitState, MemoryStore, RedisStore,
+    AgentId, BreakerConfig, CircuitBreaker, CircuitState, MemoryStore, RedisStore, RedisTarget,
 };
 use redis::aio::MultiplexedConnection;
 use tokio::task::JoinHandle;
@@ -32,7 +36,7 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 #[path = "support/commandstats.rs"]
 mod commandstats;
-use commandstats::{RUN_INSIDE_SCRIPTS, client_commands, commandstats};
+use commandstats::{RUN_INSIDE_SCRIPTS, client_commands_on, commandstats_all};
 
 const USAGE: &str = "\
 fleet: a fleet of breakers sharing one Redis, against per-pod local breakers
@@ -292,7 +296,7 @@ async fn scenario(
     pods: &[CircuitBreaker],
     world: &Arc<World>,
     options: Options,
-    mut redis: Option<&mut MultiplexedConnection>,
+    mut redis: Option<&mut [MultiplexedConnection]>,
 ) -> Result<Report, AnyError> {
     let listeners: Vec<_> = pods
         .iter()
@@ -310,13 +314,15 @@ async fn scenario(
         tokio::time::sleep(Duration::from_secs(1)).await;
         let before = world.tally(pods);
         let stats_before = match redis.as_deref_mut() {
-            Some(conn) => commandstats(conn).await?,
+            Some(nodes) => commandstats_all(nodes).await?,
             None => BTreeMap::new(),
         };
         let start = Instant::now();
         tokio::time::sleep(options.steady).await;
-        if let Some(conn) = redis.as_deref_mut() {
-            report.commands = client_commands(&stats_before, &commandstats(conn).await?);
+        if let Some(nodes) = redis.as_deref_mut() {
+            let servers = nodes.len() as u64;
+            report.commands =
+                client_commands_on(&stats_before, &commandstats_all(nodes).await?, servers);
         }
         report.steady_secs = start.elapsed().as_secs_f64();
         let dying = world.tally(pods);
@@ -409,7 +415,17 @@ fn print_phases(label: &str, r: &Report, pods: usize) {
 }
 
 /// SCAN MATCH prefix* and UNLINK whatever the run left.
-async fn clean_up(conn: &mut MultiplexedConnection, prefix: &str) -> Result<usize, AnyError> {
+/// Deletes the run's keys on every server (a cluster node scans only its
+/// own keys, and deletes them one by one: they are in different slots).
+async fn clean_up(nodes: &mut [MultiplexedConnection], prefix: &str) -> Result<usize, AnyError> {
+    let mut removed = 0;
+    for conn in nodes {
+        removed += clean_up_node(conn, prefix).await?;
+    }
+    Ok(removed)
+}
+
+async fn clean_up_node(conn: &mut MultiplexedConnection, prefix: &str) -> Result<usize, AnyError> {
     let (mut cursor, mut removed) = (0u64, 0);
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -420,9 +436,9 @@ async fn clean_up(conn: &mut MultiplexedConnection, prefix: &str) -> Result<usiz
             .arg(500)
             .query_async(conn)
             .await?;
-        if !keys.is_empty() {
-            let _: u64 = redis::cmd("UNLINK").arg(&keys).query_async(conn).await?;
-            removed += keys.len();
+        for key in &keys {
+            let _: u64 = redis::cmd("UNLINK").arg(key).query_async(conn).await?;
+            removed += 1;
         }
         if next == 0 {
             return Ok(removed);
@@ -432,10 +448,10 @@ async fn clean_up(conn: &mut MultiplexedConnection, prefix: &str) -> Result<usiz
 }
 
 async fn run(
-    url: &str,
+    target: &RedisTarget,
     prefix: &str,
     options: Options,
-    conn: &mut MultiplexedConnection,
+    nodes: &mut [MultiplexedConnection],
 ) -> Result<serde_json::Value, AnyError> {
     let config = config()?;
     println!(
@@ -450,7 +466,7 @@ async fn run(
     // Shared: every pod its own RedisStore (own pool), hence its own watcher.
     let mut shared = Vec::with_capacity(options.pods);
     for i in 0..options.pods {
-        let store = RedisStore::builder(url)
+        let store = RedisStore::builder_for(target.clone())
             .prefix(prefix)
             .pool_size(4)
             .build()
@@ -469,7 +485,7 @@ async fn run(
     })
     .await?;
     let world = Arc::new(World::new(options.pods)?);
-    let report = scenario("shared", &shared, &world, options, Some(conn)).await?;
+    let report = scenario("shared", &shared, &world, options, Some(nodes)).await?;
     drop(shared);
     let mut delays = world
         .delays
@@ -575,20 +591,19 @@ async fn main() -> Result<(), AnyError> {
             std::process::exit(2);
         }
     };
-    let Ok(url) = std::env::var("REDIS_URL") else {
+    let Some(target) = RedisTarget::from_env()? else {
         println!(
-            "the fleet simulation needs Redis: set REDIS_URL, e.g.\n    \
+            "the fleet simulation needs Redis: set REDIS_URL (or REDIS_CLUSTER_URLS), e.g.\n    \
              REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example fleet\nnothing was started."
         );
         return Ok(());
     };
     let millis = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
     let prefix = format!("fleet-sim-{}-{millis}", std::process::id());
-    let mut conn = redis::Client::open(url.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
-    let outcome = tokio::time::timeout(RUN_LIMIT, run(&url, &prefix, options, &mut conn)).await;
-    let removed = clean_up(&mut conn, &prefix).await?;
+    let mut nodes = servers(&target).await?;
+    println!("Redis: {target} ({} server(s) counted)", nodes.len());
+    let outcome = tokio::time::timeout(RUN_LIMIT, run(&target, &prefix, options, &mut nodes)).await;
+    let removed = clean_up(&mut nodes, &prefix).await?;
     println!("removed {removed} keys under {prefix}*");
     match outcome {
         Ok(Ok(json)) => {
@@ -597,5 +612,44 @@ async fn main() -> Result<(), AnyError> {
         }
         Ok(Err(error)) => Err(error),
         Err(_) => Err(format!("the run took longer than {RUN_LIMIT:?}; stopped").into()),
+    }
+}
+
+/// A plain connection to every server that holds the fleet's keys: the one
+/// Redis, or every master of a cluster (from `CLUSTER NODES`).
+async fn servers(target: &RedisTarget) -> Result<Vec<MultiplexedConnection>, AnyError> {
+    let connect = |url: String| async move {
+        redis::Client::open(url.as_str())?
+            .get_multiplexed_async_connection()
+            .await
+    };
+    match target {
+        RedisTarget::Single(url) => Ok(vec![connect(url.clone()).await?]),
+        RedisTarget::Cluster(seeds) => {
+            let mut seed = connect(seeds[0].clone()).await?;
+            let nodes: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async(&mut seed)
+                .await?;
+            let mut masters = Vec::new();
+            for line in nodes.lines() {
+                let fields: Vec<&str> = line.split(' ').collect();
+                if fields.len() > 8 && fields[2].contains("master") && !fields[2].contains("fail") {
+                    let address = fields[1].split('@').next().unwrap_or_default();
+                    // Credentials and db of the seed URL, the master's address.
+                    let url = match seeds[0].split_once('@') {
+                        Some((userinfo, _)) => format!("{userinfo}@{address}"),
+                        None => format!("redis://{address}"),
+                    };
+                    masters.push(connect(url).await?);
+                }
+            }
+            Ok(masters)
+        }
+        other => Err(format!(
+            "the fleet simulation counts commands per server; give REDIS_URL or \
+             REDIS_CLUSTER_URLS, not {other}"
+        )
+        .into()),
     }
 }

@@ -12,6 +12,12 @@ KEYS, the same for every script:
   KEYS[3]  PREFIX:agents          set of known agent ids
   KEYS[4]  PREFIX:transitions     stream, capped; one field `msg` per transition
 
+On a Redis Cluster the client passes KEYS[1..2] only: KEYS[3] and KEYS[4] live
+in other slots, which a script may not touch there. The script then skips the
+SADD and the XADD (it still PUBLISHes, which a cluster broadcasts to every
+node) and appends one item to its reply, `created` (1 when it created the
+agent, else 0); the client does the SADD and the XADD itself right after.
+
 ARGV[1..11], the same for every script (each script's own follow):
   ARGV[1]  agent id
   ARGV[2]  now_override_ms. TEST ONLY: empty in production, where the time is
@@ -44,7 +50,8 @@ Return value, common to every script (a flat array, numbers as integers):
   [11] half_open_successes  [12] generation  [13] forced_until_ms
   [14] probes: an array id, deadline_ms, id, deadline_ms, ... ordered by
        (deadline, id)
-then the script's own values (see its header).
+then the script's own values (see its header), then, with 2 KEYS only
+(a cluster), `created`: 1 or 0.
 
 Errors: every argument and every stored field is checked before the first
 write (Redis keeps the writes of a script that fails halfway). A bad one ends
@@ -126,13 +133,17 @@ end
 
 -- Checks the KEYS and ARGV counts, parses ARGV[1..11] and reads the time.
 local function setup(argc)
-  if #KEYS ~= 4 then raise('invalid argument', 'expected 4 keys, got ' .. #KEYS) end
+  if #KEYS ~= 4 and #KEYS ~= 2 then
+    raise('invalid argument', 'expected 4 keys (2 on a cluster), got ' .. #KEYS)
+  end
   if #ARGV ~= argc then
     raise('invalid argument', 'expected ' .. argc .. ' arguments, got ' .. #ARGV)
   end
   if #ARGV[1] == 0 then raise('invalid argument', 'ARGV[1] (agent id) is empty') end
   local c = {
     agent = ARGV[1],
+    -- A cluster: the client writes PREFIX:agents and PREFIX:transitions.
+    cluster = #KEYS == 2,
     channel = ARGV[3],
     counts_channel = ARGV[11],
     max_len = arg_uint(4, 'transitions_max_len'),
@@ -322,8 +333,12 @@ end
 
 -- Writes what changed, then publishes the transition `tr` (JSON), if any.
 local function save(s, c, tr)
-  if not s.exists then redis.call('SADD', KEYS[3], c.agent) end
-  if tr then redis.call('XADD', KEYS[4], 'MAXLEN', '~', int(c.max_len), '*', 'msg', tr) end
+  if not s.exists then
+    if c.cluster then c.created = true else redis.call('SADD', KEYS[3], c.agent) end
+  end
+  if tr and not c.cluster then
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', int(c.max_len), '*', 'msg', tr)
+  end
   for _, o in ipairs(s.ops) do redis.call(unpack(o)) end
   local changed = {}
   for _, f in ipairs(FIELDS) do
@@ -354,6 +369,7 @@ local function reply(s, c, tr, ...)
     s.half_open_successes, s.generation, s.forced_until_ms, probes,
   }
   for i = 1, select('#', ...) do r[#r + 1] = select(i, ...) end
+  if c.cluster then r[#r + 1] = c.created and 1 or 0 end
   return r
 end
 

@@ -29,10 +29,36 @@ pub(crate) async fn commandstats(
         .collect())
 }
 
+/// `INFO commandstats` of every server in `conns` (a cluster's masters),
+/// summed by command name.
+#[allow(dead_code)] // footprint reads one server
+pub(crate) async fn commandstats_all(
+    conns: &mut [MultiplexedConnection],
+) -> redis::RedisResult<BTreeMap<String, u64>> {
+    let mut total = BTreeMap::new();
+    for conn in conns {
+        for (name, calls) in commandstats(conn).await? {
+            *total.entry(name).or_insert(0) += calls;
+        }
+    }
+    Ok(total)
+}
+
 /// Commands clients sent between two `INFO commandstats`, by name.
+#[allow(dead_code)] // fleet reads several servers: `client_commands_on`
 pub(crate) fn client_commands(
     before: &BTreeMap<String, u64>,
     after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    client_commands_on(before, after, 1)
+}
+
+/// [`client_commands`] of `servers` servers read one after the other: the
+/// first read's `INFO` lands inside the window once per server.
+pub(crate) fn client_commands_on(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    servers: u64,
 ) -> BTreeMap<String, u64> {
     let mut sent: BTreeMap<String, u64> = after
         .iter()
@@ -47,7 +73,7 @@ pub(crate) fn client_commands(
         .collect();
     // The first of our two INFO calls lands inside the window: not the fleet's.
     if let Some(info) = sent.get_mut("info") {
-        *info -= 1;
+        *info = info.saturating_sub(servers);
     }
     sent.retain(|_, n| *n > 0);
     sent

@@ -31,7 +31,10 @@ pub use journal::{DEFAULT_FAILURES_CAP, FailureRecord, RoutingJournal};
 pub use keys::Keys;
 pub use memory::MemoryStore;
 pub(crate) use redis::redact_url;
-pub use redis::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisStore, RedisStoreBuilder};
+pub use redis::{
+    DEFAULT_PREFIX, DEFAULT_TIMEOUT, ENV_CLUSTER_URLS, ENV_SENTINEL_MASTER, ENV_SENTINEL_URLS,
+    ENV_URL, RedisStore, RedisStoreBuilder, RedisTarget,
+};
 
 /// The result of one store operation on one agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,8 +177,11 @@ pub trait BreakerStore: RoutingJournal + Debug + Send + Sync {
 /// pub/sub connection, the key layout, and the operation timeout.
 #[derive(Debug, Clone)]
 pub struct WatchTarget {
-    /// A client for the Redis the store uses.
+    /// A client for the Redis the store uses (on a cluster, its first seed
+    /// node; through Sentinel, the master when the store was built).
     pub client: ::redis::Client,
+    /// Where the watcher connects on each (re)connection.
+    pub route: WatchRoute,
     /// The store's key layout (channels and streams).
     pub keys: Keys,
     /// The store's operation timeout.
@@ -184,4 +190,36 @@ pub struct WatchTarget {
     /// `TIME` ([`RedisStoreBuilder::clock_override`]); the cache must read
     /// the same clock.
     pub clock_override: Option<Arc<dyn Clock>>,
+}
+
+/// Where a watcher (re)connects, beyond [`WatchTarget::client`].
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum WatchRoute {
+    /// Always [`WatchTarget::client`]: one Redis.
+    #[default]
+    Direct,
+    /// A Redis Cluster. Scripts `PUBLISH`, which a cluster broadcasts to
+    /// every node, so the subscription may sit on any node: each attempt
+    /// takes the next of `nodes`. The stream replay and `INFO` go through
+    /// `cluster`, which routes `XREAD` to the node owning the stream.
+    Cluster {
+        /// The seed nodes, tried in turn.
+        nodes: Vec<::redis::Client>,
+        /// The cluster, for the replay.
+        cluster: Box<::redis::cluster::ClusterClient>,
+    },
+    /// Sentinel: the master is asked for before every connection, so the
+    /// watcher follows a failover.
+    Sentinel(Arc<tokio::sync::Mutex<::redis::sentinel::SentinelClient>>),
+}
+
+impl Debug for WatchRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Direct => f.write_str("Direct"),
+            Self::Cluster { nodes, .. } => write!(f, "Cluster({} seed nodes)", nodes.len()),
+            Self::Sentinel(_) => f.write_str("Sentinel"),
+        }
+    }
 }

@@ -51,8 +51,9 @@ pub(super) fn all() -> [&'static Script; 6] {
 /// The KEYS and ARGV of one script call.
 #[derive(Debug)]
 pub(super) struct Call {
-    /// `KEYS[1..4]`: state, probes, agents, transitions.
-    pub(super) keys: [String; 4],
+    /// `KEYS[1..4]`: state, probes, agents, transitions; on a cluster only
+    /// the first two (the agent's slot), see `lua/lib.lua`.
+    pub(super) keys: Vec<String>,
     /// `ARGV`: the eleven common arguments, then the operation's own.
     pub(super) args: Vec<String>,
 }
@@ -61,13 +62,16 @@ impl Call {
     /// The keys of `agent` and the eleven arguments every script takes first.
     ///
     /// `now_override_ms` is the test-only clock override; `None` makes the
-    /// script read Redis `TIME`.
+    /// script read Redis `TIME`. `cluster` passes only the agent's own keys:
+    /// the script then leaves `PREFIX:agents` and `PREFIX:transitions`,
+    /// which live in other slots, to the caller.
     pub(super) fn new(
         keys: &Keys,
         agent: &AgentId,
         config: &BreakerConfig,
         transitions_max_len: u64,
         now_override_ms: Option<u64>,
+        cluster: bool,
     ) -> Self {
         let args = vec![
             agent.as_str().to_owned(),
@@ -84,15 +88,17 @@ impl Call {
             config.recovery_timeout_ms().to_string(),
             keys.counts(),
         ];
-        Self {
-            keys: [
+        let keys = if cluster {
+            vec![keys.state(agent), keys.probes(agent)]
+        } else {
+            vec![
                 keys.state(agent),
                 keys.probes(agent),
                 keys.agents(),
                 keys.transitions(),
-            ],
-            args,
-        }
+            ]
+        };
+        Self { keys, args }
     }
 
     /// Appends an operation's own argument.
@@ -133,9 +139,30 @@ mod tests {
             ..BreakerConfig::default()
         };
         let agent = AgentId::new("agent-1").expect("valid id");
-        let call = Call::new(&Keys::default(), &agent, &config, 10, None);
+        let call = Call::new(&Keys::default(), &agent, &config, 10, None, false);
         assert_eq!(call.args[7], "1.1");
         assert_eq!(call.args[1], "", "no override: Redis TIME");
         assert_eq!(call.keys[0], "fleet-breaker:{agent-1}:state");
+        assert_eq!(call.keys.len(), 4);
+    }
+
+    #[test]
+    fn a_cluster_call_names_only_the_keys_of_the_agents_slot() {
+        let agent = AgentId::new("agent-1").expect("valid id");
+        let call = Call::new(
+            &Keys::default(),
+            &agent,
+            &BreakerConfig::default(),
+            10,
+            None,
+            true,
+        );
+        assert_eq!(
+            call.keys,
+            [
+                "fleet-breaker:{agent-1}:state",
+                "fleet-breaker:{agent-1}:probes"
+            ]
+        );
     }
 }

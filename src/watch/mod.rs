@@ -21,7 +21,9 @@
 //!   ping, by `max(store timeout, ping_interval)`.
 //! - On every (re)connection, in this order: `SUBSCRIBE`; compare the
 //!   server's `run_id` (`INFO server`) with the last one seen, and on a
-//!   change (Redis restarted, generations started again from 0) clear the
+//!   change (Redis restarted, generations started again from 0; or a
+//!   failover put another server, or on a cluster another master, in its
+//!   place, which may lag behind what was cached) clear the
 //!   cache and the record of delivered generations, and forget the last
 //!   stream id; replay the stream after the last id read (exclusive), or, on
 //!   the first connection and after a restart, only note its newest id;

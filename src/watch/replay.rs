@@ -6,7 +6,7 @@
 //! malformed instead of failing the whole page and, with it, every replay.
 
 use redis::Value;
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionLike;
 
 /// The id before every stream entry.
 pub(super) const START: &str = "0-0";
@@ -22,10 +22,29 @@ pub(super) struct Entry {
 }
 
 /// The server's `run_id` (`INFO server`): it changes when Redis restarts.
-/// `Ok(None)` when the reply has no such line.
-pub(super) async fn run_id(conn: &mut MultiplexedConnection) -> redis::RedisResult<Option<String>> {
-    let info: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
-    Ok(parse_run_id(&info))
+/// `Ok(None)` when the reply has no such line. On a cluster connection,
+/// `INFO` goes to every master and the answer is their run ids, sorted and
+/// joined: it changes when a master restarts or another node takes over.
+pub(super) async fn run_id<C: ConnectionLike + Send>(
+    conn: &mut C,
+) -> redis::RedisResult<Option<String>> {
+    let info: Value = redis::cmd("INFO").arg("server").query_async(conn).await?;
+    Ok(run_id_of(&info))
+}
+
+/// The run id of one `INFO` reply, or of a cluster's map of replies.
+fn run_id_of(info: &Value) -> Option<String> {
+    match info {
+        Value::Map(per_node) => {
+            let mut ids: Vec<String> = per_node.iter().filter_map(|(_, v)| run_id_of(v)).collect();
+            ids.sort();
+            Some(ids.join(",")).filter(|ids| !ids.is_empty())
+        }
+        Value::VerbatimString { text, .. } => parse_run_id(text),
+        other => bytes(other)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(parse_run_id),
+    }
 }
 
 fn parse_run_id(info: &str) -> Option<String> {
@@ -37,7 +56,10 @@ fn parse_run_id(info: &str) -> Option<String> {
 
 /// The id of the newest entry of `key` (`XREVRANGE key + - COUNT 1`), or
 /// [`START`] for an empty or missing stream.
-pub(super) async fn tip(conn: &mut MultiplexedConnection, key: &str) -> redis::RedisResult<String> {
+pub(super) async fn tip<C: ConnectionLike + Send>(
+    conn: &mut C,
+    key: &str,
+) -> redis::RedisResult<String> {
     let reply: Value = redis::cmd("XREVRANGE")
         .arg(key)
         .arg("+")
@@ -54,8 +76,8 @@ pub(super) async fn tip(conn: &mut MultiplexedConnection, key: &str) -> redis::R
 
 /// Up to [`PAGE`] entries of `key` after `after`, exclusive (`XREAD COUNT
 /// PAGE STREAMS key after`), oldest first.
-pub(super) async fn read_after(
-    conn: &mut MultiplexedConnection,
+pub(super) async fn read_after<C: ConnectionLike + Send>(
+    conn: &mut C,
     key: &str,
     after: &str,
 ) -> redis::RedisResult<Vec<Entry>> {
@@ -163,6 +185,11 @@ mod tests {
         let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\ntcp_port:6390\r\n";
         assert_eq!(parse_run_id(info).as_deref(), Some("abc123"));
         assert_eq!(parse_run_id("# Server\r\n"), None);
+        let cluster = Value::Map(vec![
+            (bulk("b:2"), bulk("run_id:bbb\r\n")),
+            (bulk("a:1"), bulk("run_id:aaa\r\n")),
+        ]);
+        assert_eq!(run_id_of(&cluster).as_deref(), Some("aaa,bbb"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use redis::AsyncConnectionConfig;
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionLike;
 use tokio::sync::broadcast;
 
 use super::message::{MessageError, decode_counts, decode_transition};
@@ -20,7 +20,7 @@ use super::{Resync, WatchOptions};
 use crate::agent_id::AgentId;
 use crate::cache::Cache;
 use crate::model::Transition;
-use crate::store::WatchTarget;
+use crate::store::{WatchRoute, WatchTarget};
 
 /// The shortest bound on establishing a connection.
 const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -49,6 +49,8 @@ pub(super) struct Task {
     complaints: Complaints,
     /// Whether the refusal of `INFO` was logged already.
     info_refusal_logged: bool,
+    /// Connection attempts so far: on a cluster, which seed node is next.
+    attempts: usize,
 }
 
 impl Task {
@@ -77,6 +79,7 @@ impl Task {
             run_id: None,
             delivered: HashMap::new(),
             info_refusal_logged: false,
+            attempts: 0,
         }
     }
 
@@ -157,34 +160,63 @@ impl Task {
     /// cache again.
     async fn connect(&mut self) -> Result<Session, Failure> {
         let (connect, command) = (self.connect_timeout(), self.command_timeout());
-        let client = self.target.client.clone();
+        let client = self.pubsub_client(connect).await?;
         let pubsub = bounded(connect, "connect", client.get_async_pubsub()).await?;
         let (mut sink, messages) = pubsub.split();
         let channels = [self.events.as_str(), self.counts.as_str()];
         bounded(command, "SUBSCRIBE", sink.subscribe(&channels[..])).await?;
         let mut session = Session::new(messages, sink, self.options.ping_interval, command);
 
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connect))
-            .set_response_timeout(Some(command));
-        let mut conn = bounded(
-            connect,
-            "connect",
-            client.get_multiplexed_async_connection_with_config(&config),
-        )
-        .await?;
-        self.check_restart(&mut conn).await?;
-        self.replay(&mut conn).await?;
-        drop(conn);
+        if let WatchRoute::Cluster { cluster, .. } = &self.target.route {
+            // The stream lives on one node: the cluster client routes there.
+            let mut conn = bounded(connect, "connect", cluster.get_async_connection()).await?;
+            self.check_restart(&mut conn).await?;
+            self.replay(&mut conn).await?;
+        } else {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(connect))
+                .set_response_timeout(Some(command));
+            let mut conn = bounded(
+                connect,
+                "connect",
+                client.get_multiplexed_async_connection_with_config(&config),
+            )
+            .await?;
+            self.check_restart(&mut conn).await?;
+            self.replay(&mut conn).await?;
+        }
         self.resync(&mut session).await?;
         self.cache.confirm_subscription();
         Ok(session)
     }
 
+    /// The server to subscribe on: the store's, the next seed node of a
+    /// cluster (a `PUBLISH` reaches every node), or the master the
+    /// sentinels name now.
+    async fn pubsub_client(&mut self, connect: Duration) -> Result<redis::Client, Failure> {
+        self.attempts = self.attempts.wrapping_add(1);
+        match &self.target.route {
+            WatchRoute::Cluster { nodes, .. } if !nodes.is_empty() => {
+                Ok(nodes[(self.attempts - 1) % nodes.len()].clone())
+            }
+            WatchRoute::Sentinel(sentinel) => {
+                let sentinel = Arc::clone(sentinel);
+                bounded(connect, "sentinel", async move {
+                    sentinel.lock().await.async_get_client().await
+                })
+                .await
+            }
+            _ => Ok(self.target.client.clone()),
+        }
+    }
+
     /// Compares the server's `run_id` with the last one seen: a change means
     /// Redis restarted, its generations started again from 0, and the cache
     /// must not stay ahead of it.
-    async fn check_restart(&mut self, conn: &mut MultiplexedConnection) -> Result<(), Failure> {
+    async fn check_restart<C: ConnectionLike + Send>(
+        &mut self,
+        conn: &mut C,
+    ) -> Result<(), Failure> {
         let run_id = match tokio::time::timeout(self.command_timeout(), replay::run_id(conn)).await
         {
             Err(_) => return Err(Failure::new("INFO", "no answer")),
@@ -203,7 +235,10 @@ impl Task {
         };
         let Some(run_id) = run_id else { return Ok(()) };
         if self.run_id.as_ref().is_some_and(|old| *old != run_id) {
-            tracing::info!(%run_id, "watcher: Redis restarted; local cache cleared");
+            tracing::info!(
+                %run_id,
+                "watcher: another Redis server answers (a restart, or a failover); local cache cleared"
+            );
             self.cache.clear();
             self.delivered.clear();
             self.last_id = None;
@@ -214,7 +249,7 @@ impl Task {
 
     /// Reads the transitions stream after the last id read; on the first
     /// connection (or after a restart) only notes its tip.
-    async fn replay(&mut self, conn: &mut MultiplexedConnection) -> Result<(), Failure> {
+    async fn replay<C: ConnectionLike + Send>(&mut self, conn: &mut C) -> Result<(), Failure> {
         let command = self.command_timeout();
         let Some(mut after) = self.last_id.clone() else {
             let tip = bounded(command, "XREVRANGE", replay::tip(conn, &self.stream)).await?;

@@ -10,11 +10,14 @@
 #![allow(dead_code, unreachable_pub)]
 
 mod admin;
+pub mod cluster;
 #[cfg(feature = "testcontainers")]
 mod container;
 pub mod fleet;
+pub mod procs;
 pub mod proxy;
 mod redis_server;
+pub mod sentinel;
 mod wait;
 
 use std::sync::Once;

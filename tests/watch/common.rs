@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fleet_breaker::cache::Cache;
-use fleet_breaker::store::{Keys, WatchTarget};
+use fleet_breaker::store::{Keys, WatchRoute, WatchTarget};
 use fleet_breaker::watch::{Resync, WatchOptions, Watcher};
 use fleet_breaker::{AgentId, CircuitState, SystemClock, Transition, TransitionReason};
 use futures::future::BoxFuture;
@@ -36,6 +36,7 @@ pub(crate) fn fast() -> WatchOptions {
 pub(crate) fn target(redis: &TestRedis, keys: &Keys) -> WatchTarget {
     WatchTarget {
         client: redis::Client::open(redis.url()).expect("a Redis URL"),
+        route: WatchRoute::Direct,
         keys: keys.clone(),
         timeout: Duration::from_millis(200),
         clock_override: None,

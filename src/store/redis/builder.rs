@@ -8,7 +8,9 @@ use std::time::Duration;
 use ::redis::ConnectionAddr;
 use deadpool_redis::{Manager, Pool, PoolConfig, Runtime, Timeouts};
 
-use super::super::{Keys, StoreError, scripts};
+use super::super::{Keys, StoreError, WatchRoute, scripts};
+use super::target::RedisTarget;
+use super::topology::{self, Topology};
 use super::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, Inner, RedisStore, conn};
 use crate::clock::Clock;
 
@@ -18,7 +20,7 @@ const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
 /// Builder of a [`RedisStore`]; see [`RedisStore::builder`].
 #[must_use]
 pub struct RedisStoreBuilder {
-    url: String,
+    target: RedisTarget,
     prefix: String,
     timeout: Duration,
     pool_size: usize,
@@ -31,7 +33,7 @@ pub struct RedisStoreBuilder {
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStoreBuilder")
-            .field("url", &redact_url(&self.url))
+            .field("target", &self.target)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("pool_size", &self.pool_size)
@@ -43,9 +45,19 @@ impl fmt::Debug for RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
+    /// A `redis+cluster://` or `redis+sentinel://` URL selects that
+    /// deployment; anything else is one Redis, checked at `build`.
     pub(super) fn new(url: String) -> Self {
+        let target = match RedisTarget::parse(&url) {
+            Ok(target @ (RedisTarget::Cluster(_) | RedisTarget::Sentinel { .. })) => target,
+            _ => RedisTarget::Single(url),
+        };
+        Self::for_target(target)
+    }
+
+    pub(super) fn for_target(target: RedisTarget) -> Self {
         Self {
-            url,
+            target,
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             pool_size: 16,
@@ -108,6 +120,11 @@ impl RedisStoreBuilder {
     ///
     /// ## Behavior
     ///
+    /// - One Redis is reached through a pool; a Redis Cluster through one
+    ///   cluster connection (no pool: it is multiplexed, and routes each
+    ///   script to the node of its agent's slot); Sentinel through the
+    ///   master the sentinels name, asked again for every new connection.
+    ///   On a cluster, `PING` goes to every master.
     /// - `redis://` is plain TCP; `rediss://` is TLS (cargo feature `tls`)
     ///   for every connection of the store and of its watcher, the server's
     ///   certificate checked against the system's roots or those of
@@ -122,15 +139,58 @@ impl RedisStoreBuilder {
     ///   size, timeout or stream cap of zero, an empty prefix or one with
     ///   braces; a `rediss://` URL or TLS roots without the cargo feature
     ///   `tls`, TLS roots with a `redis://` URL, roots that are not PEM
-    ///   certificates, a `#insecure` URL.
+    ///   certificates, a `#insecure` URL; TLS roots with a cluster or Sentinel
+    ///   target.
     /// - [`StoreError::Timeout`]: no answer within the timeout.
+    /// - [`StoreError::Unavailable`] through Sentinel: no sentinel named a
+    ///   reachable master (within the timeout, and at least 1 s).
     /// - [`StoreError::Unavailable`]: the connection was refused or failed
     ///   (host, port, password, database, TLS handshake); the message says
     ///   what to check.
     pub async fn build(self) -> Result<RedisStore, StoreError> {
         self.check()?;
-        let url_display = redact_url(&self.url);
-        let client = self.client(&url_display)?;
+        let single = matches!(self.target, RedisTarget::Single(_));
+        if !single && self.tls_root_certs.is_some() {
+            return Err(StoreError::InvalidSettings(
+                "tls_root_certs is set, but TLS is supported with one Redis only, not yet \
+                 with a cluster or Sentinel"
+                    .to_owned(),
+            ));
+        }
+        let topology = match self.target.clone() {
+            RedisTarget::Single(url) => return self.build_single(url).await,
+            RedisTarget::Cluster(nodes) => topology::cluster(&nodes, self.timeout)?,
+            RedisTarget::Sentinel {
+                sentinels,
+                master_name,
+            } => topology::sentinel(&sentinels, &master_name, self.timeout).await?,
+        };
+        let store = self.store(topology);
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// The store over `topology`, not yet checked.
+    fn store(self, topology: Topology) -> RedisStore {
+        RedisStore {
+            inner: Arc::new(Inner {
+                lanes: conn::Lanes::new(topology.source, self.pool_size, self.timeout),
+                client: topology.client,
+                route: topology.route,
+                cluster: topology.cluster,
+                keys: Keys::new(self.prefix),
+                timeout: self.timeout,
+                transitions_max_len: self.transitions_max_len,
+                clock_override: self.clock_override,
+                url_display: topology.display,
+            }),
+        }
+    }
+
+    /// One Redis at `url`, through a pool.
+    async fn build_single(self, url: String) -> Result<RedisStore, StoreError> {
+        let url_display = redact_url(&url);
+        let client = self.client(&url, &url_display)?;
         let tls = matches!(
             client.get_connection_info().addr(),
             ConnectionAddr::TcpTls { .. }
@@ -157,17 +217,13 @@ impl RedisStoreBuilder {
                     "cannot make a connection pool for {url_display}: {e}"
                 ))
             })?;
-        let store = RedisStore {
-            inner: Arc::new(Inner {
-                lanes: conn::Lanes::new(pool, self.pool_size, self.timeout),
-                client,
-                keys: Keys::new(self.prefix),
-                timeout: self.timeout,
-                transitions_max_len: self.transitions_max_len,
-                clock_override: self.clock_override,
-                url_display,
-            }),
-        };
+        let store = self.store(Topology {
+            source: conn::Source::Pool(pool),
+            route: WatchRoute::Direct,
+            client,
+            display: url_display,
+            cluster: false,
+        });
         store.ping().await.map_err(|e| match e {
             StoreError::Unavailable(cause) if !tls => StoreError::Unavailable(format!(
                 "{cause}; if that port serves TLS, use a rediss:// URL"
@@ -182,12 +238,11 @@ impl RedisStoreBuilder {
     }
 
     /// The client of the store's URL, with the TLS roots if any.
-    fn client(&self, url_display: &str) -> Result<::redis::Client, StoreError> {
+    fn client(&self, url: &str, url_display: &str) -> Result<::redis::Client, StoreError> {
         let invalid = |detail: String| {
             StoreError::InvalidSettings(format!("cannot use the Redis URL {url_display}: {detail}"))
         };
-        let tls_scheme = self
-            .url
+        let tls_scheme = url
             .split_once("://")
             .is_some_and(|(scheme, _)| matches!(scheme, "rediss" | "valkeys"));
         if !cfg!(feature = "tls") && (tls_scheme || self.tls_root_certs.is_some()) {
@@ -216,13 +271,13 @@ impl RedisStoreBuilder {
         let client = match &self.tls_root_certs {
             #[cfg(feature = "tls")]
             Some(pem) => ::redis::Client::build_with_tls(
-                self.url.as_str(),
+                url,
                 ::redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(pem.clone()),
                 },
             ),
-            _ => ::redis::Client::open(self.url.as_str()),
+            _ => ::redis::Client::open(url),
         }
         .map_err(|e| {
             invalid(format!(
@@ -324,5 +379,26 @@ mod tests {
             let error = builder.build().await.expect_err("invalid settings");
             assert!(error.is_invalid_input(), "{error:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_cluster_or_sentinel_scheme_selects_that_deployment() {
+        let builder =
+            RedisStore::builder("redis+cluster://app:hunter2@10.0.0.1:7000,10.0.0.2:7000");
+        let debug = format!("{builder:?}");
+        assert!(
+            debug.contains("cluster redis://app:set@10.0.0.1:7000"),
+            "{debug}"
+        );
+        assert!(!debug.contains("hunter2"), "{debug}");
+        let sentinel = RedisStore::builder("redis+sentinel://10.0.0.1:26379/mymaster");
+        assert!(format!("{sentinel:?}").contains("master mymaster"));
+        // TLS roots are for one Redis only: refused before connecting.
+        let error = RedisStore::builder("redis+cluster://127.0.0.1:1")
+            .tls_root_certs(b"-----BEGIN CERTIFICATE-----".to_vec())
+            .build()
+            .await
+            .expect_err("refused");
+        assert!(error.is_invalid_input(), "{error:?}");
     }
 }

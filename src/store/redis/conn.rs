@@ -6,13 +6,26 @@
 //! two more commands per operation. A multiplexed connection serves many
 //! tasks at once, so the store keeps a few of them ("lanes") and sends each
 //! script straight down one: one `EVALSHA` per operation.
+//!
+//! Where a fresh connection comes from is the [`Source`]: the pool (one
+//! Redis), a cluster client (one `ClusterConnection` reaches every node and
+//! routes each command to its key's slot, so it needs no pool), or the
+//! sentinels (asked for the current master on every new connection, which
+//! is how the store follows a failover).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use ::redis::aio::MultiplexedConnection;
-use ::redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+use ::redis::aio::{ConnectionLike, MultiplexedConnection};
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use ::redis::sentinel::SentinelClient;
+use ::redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, RedisError, RedisFuture, ServerErrorKind, Value,
+};
 
 use super::super::StoreError;
 use super::super::scripts::Call;
@@ -35,26 +48,111 @@ const INVALID_DATA: &str = "fleet-breaker: invalid data: ";
 ///   within the same timeout. Should the connection have died after Redis ran
 ///   the script but before the reply came back, the operation is applied
 ///   twice; a repeated acquire keeps one lease per permit id.
+/// - On a cluster or through Sentinel, one task at a time opens a fresh
+///   connection (the others wait for it and share it): opening one costs
+///   several round trips (the slot map, or the sentinels then the master).
 pub(super) struct Lanes {
-    pool: deadpool_redis::Pool,
-    lanes: Box<[Mutex<Option<MultiplexedConnection>>]>,
+    source: Source,
+    lanes: Box<[Mutex<Option<Conn>>]>,
     next: AtomicUsize,
     timeout: Duration,
+    /// Held while a cluster or sentinel connection is being opened.
+    connecting: tokio::sync::Mutex<()>,
 }
 
-impl Lanes {
-    /// `count` lanes (at least one) over `pool`, every call bounded by `timeout`.
-    pub(super) fn new(pool: deadpool_redis::Pool, count: usize, timeout: Duration) -> Self {
-        Self {
-            pool,
-            lanes: (0..count.max(1)).map(|_| Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
-            timeout,
+/// Where fresh connections come from.
+pub(super) enum Source {
+    /// One Redis, through a deadpool pool that checks what it hands out.
+    Pool(deadpool_redis::Pool),
+    /// A Redis Cluster: one `ClusterConnection` serves every lane.
+    Cluster(Box<ClusterClient>),
+    /// The master that the sentinels name at the time of connecting.
+    Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
+}
+
+/// A connection of a lane: to one server, or to a whole cluster.
+#[derive(Clone)]
+pub(super) enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(conn) => conn.req_packed_command(cmd),
+            Conn::Cluster(conn) => conn.req_packed_command(cmd),
         }
     }
 
-    pub(super) fn pool(&self) -> &deadpool_redis::Pool {
-        &self.pool
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a ::redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(conn) => conn.get_db(),
+            Conn::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// A cluster connection that sends every command to the master of one slot.
+///
+/// A script is invoked through it so that both its `EVALSHA` and, after a
+/// `NOSCRIPT` (a promoted replica, a flushed node), its `SCRIPT LOAD` go to
+/// the node that owns the agent: the cluster client would send a bare
+/// `SCRIPT LOAD` to every node, which fails while one is down.
+struct Routed {
+    conn: ClusterConnection,
+    route: RoutingInfo,
+}
+
+impl ConnectionLike for Routed {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(self.conn.route_command(cmd.clone(), self.route.clone()))
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a ::redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        self.conn.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
+}
+
+impl Lanes {
+    /// `count` lanes (at least one) over `source`, every call bounded by `timeout`.
+    pub(super) fn new(source: Source, count: usize, timeout: Duration) -> Self {
+        Self {
+            source,
+            lanes: (0..count.max(1)).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            timeout,
+            connecting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The pool of a single Redis; `None` on a cluster or through Sentinel.
+    pub(super) fn pool(&self) -> Option<&deadpool_redis::Pool> {
+        match &self.source {
+            Source::Pool(pool) => Some(pool),
+            Source::Cluster(_) | Source::Sentinel(_) => None,
+        }
     }
 
     /// Runs `script` with `call`'s KEYS and ARGV; `agent` names the data in errors.
@@ -72,12 +170,29 @@ impl Lanes {
             invocation.arg(arg);
         }
         let invocation = &invocation;
-        self.run(move |mut conn| async move { invocation.invoke_async::<Value>(&mut conn).await })
-            .await
-            .map_err(|e| match e {
-                Failure::Redis(e) => store_error(&e, agent),
-                Failure::Store(e) => e,
-            })
+        let state_key = call.keys.first().map_or(&[][..], |key| key.as_bytes());
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+            state_key,
+            SlotAddr::Master,
+        )));
+        let route = &route;
+        self.run(move |conn| async move {
+            match conn {
+                Conn::Single(mut conn) => invocation.invoke_async::<Value>(&mut conn).await,
+                Conn::Cluster(conn) => {
+                    let mut routed = Routed {
+                        conn,
+                        route: route.clone(),
+                    };
+                    invocation.invoke_async::<Value>(&mut routed).await
+                }
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            Failure::Redis(e) => store_error(&e, agent),
+            Failure::Store(e) => e,
+        })
     }
 
     /// Loads `scripts` into Redis's script cache (`SCRIPT LOAD`, all in one
@@ -117,7 +232,7 @@ impl Lanes {
     /// once on a fresh connection if a reused one was closed.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, Failure>
     where
-        F: Fn(MultiplexedConnection) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
@@ -142,32 +257,73 @@ impl Lanes {
         }
     }
 
-    /// The lane's connection (`true`: reused), or a fresh one from the pool.
-    async fn connection(&self, lane: usize) -> Result<(MultiplexedConnection, bool), Failure> {
+    /// The lane's connection (`true`: reused), or a fresh one from the source.
+    async fn connection(&self, lane: usize) -> Result<(Conn, bool), Failure> {
         if let Some(conn) = self.slot(lane).clone() {
             return Ok((conn, true));
         }
         // Another lane's connection serves as well (it is multiplexed) and
         // costs no round trip; the pool checks a connection it hands out
         // with two more, which a slow link may not fit in one timeout.
-        let shared = (0..self.lanes.len()).find_map(|other| self.slot(other).clone());
-        if let Some(conn) = shared {
-            *self.slot(lane) = Some(conn.clone());
+        if let Some(conn) = self.shared(lane) {
             return Ok((conn, true));
         }
-        let pooled = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| Failure::Store(self.pool_error(e)))?;
-        // A clone shares the pooled connection's socket; the pool keeps
-        // recycling it for its other users.
-        let conn = MultiplexedConnection::clone(&pooled);
+        let conn = match &self.source {
+            Source::Pool(pool) => {
+                let pooled = pool
+                    .get()
+                    .await
+                    .map_err(|e| Failure::Store(self.pool_error(e)))?;
+                // A clone shares the pooled connection's socket; the pool
+                // keeps recycling it for its other users.
+                Conn::Single(MultiplexedConnection::clone(&pooled))
+            }
+            Source::Cluster(client) => {
+                let _one_at_a_time = self.connecting.lock().await;
+                if let Some(conn) = self.shared(lane) {
+                    return Ok((conn, true));
+                }
+                Conn::Cluster(
+                    client
+                        .get_async_connection()
+                        .await
+                        .map_err(Failure::Redis)?,
+                )
+            }
+            Source::Sentinel(sentinel) => {
+                let _one_at_a_time = self.connecting.lock().await;
+                if let Some(conn) = self.shared(lane) {
+                    return Ok((conn, true));
+                }
+                let master = sentinel
+                    .lock()
+                    .await
+                    .async_get_client()
+                    .await
+                    .map_err(Failure::Redis)?;
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout));
+                Conn::Single(
+                    master
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await
+                        .map_err(Failure::Redis)?,
+                )
+            }
+        };
         *self.slot(lane) = Some(conn.clone());
         Ok((conn, false))
     }
 
-    fn slot(&self, lane: usize) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+    /// Any lane's connection, copied into `lane`.
+    fn shared(&self, lane: usize) -> Option<Conn> {
+        let conn = (0..self.lanes.len()).find_map(|other| self.slot(other).clone())?;
+        *self.slot(lane) = Some(conn.clone());
+        Some(conn)
+    }
+
+    fn slot(&self, lane: usize) -> std::sync::MutexGuard<'_, Option<Conn>> {
         self.lanes[lane]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

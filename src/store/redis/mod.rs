@@ -4,6 +4,9 @@
 //! - `builder.rs`: [`RedisStoreBuilder`], connection settings and checks.
 //! - `conn.rs`: the connections scripts run on, and error mapping.
 //! - `reply.rs`: reading the scripts' replies.
+//! - `target.rs`: [`RedisTarget`], one Redis, a cluster or Sentinel.
+//! - `topology.rs`: the clients of a cluster and of Sentinel.
+//! - `cluster.rs`: what the client writes after a script on a cluster.
 //!
 //! The scripts themselves are in `lua/`, loaded by `store/scripts.rs`.
 
@@ -14,18 +17,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::scripts::{self, Call};
-use super::{Applied, BreakerStore, Keys, StoreError, WatchTarget};
+use super::{Applied, BreakerStore, Keys, StoreError, WatchRoute, WatchTarget};
 use crate::agent_id::AgentId;
 use crate::clock::Clock;
 use crate::config::{BreakerConfig, duration_ms};
 use crate::model::{Batch, Decision, ForceMode, Outcome, Ticket};
 
 mod builder;
+mod cluster;
 mod conn;
 mod reply;
+mod target;
+mod topology;
 
 pub use builder::RedisStoreBuilder;
 pub(crate) use builder::redact_url;
+pub use target::{ENV_CLUSTER_URLS, ENV_SENTINEL_MASTER, ENV_SENTINEL_URLS, ENV_URL, RedisTarget};
 
 /// The default key prefix, which namespaces one fleet.
 pub const DEFAULT_PREFIX: &str = "fleet-breaker";
@@ -42,8 +49,9 @@ const MAX_FORCE_TTL_MS: u64 = 1 << 52;
 /// ## Behavior
 ///
 /// - Every operation runs one Lua script (`lua/`), atomically, on the keys of
-///   one agent: one `EVALSHA`, nothing else. Scripts read the time from Redis
-///   `TIME`, so pods with skewed clocks agree.
+///   one agent: one `EVALSHA`, nothing else (on a cluster, see the last
+///   item). Scripts read the time from Redis `TIME`, so pods with skewed
+///   clocks agree.
 /// - Scripts are invoked by hash and reloaded on `NOSCRIPT`, so a restarted or
 ///   flushed Redis is invisible to callers.
 /// - Scripts check every argument and stored field before they write: a
@@ -59,6 +67,16 @@ const MAX_FORCE_TTL_MS: u64 = 1 << 52;
 ///   ran the script and before its reply arrived, the operation is applied
 ///   twice.
 /// - Clones share the connections.
+/// - On a Redis Cluster ([`RedisTarget::Cluster`]) each script still runs
+///   atomically on its agent's slot, but `PREFIX:agents` and
+///   `PREFIX:transitions` live in other slots: the store adds a new agent
+///   to the set and appends a transition to the stream itself, right after
+///   the script (two more commands, only when an agent is created or a
+///   transition happens). Those two are not atomic with the script: a pod
+///   that dies in between leaves the agent out of `agents()` until it next
+///   gets created, or the transition out of the stream (the pub/sub message
+///   went out from the script, so live watchers have it). A failure of
+///   either is logged at WARN and does not fail the operation.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
@@ -68,6 +86,10 @@ struct Inner {
     lanes: conn::Lanes,
     /// For the watcher's dedicated pub/sub connection.
     client: ::redis::Client,
+    /// Where the watcher reconnects (a cluster node, the current master).
+    route: WatchRoute,
+    /// A Redis Cluster: scripts get the agent's keys only.
+    cluster: bool,
     keys: Keys,
     timeout: Duration,
     transitions_max_len: u64,
@@ -86,7 +108,9 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A builder for the Redis at `url` (`redis://[user:password@]host:port[/db]`).
+    /// A builder for the Redis at `url` (`redis://[user:password@]host:port[/db]`);
+    /// a `redis+cluster://` or `redis+sentinel://` URL selects that
+    /// deployment (see [`RedisTarget::parse`]).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder::new(url.into())
     }
@@ -97,15 +121,39 @@ impl RedisStore {
         &self.inner.url_display
     }
 
+    /// A builder for `target`: one Redis, a cluster or Sentinel.
+    pub fn builder_for(target: RedisTarget) -> RedisStoreBuilder {
+        RedisStoreBuilder::for_target(target)
+    }
+
+    /// The store of `target` with the default settings, checked (one
+    /// `PING`): what a binary calls with [`RedisTarget::from_env`] or its
+    /// flags' target.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStoreBuilder::build`].
+    pub async fn connect(target: RedisTarget) -> Result<Self, StoreError> {
+        Self::builder_for(target).build().await
+    }
+
+    /// Whether the store runs on a Redis Cluster.
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        self.inner.cluster
+    }
+
     /// The key layout this store uses.
     #[must_use]
     pub fn keys(&self) -> &Keys {
         &self.inner.keys
     }
 
-    /// The connection pool, for callers that need other commands on the same Redis.
+    /// The connection pool, for callers that need other commands on the
+    /// same Redis; `None` on a cluster or through Sentinel, which have no
+    /// single server to pool connections to.
     #[must_use]
-    pub fn pool(&self) -> &deadpool_redis::Pool {
+    pub fn pool(&self) -> Option<&deadpool_redis::Pool> {
         self.inner.lanes.pool()
     }
 
@@ -138,7 +186,23 @@ impl RedisStore {
             config,
             self.inner.transitions_max_len,
             now_override,
+            self.inner.cluster,
         )
+    }
+
+    /// Runs `script`; on a cluster, also does the writes the script left
+    /// out (see the type's `## Behavior`) and strips its `created` item.
+    async fn eval(
+        &self,
+        script: &::redis::Script,
+        call: &Call,
+        agent: &AgentId,
+    ) -> Result<::redis::Value, StoreError> {
+        let value = self.inner.lanes.eval(script, call, agent).await?;
+        if !self.inner.cluster {
+            return Ok(value);
+        }
+        Ok(cluster::after_script(self, value, agent).await)
     }
 
     /// Answers a PING, or says what to check (also [`BreakerStore::ping`]).
@@ -180,11 +244,7 @@ impl BreakerStore for RedisStore {
         permit_id: &str,
     ) -> Result<Applied<Decision>, StoreError> {
         let call = self.call(config, agent).arg(permit_id);
-        let value = self
-            .inner
-            .lanes
-            .eval(&scripts::ACQUIRE, &call, agent)
-            .await?;
+        let value = self.eval(&scripts::ACQUIRE, &call, agent).await?;
         reply::acquire(value, agent)
     }
 
@@ -200,11 +260,7 @@ impl BreakerStore for RedisStore {
             .arg(ticket.permit_id.as_str())
             .arg(ticket.generation.to_string())
             .arg(outcome.as_str());
-        let value = self
-            .inner
-            .lanes
-            .eval(&scripts::RECORD, &call, agent)
-            .await?;
+        let value = self.eval(&scripts::RECORD, &call, agent).await?;
         reply::unit(value, agent)?.ok_or_else(|| StoreError::InvalidData {
             what: format!("script reply for agent {agent}"),
             detail: "the record script answered nil".to_owned(),
@@ -217,7 +273,7 @@ impl BreakerStore for RedisStore {
         agent: &AgentId,
     ) -> Result<Option<Applied<()>>, StoreError> {
         let call = self.call(config, agent);
-        let value = self.inner.lanes.eval(&scripts::RESET, &call, agent).await?;
+        let value = self.eval(&scripts::RESET, &call, agent).await?;
         reply::unit(value, agent)
     }
 
@@ -239,7 +295,7 @@ impl BreakerStore for RedisStore {
             .call(config, agent)
             .arg(mode.as_str())
             .arg(ttl_ms.map_or_else(String::new, |ms| ms.to_string()));
-        let value = self.inner.lanes.eval(&scripts::FORCE, &call, agent).await?;
+        let value = self.eval(&scripts::FORCE, &call, agent).await?;
         reply::unit(value, agent)
     }
 
@@ -249,11 +305,7 @@ impl BreakerStore for RedisStore {
         agent: &AgentId,
     ) -> Result<Option<Applied<()>>, StoreError> {
         let call = self.call(config, agent);
-        let value = self
-            .inner
-            .lanes
-            .eval(&scripts::SNAPSHOT, &call, agent)
-            .await?;
+        let value = self.eval(&scripts::SNAPSHOT, &call, agent).await?;
         reply::unit(value, agent)
     }
 
@@ -296,7 +348,7 @@ impl BreakerStore for RedisStore {
             .arg(batch.successes.to_string())
             .arg(batch.last_success_ms.unwrap_or(0).to_string())
             .arg(batch.rejections.to_string());
-        let value = self.inner.lanes.eval(&scripts::FLUSH, &call, agent).await?;
+        let value = self.eval(&scripts::FLUSH, &call, agent).await?;
         reply::unit(value, agent)
     }
 
@@ -314,6 +366,7 @@ impl BreakerStore for RedisStore {
     fn watch_target(&self) -> Option<WatchTarget> {
         Some(WatchTarget {
             client: self.inner.client.clone(),
+            route: self.inner.route.clone(),
             keys: self.inner.keys.clone(),
             timeout: self.inner.timeout,
             clock_override: self.inner.clock_override.clone(),

@@ -1,0 +1,72 @@
+//! Pods on a test cluster, and reads of the cluster's keys.
+
+use std::time::Duration;
+
+use fleet_breaker::{
+    AgentId, BreakerConfig, CircuitBreaker, Permit, RedisStore, RedisTarget, StorePolicy,
+    Transition,
+};
+use futures::future::join_all;
+use redis::AsyncCommands;
+
+use crate::support::cluster::TestCluster;
+
+pub(crate) fn id(agent: &str) -> AgentId {
+    AgentId::new(agent).expect("valid agent id")
+}
+
+/// A store on the cluster under `prefix`.
+pub(crate) async fn store(cluster: &TestCluster, prefix: &str, timeout: Duration) -> RedisStore {
+    RedisStore::builder_for(RedisTarget::Cluster(cluster.urls()))
+        .prefix(prefix)
+        .timeout(timeout)
+        .pool_size(4)
+        .build()
+        .await
+        .expect("connect to the cluster")
+}
+
+/// `pods` breakers with their own stores and watchers.
+pub(crate) async fn fleet(
+    cluster: &TestCluster,
+    prefix: &str,
+    pods: usize,
+    config: &BreakerConfig,
+) -> Vec<CircuitBreaker> {
+    join_all((0..pods).map(|pod| async move {
+        CircuitBreaker::builder()
+            .store(store(cluster, prefix, Duration::from_secs(2)).await)
+            .config(*config)
+            .policy(StorePolicy::FailClosed)
+            .max_staleness(Duration::from_millis(500))
+            .instance_id(format!("pod-{pod}"))
+            .build()
+            .expect("valid breaker")
+    }))
+    .await
+}
+
+/// The `PREFIX:transitions` stream, read through a cluster connection.
+pub(crate) async fn published(cluster: &TestCluster, prefix: &str) -> Vec<Transition> {
+    let client = redis::cluster::ClusterClient::new(cluster.urls()).expect("cluster client");
+    let mut conn = client.get_async_connection().await.expect("connect");
+    let reply: redis::streams::StreamRangeReply = conn
+        .xrange_all(format!("{prefix}:transitions"))
+        .await
+        .expect("read stream");
+    reply
+        .ids
+        .iter()
+        .map(|e| serde_json::from_str(&e.get::<String>("msg").expect("msg")).expect("json"))
+        .collect()
+}
+
+/// Every pod holds a permit granted while closed, then all record failures at once.
+pub(crate) async fn open_by_racing_failures(pods: &[CircuitBreaker], agent: &AgentId) {
+    let permits: Vec<Permit> = join_all(pods.iter().map(|pod| pod.acquire(agent)))
+        .await
+        .into_iter()
+        .map(|p| p.expect("closed circuit admits"))
+        .collect();
+    join_all(permits.into_iter().map(|p| p.failure("down"))).await;
+}
