@@ -14,7 +14,7 @@ use super::consumer::Consumer;
 use super::handle::WebhookHandle;
 use super::stats::Stats;
 use super::stream;
-use crate::store::{BreakerStore, RedisStore};
+use crate::store::{BreakerStore, RedisStore, WatchRoute};
 
 /// The shortest bound on a Redis command of the delivery tasks (the store's
 /// timeout, 100 ms by default, is meant for the breaker's hot path).
@@ -46,11 +46,20 @@ impl Webhooks {
     ///
     /// [`AlertsError::Redis`] when Redis cannot be reached or refuses to
     /// create a group (a key of another type, a Redis older than 6.2 or an
-    /// ACL without stream commands).
+    /// ACL without stream commands); [`AlertsError::InvalidSettings`] for
+    /// a store on a Redis Cluster or behind Sentinel, which webhooks do not
+    /// support yet (their consumer connection goes to one fixed server).
     pub async fn spawn_redis(&self, store: &RedisStore) -> Result<WebhookHandle, AlertsError> {
         let target = store.watch_target().ok_or_else(|| {
             AlertsError::Redis("the store gave no Redis connection settings".to_owned())
         })?;
+        if !matches!(target.route, WatchRoute::Direct) {
+            return Err(AlertsError::InvalidSettings(
+                "webhooks run on a single Redis; on a Redis Cluster or through Sentinel they \
+                 are not supported yet"
+                    .to_owned(),
+            ));
+        }
         let stream_key = store.keys().transitions();
         let dead_key = dead_letter_key(store.keys());
         let redis_timeout = store.timeout().max(MIN_REDIS_TIMEOUT);

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use super::{CliError, RedisUrl, StoreArgs};
+use super::{CliError, StoreArgs};
 use crate::breaker::CircuitBreaker;
 use crate::config::BreakerConfig;
 use crate::http::{MeteredStore, Metrics};
-use crate::store::{BreakerStore, MemoryStore, RedisStore};
+use crate::store::{BreakerStore, MemoryStore, RedisStore, RedisTarget};
 
 /// What a command runs on: the store, and how to name it in messages
 /// (a Redis URL with its password hidden).
@@ -26,13 +26,15 @@ impl Connection {
     /// The fleet's Redis, or an error saying how to give one.
     pub(super) async fn redis(args: &StoreArgs) -> Result<Self, CliError> {
         let config = config(args)?;
-        let Some(url) = args.redis_url.as_ref().map(RedisUrl::expose) else {
+        let Some(target) = target(args)? else {
             return Err(CliError::new(
-                "no Redis given: pass --redis-url URL or set REDIS_URL \
-                 (`fleet-breaker demo` runs without one)",
+                "no Redis given: pass --redis-url URL (or --redis-cluster, --redis-sentinel) \
+                 or set REDIS_URL (`fleet-breaker demo` runs without one)",
             ));
         };
-        let mut builder = RedisStore::builder(url)
+        let shown = target.to_string();
+        let kind = target.kind();
+        let mut builder = RedisStore::builder_for(target)
             .prefix(args.prefix.clone())
             .timeout(args.redis_timeout);
         if let Some(path) = &args.redis_ca {
@@ -42,7 +44,11 @@ impl Connection {
             builder = builder.tls_root_certs(pem);
         }
         let store = builder.build().await?;
-        let description = format!("redis at {}", store.url());
+        let description = match kind {
+            "cluster" => format!("the redis cluster at {shown}"),
+            "sentinel" => format!("redis through sentinel {shown}"),
+            _ => format!("redis at {}", store.url()),
+        };
         Ok(Self {
             store: Arc::new(store.clone()),
             description,
@@ -53,7 +59,7 @@ impl Connection {
 
     /// The fleet's Redis when one is given, else a fresh embedded store.
     pub(super) async fn redis_or_embedded(args: &StoreArgs) -> Result<Self, CliError> {
-        if args.redis_url.is_some() {
+        if target(args)?.is_some() {
             return Self::redis(args).await;
         }
         Ok(Self {
@@ -90,6 +96,33 @@ impl Connection {
             .local_cache(watch)
             .build()?)
     }
+}
+
+/// The Redis the flags (or environment) name: one URL, a cluster or
+/// Sentinel; `None` when none is given, an error when more than one is.
+fn target(args: &StoreArgs) -> Result<Option<RedisTarget>, CliError> {
+    let given = [
+        args.redis_url.is_some(),
+        args.redis_cluster.is_some(),
+        args.redis_sentinel.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(CliError::new(
+            "give one Redis: --redis-url (REDIS_URL), --redis-cluster (REDIS_CLUSTER_URLS) \
+             or --redis-sentinel (REDIS_SENTINEL_URLS), not several",
+        ));
+    }
+    if let Some(url) = &args.redis_url {
+        return Ok(Some(RedisTarget::parse(url.expose())?));
+    }
+    if let Some(nodes) = &args.redis_cluster {
+        return Ok(Some(RedisTarget::cluster_list(nodes.expose())?));
+    }
+    if let Some(sentinels) = &args.redis_sentinel {
+        let master = args.sentinel_master.as_deref().unwrap_or_default();
+        return Ok(Some(RedisTarget::sentinel_list(sentinels.expose(), master)?));
+    }
+    Ok(None)
 }
 
 /// The breaker settings: the `--config` JSON file, else the defaults.

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cluster;
 mod fleet;
 mod service;
 
@@ -19,6 +20,9 @@ pub(crate) fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env_remove("REDIS_URL")
+        .env_remove("REDIS_CLUSTER_URLS")
+        .env_remove("REDIS_SENTINEL_URLS")
+        .env_remove("REDIS_SENTINEL_MASTER")
         .env_remove("FLEET_BREAKER_PREFIX")
         .env_remove("FLEET_BREAKER_ADMIN_TOKEN")
         .env_remove("RUST_LOG")
