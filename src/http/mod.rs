@@ -19,7 +19,7 @@
 //!
 //! | method | path | answers |
 //! |---|---|---|
-//! | GET | `/` | the dashboard (HTML, no outside requests) |
+//! | GET | `/` | the dashboard (HTML, no outside requests; its scripts and styles under `/assets/`) |
 //! | GET | `/api/circuit-breaker/health` | [`HealthStatus`](crate::HealthStatus) JSON |
 //! | GET | `/api/circuit-breaker/failures?limit=N` | recent failures, newest first (`limit` 1 to 1,000, default 20) |
 //! | POST | `/api/circuit-breaker/reset/{agent_id}` | admin: closes the circuit, zeroes its counters |

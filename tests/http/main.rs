@@ -380,12 +380,22 @@ async fn probes_and_dashboard() {
     assert!(csp.contains("default-src 'self'"), "{csp}");
     let page = to_bytes(response.into_body(), 1 << 20).await.unwrap();
     let page = String::from_utf8(page.to_vec()).unwrap();
-    assert!(page.contains("/dashboard.js"), "the page loads its script");
+    assert!(page.contains("/assets/dashboard.js"), "the page loads its script");
     assert!(
         !page.contains("http://") && !page.contains("https://"),
         "no outside host"
     );
-    for asset in ["/dashboard.js", "/dashboard.css"] {
+    for asset in [
+        "/assets/dashboard.js",
+        "/assets/api.js",
+        "/assets/render.js",
+        "/assets/transitions.js",
+        "/assets/admin.js",
+        "/assets/util.js",
+        "/assets/dashboard.css",
+        "/assets/agents.css",
+        "/assets/transitions.css",
+    ] {
         assert_eq!(send(&app, get(asset)).await.0, StatusCode::OK, "{asset}");
     }
 }
