@@ -7,6 +7,7 @@
 mod support;
 
 mod acl;
+mod acl_helpers;
 #[cfg(feature = "tls")]
 mod tls;
 #[cfg(not(feature = "tls"))]
