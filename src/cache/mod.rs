@@ -104,7 +104,7 @@ struct Entry {
 ///   [`Cache::confirm_subscription`]) and an entry is younger than
 ///   `max_staleness`.
 /// - Successes on a circuit known to be closed and clean, and local rejections,
-///   are counted here and drained in batches ([`Cache::drain`]).
+///   are counted here and drained in batches by the breaker's flusher.
 #[derive(Debug)]
 pub struct Cache {
     entries: RwLock<HashMap<AgentId, Arc<Entry>, foldhash::fast::RandomState>>,

@@ -35,7 +35,20 @@ use crate::model::{CircuitState, Transition};
 
 type Labels = Vec<(&'static str, String)>;
 
-/// The series this process counts itself; see the [module docs](self).
+/// The series `/metrics` reports from this process's own counting, beside
+/// the fleet's state it reads at scrape time.
+///
+/// - **Fleet state, read at scrape time** from the shared store (the same
+///   read as `/api/circuit-breaker/health`): each agent's state, counters,
+///   backoff and generation, and the fleet's totals. Every instance that
+///   serves `/metrics` reports the same values.
+/// - **This process's own counters**, kept here: transitions and probe
+///   outcomes it observed ([`watch`](Self::watch)), the latency and errors
+///   of its store calls (through a [`MeteredStore`](super::MeteredStore)),
+///   its webhook deliveries ([`webhook_delivery`](Self::webhook_delivery));
+///   and, read from the breaker at scrape time, its degraded mode and its
+///   cache's hits and misses. Scrape every pod for these.
+///
 /// Cheap to clone: clones count into the same series.
 #[derive(Clone)]
 pub struct Metrics {
