@@ -19,6 +19,7 @@ pub struct AdminToken(String);
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AdminTokenError {
     /// Shorter than 16 bytes: too easy to guess.
     #[error("the admin token must be at least {MIN_TOKEN_LEN} bytes long (it has {0})")]
