@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::builder::Webhooks;
 use super::endpoint::Endpoint;
-use super::fleet::Link;
 use super::handle::stopped;
+use super::link::{Conn, Link};
 use super::stats::{DeliveryOutcome, Stats};
 use super::stream::{self, Claim, DeadLetter, Entry, Group};
 use crate::watch::decode_transition;
@@ -71,7 +70,7 @@ impl Consumer {
         self.leave().await;
     }
 
-    fn group<'a>(&'a self, conn: &'a mut MultiplexedConnection) -> Group<'a> {
+    fn group<'a>(&'a self, conn: &'a mut Conn) -> Group<'a> {
         Group {
             conn,
             key: &self.key,
@@ -127,7 +126,7 @@ impl Consumer {
     /// Takes and tries the pending deliveries whose time has come: this
     /// consumer's own after their backoff, other consumers' once also idle
     /// for the reclaim time (their instance stopped or hangs).
-    async fn retry_due(&mut self, conn: &mut MultiplexedConnection) -> Result<(), String> {
+    async fn retry_due(&mut self, conn: &mut Conn) -> Result<(), String> {
         let settings = Arc::clone(&self.hooks.settings);
         let min_idle = settings.backoff_base.min(settings.reclaim_idle);
         let pending = self.group(conn).pending(min_idle, PENDING_COUNT).await?;
@@ -170,12 +169,7 @@ impl Consumer {
 
     /// Makes try number `tries` of `entry`, then acknowledges it, leaves it
     /// pending for a retry, or dead-letters it.
-    async fn deliver(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        entry: Entry,
-        tries: u64,
-    ) -> Result<(), String> {
+    async fn deliver(&mut self, conn: &mut Conn, entry: Entry, tries: u64) -> Result<(), String> {
         let started = Instant::now();
         let settings = Arc::clone(&self.hooks.settings);
         let url = self.endpoint.shown();
@@ -243,7 +237,7 @@ impl Consumer {
 
     async fn dead_letter(
         &mut self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         id: &str,
         msg: &[u8],
         tries: u64,
@@ -271,12 +265,7 @@ impl Consumer {
 
     /// Hands back entries read but not tried, so that other instances take
     /// them without waiting for the reclaim time.
-    async fn release(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        first: Entry,
-        rest: impl Iterator<Item = Entry>,
-    ) {
+    async fn release(&mut self, conn: &mut Conn, first: Entry, rest: impl Iterator<Item = Entry>) {
         let settings = Arc::clone(&self.hooks.settings);
         let idle = settings.reclaim_idle.max(settings.backoff_base);
         for entry in std::iter::once(first).chain(rest) {

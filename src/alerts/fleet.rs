@@ -4,17 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::AsyncConnectionConfig;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 
 use super::AlertsError;
 use super::builder::Webhooks;
 use super::consumer::Consumer;
 use super::handle::WebhookHandle;
+use super::link::Link;
 use super::stats::Stats;
 use super::stream;
-use crate::store::{BreakerStore, RedisStore, WatchRoute};
+use crate::store::{BreakerStore, RedisStore};
 
 /// The shortest bound on a Redis command of the delivery tasks (the store's
 /// timeout, 100 ms by default, is meant for the breaker's hot path).
@@ -35,7 +34,9 @@ pub fn group_name(url_shown: &str) -> String {
 
 impl Webhooks {
     /// Starts fleet-wide delivery: one task per URL, reading its consumer
-    /// group on `PREFIX:transitions` of `store`'s Redis (6.2 or later).
+    /// group on `PREFIX:transitions` of `store`'s Redis (6.2 or later): one
+    /// server, a Redis Cluster (the node that owns the stream) or the master
+    /// that Sentinel names, asked again on every reconnection.
     ///
     /// Every instance that spawns the same URLs on the same Redis shares
     /// the work: each transition is POSTed to each URL by one of them. The
@@ -46,27 +47,15 @@ impl Webhooks {
     ///
     /// [`AlertsError::Redis`] when Redis cannot be reached or refuses to
     /// create a group (a key of another type, a Redis older than 6.2 or an
-    /// ACL without stream commands); [`AlertsError::InvalidSettings`] for
-    /// a store on a Redis Cluster or behind Sentinel, which webhooks do not
-    /// support yet (their consumer connection goes to one fixed server).
+    /// ACL without stream commands).
     pub async fn spawn_redis(&self, store: &RedisStore) -> Result<WebhookHandle, AlertsError> {
         let target = store.watch_target().ok_or_else(|| {
             AlertsError::Redis("the store gave no Redis connection settings".to_owned())
         })?;
-        if !matches!(target.route, WatchRoute::Direct) {
-            return Err(AlertsError::InvalidSettings(
-                "webhooks run on a single Redis; on a Redis Cluster or through Sentinel they \
-                 are not supported yet"
-                    .to_owned(),
-            ));
-        }
         let stream_key = store.keys().transitions();
         let dead_key = dead_letter_key(store.keys());
         let redis_timeout = store.timeout().max(MIN_REDIS_TIMEOUT);
-        let link = Link {
-            client: target.client,
-            timeout: redis_timeout,
-        };
+        let link = Link::new(target, redis_timeout)?;
         if !self.endpoints.is_empty() {
             let mut conn = link.connect().await.map_err(AlertsError::Redis)?;
             for endpoint in self.endpoints.iter() {
@@ -106,39 +95,9 @@ impl Webhooks {
             urls = self.endpoints.len(),
             consumer = %self.settings.consumer,
             stream = %stream_key,
+            redis = link.kind(),
             "webhooks: delivering transitions through Redis consumer groups"
         );
         Ok(WebhookHandle::new(stop_tx, tasks, stats))
-    }
-}
-
-/// How to reach Redis.
-#[derive(Clone)]
-pub(super) struct Link {
-    client: redis::Client,
-    /// The bound on each command (a blocking read gets its block time more).
-    pub(super) timeout: Duration,
-}
-
-impl Link {
-    /// A connection of its own: the delivery tasks block on reads, which
-    /// must not hold up the breaker's pooled connections.
-    pub(super) async fn connect(&self) -> Result<MultiplexedConnection, String> {
-        // Commands are bounded one by one in `stream` (a blocking read needs
-        // longer than the others), so no response timeout here.
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(None);
-        match tokio::time::timeout(
-            self.timeout,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
-        {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(format!("connect: {e}")),
-            Err(_) => Err(format!("connect: no answer within {:?}", self.timeout)),
-        }
     }
 }

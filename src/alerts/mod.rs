@@ -4,9 +4,10 @@
 //! [`Transition`](crate::Transition), `Content-Type: application/json`),
 //! to each configured URL. It runs two ways:
 //!
-//! - [`Webhooks::spawn_redis`], for `fleet-breaker serve` on a shared Redis:
-//!   each transition is delivered to each URL **once fleet-wide**, however
-//!   many instances run, and survives the crash of the instance that was
+//! - [`Webhooks::spawn_redis`], for `fleet-breaker serve` on a shared Redis
+//!   (one server, a Redis Cluster, or a master that Sentinel watches): each
+//!   transition is delivered to each URL **once fleet-wide**, however many
+//!   instances run, and survives the crash of the instance that was
 //!   delivering it.
 //! - [`Webhooks::spawn_local`], for the embedded store: delivers what one
 //!   [`CircuitBreaker`](crate::CircuitBreaker) observes, retrying in the
@@ -56,19 +57,28 @@
 //! In `URL`, a password is shown as `set` (in group names, dead letters,
 //! logs, stats and metrics alike).
 //!
+//! The key names are the same on a Redis Cluster. There the two keys sit
+//! in different slots (unless `PREFIX` holds a hash tag), where one `MULTI`
+//! cannot span them, so on a cluster a dead letter is written with `XADD`,
+//! then acknowledged with `XACK`: two commands. Should the instance crash
+//! or lose Redis between the two, the entry stays pending and is
+//! dead-lettered a second time ("its last try was interrupted"); it is
+//! never POSTed again.
+//!
 //! ## Behavior (Redis)
 //!
-//! - One task per URL, on a Redis connection of its own (reads block),
-//!   reads its group with `XREADGROUP ... BLOCK` (the poll interval) under
-//!   this instance's consumer name. A group created for a new URL starts at
-//!   the stream's end: history is not replayed. A URL failing never holds
-//!   up another, nor sends twice to one that works.
+//! - One task per URL, on a Redis connection of its own (reads block; see
+//!   below for a cluster and Sentinel), reads its group with
+//!   `XREADGROUP ... BLOCK` (the poll interval) under this instance's
+//!   consumer name. A group created for a new URL starts at the stream's
+//!   end: history is not replayed. A URL failing never holds up another,
+//!   nor sends twice to one that works.
 //! - A 2xx is acknowledged (`XACK`). A failed try leaves the entry pending;
 //!   it is tried again after the backoff (base, doubled per try, capped),
 //!   the number of tries being the group's delivery count, so it holds
 //!   across instances. After `max_tries` failed tries the entry is written
-//!   to the dead letters and acknowledged in one `MULTI`, and counted as
-//!   dead-lettered.
+//!   to the dead letters and acknowledged in one `MULTI` (on a cluster, in
+//!   two commands: see the layout), and counted as dead-lettered.
 //! - An entry pending with another consumer for longer than the reclaim
 //!   idle time (an instance that crashed or hangs) is taken over with
 //!   `XCLAIM` and tried by this one. The reclaim time must exceed the
@@ -81,6 +91,21 @@
 //! - Every Redis command is bounded by the store's timeout, at least 1 s.
 //!   When Redis fails the task reconnects with backoff (100 ms to 5 s) and
 //!   creates its group again if Redis lost it.
+//! - On a Redis Cluster, each task's connection is a cluster connection
+//!   of its own (from a cluster client on the store's seed nodes, with no
+//!   response timeout: the commands are bounded one by one). It sends the
+//!   stream commands to the master that owns `PREFIX:transitions` and the
+//!   dead letters' `XADD` to the owner of theirs, and follows `MOVED` and
+//!   a failover; a command that fails or goes unanswered ends the
+//!   connection, and the next one reads the slot map again.
+//! - Through Sentinel, every connection (the first and each reconnection)
+//!   starts by asking the sentinels for the current master, so delivery
+//!   follows a failover: the old master's connection fails, and the task
+//!   reconnects, with the backoff above, to the promoted replica once the
+//!   sentinels name it. A group the new master lacks (not yet replicated
+//!   when the old one died) is created again at the stream's end;
+//!   transitions the old master took but never replicated are lost with
+//!   it, deliveries it acknowledged but did not replicate are made again.
 //! - The stream is capped by the store: an entry trimmed before it could be
 //!   delivered is dropped from the group.
 //! - Each instance needs a consumer name of its own
@@ -95,6 +120,8 @@
 //! - `fleet.rs`: [`Webhooks::spawn_redis`], the names of the group and the
 //!   dead-letter stream.
 //! - `consumer.rs`: the delivery task of one URL on Redis.
+//! - `link.rs`: how a task reaches Redis (one server, a cluster, the master
+//!   Sentinel names) and the connection it gets.
 //! - `stream.rs`: the Redis stream commands; `reply.rs`: their replies.
 //! - `local.rs`: [`Webhooks::spawn_local`].
 //! - `handle.rs`: [`WebhookHandle`].
@@ -107,6 +134,7 @@ mod endpoint;
 mod error;
 mod fleet;
 mod handle;
+mod link;
 mod local;
 mod reply;
 mod stats;

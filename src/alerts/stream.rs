@@ -1,11 +1,12 @@
-//! The Redis commands of webhook delivery, on one connection, each bounded
-//! by a timeout; their replies are read by `reply.rs`.
+//! The Redis commands of webhook delivery, on one connection (to one server
+//! or to a cluster), each bounded by a timeout; their replies are read by
+//! `reply.rs`.
 
 use std::time::Duration;
 
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 
+use super::link::Conn;
 use super::reply::{parse_entry, parse_pending, parse_read};
 
 /// One stream entry: its id, and its `msg` field where it has one as bytes.
@@ -49,7 +50,7 @@ pub(super) struct DeadLetter<'a> {
 
 /// One connection and the names it works on.
 pub(super) struct Group<'a> {
-    pub(super) conn: &'a mut MultiplexedConnection,
+    pub(super) conn: &'a mut Conn,
     pub(super) key: &'a str,
     pub(super) group: &'a str,
     pub(super) consumer: &'a str,
@@ -59,7 +60,7 @@ pub(super) struct Group<'a> {
 
 /// Runs `cmd`, bounded by `timeout`; errors are text for the log.
 async fn run<T: redis::FromRedisValue>(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     cmd: &redis::Cmd,
     timeout: Duration,
     what: &str,
@@ -73,7 +74,7 @@ async fn run<T: redis::FromRedisValue>(
 
 /// `XGROUP CREATE key group $ MKSTREAM`; an existing group is kept as is.
 pub(super) async fn create_group(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     key: &str,
     group: &str,
     timeout: Duration,
@@ -206,18 +207,19 @@ impl Group<'_> {
             .map(drop)
     }
 
-    /// Appends `letter` to `dead_key` and acknowledges its entry, in one
-    /// `MULTI`/`EXEC`.
+    /// Appends `letter` to `dead_key` and acknowledges its entry: in one
+    /// `MULTI`/`EXEC` on one server; on a cluster, where the two keys sit in
+    /// different slots, `XADD` then `XACK` (should the task stop or lose
+    /// Redis between the two, the entry stays pending and is dead-lettered
+    /// a second time, never POSTed again).
     pub(super) async fn dead_letter(
         &mut self,
         dead_key: &str,
         max_len: u64,
         letter: &DeadLetter<'_>,
     ) -> Result<(), String> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("XADD")
-            .arg(dead_key)
+        let mut add = redis::cmd("XADD");
+        add.arg(dead_key)
             .arg("MAXLEN")
             .arg("~")
             .arg(max_len)
@@ -231,7 +233,15 @@ impl Group<'_> {
             .arg("tries")
             .arg(letter.tries)
             .arg("error")
-            .arg(letter.error)
+            .arg(letter.error);
+        if self.conn.is_cluster() {
+            let what = format!("XADD {dead_key}");
+            run::<Value>(self.conn, &add, self.timeout, &what).await?;
+            return self.ack(letter.id).await;
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .add_command(add)
             .ignore()
             .cmd("XACK")
             .arg(self.key)

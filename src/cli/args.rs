@@ -36,14 +36,31 @@ pub struct StoreArgs {
     pub redis_url: Option<RedisUrl>,
     /// A Redis Cluster instead: the URLs of some of its nodes, comma-separated
     /// (or a `redis+cluster://h1:p1,h2:p2` URL in --redis-url).
-    #[arg(long, env = "REDIS_CLUSTER_URLS", global = true, value_name = "URL,URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "REDIS_CLUSTER_URLS",
+        global = true,
+        value_name = "URL,URL",
+        hide_env_values = true
+    )]
     pub redis_cluster: Option<RedisUrl>,
     /// A master followed through Sentinel instead: the sentinels' URLs,
     /// comma-separated (with --sentinel-master).
-    #[arg(long, env = "REDIS_SENTINEL_URLS", global = true, value_name = "URL,URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "REDIS_SENTINEL_URLS",
+        global = true,
+        value_name = "URL,URL",
+        hide_env_values = true
+    )]
     pub redis_sentinel: Option<RedisUrl>,
     /// The name the sentinels monitor the master under.
-    #[arg(long, env = "REDIS_SENTINEL_MASTER", global = true, value_name = "NAME")]
+    #[arg(
+        long,
+        env = "REDIS_SENTINEL_MASTER",
+        global = true,
+        value_name = "NAME"
+    )]
     pub sentinel_master: Option<String>,
     /// The prefix of the fleet's Redis keys; every pod of a fleet must use the same.
     #[arg(long, env = "FLEET_BREAKER_PREFIX", default_value = DEFAULT_PREFIX, global = true)]

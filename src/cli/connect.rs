@@ -120,7 +120,10 @@ fn target(args: &StoreArgs) -> Result<Option<RedisTarget>, CliError> {
     }
     if let Some(sentinels) = &args.redis_sentinel {
         let master = args.sentinel_master.as_deref().unwrap_or_default();
-        return Ok(Some(RedisTarget::sentinel_list(sentinels.expose(), master)?));
+        return Ok(Some(RedisTarget::sentinel_list(
+            sentinels.expose(),
+            master,
+        )?));
     }
     Ok(None)
 }

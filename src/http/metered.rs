@@ -10,9 +10,7 @@ use super::Metrics;
 use crate::agent_id::AgentId;
 use crate::config::BreakerConfig;
 use crate::model::{Batch, Decision, ForceMode, Outcome, Ticket, Transition};
-use crate::store::{
-    Applied, BreakerStore, FailureRecord, RoutingJournal, StoreError, WatchTarget,
-};
+use crate::store::{Applied, BreakerStore, FailureRecord, RoutingJournal, StoreError, WatchTarget};
 
 /// A [`BreakerStore`] that times every call of the store it wraps into
 /// [`Metrics`] (`fleet_breaker_store_op_duration_seconds{op}` and

@@ -66,12 +66,20 @@ pub(crate) async fn force_auto(breaker: &CircuitBreaker, agent: &AgentId) -> Tra
 
 /// How many deliveries of `url`'s group are unacknowledged.
 pub(crate) async fn pending(redis: &TestRedis, prefix: &str, url: &str) -> u64 {
-    let mut conn = redis.connection().await;
+    pending_in(&mut redis.connection().await, prefix, url).await
+}
+
+/// [`pending`] through any connection (to a cluster, say).
+pub(crate) async fn pending_in(
+    conn: &mut impl redis::aio::ConnectionLike,
+    prefix: &str,
+    url: &str,
+) -> u64 {
     let key = format!("{prefix}:transitions");
     let reply: redis::Value = redis::cmd("XPENDING")
         .arg(&key)
         .arg(group_name(url))
-        .query_async(&mut conn)
+        .query_async(conn)
         .await
         .expect("XPENDING");
     match reply {
@@ -93,13 +101,20 @@ pub(crate) async fn wait_all_acked(redis: &TestRedis, prefix: &str, url: &str) {
 
 /// The entries of the dead-letter stream, oldest first.
 pub(crate) async fn dead_letters(redis: &TestRedis, prefix: &str) -> Vec<HashMap<String, String>> {
-    let mut conn = redis.connection().await;
+    dead_letters_in(&mut redis.connection().await, prefix).await
+}
+
+/// [`dead_letters`] through any connection (to a cluster, say).
+pub(crate) async fn dead_letters_in(
+    conn: &mut impl redis::aio::ConnectionLike,
+    prefix: &str,
+) -> Vec<HashMap<String, String>> {
     let key = dead_letter_key(&fleet_breaker::store::Keys::new(prefix));
     let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
         .arg(&key)
         .arg("-")
         .arg("+")
-        .query_async(&mut conn)
+        .query_async(conn)
         .await
         .expect("XRANGE");
     entries.into_iter().map(|(_, fields)| fields).collect()

@@ -1,5 +1,6 @@
 //! Alert hooks: transitions POSTed to webhooks, once per URL fleet-wide
-//! through Redis consumer groups, or from one breaker's subscription.
+//! through Redis consumer groups (on one Redis, a cluster or through
+//! Sentinel), or from one breaker's subscription.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -9,3 +10,4 @@ mod fleet;
 mod local;
 mod receiver;
 mod retries;
+mod topologies;

@@ -1,13 +1,18 @@
 //! The commands on a Redis Cluster and through Sentinel: `--redis-cluster`
 //! and `--redis-sentinel` (or their environment variables) instead of
-//! `--redis-url`, and nothing else changes.
+//! `--redis-url`, and nothing else changes, `serve --webhook` included.
 
-use std::process::Output;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fleet_breaker::{AgentId, CircuitBreaker, ForceMode, RedisStore, RedisTarget};
 
 use crate::support::cluster::TestCluster;
 use crate::support::sentinel::TestSentinel;
-use crate::support::unique_prefix;
-use crate::{assert_one_line_error, run, stderr, stdout};
+use crate::support::{unique_prefix, wait_until};
+use crate::{BIN, assert_one_line_error, run, stderr, stdout};
 
 fn json(output: &Output) -> serde_json::Value {
     assert!(output.status.success(), "{}", stderr(output));
@@ -77,26 +82,98 @@ async fn demo_status_force_and_reset_on_a_cluster() {
     );
 }
 
-#[tokio::test]
-async fn webhooks_on_a_cluster_are_refused_in_one_line() {
+/// Kills and reaps the `serve` child, even when the test fails.
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `serve --redis-cluster ... --webhook URL`: a transition made by another
+/// pod on the cluster is POSTed to the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_a_cluster_posts_transitions_to_webhooks() {
     let Some(cluster) = TestCluster::shared().await else {
         return;
     };
     let nodes = cluster.urls().join(",");
-    let output = tokio::task::spawn_blocking(move || {
-        run(&[
+    let prefix = unique_prefix("cli_cluster_webhook");
+    let store = RedisStore::builder_for(RedisTarget::Cluster(cluster.urls()))
+        .prefix(&prefix)
+        .build()
+        .await
+        .expect("connect to the cluster");
+    let pod = CircuitBreaker::builder().store(store).build().unwrap();
+    let agent = AgentId::new("agent-1").unwrap();
+    pod.acquire(&agent).await.unwrap().success().await;
+
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let received = Arc::clone(&received);
+            move |axum::Json(body): axum::Json<serde_json::Value>| async move {
+                received.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let mut child = Command::new(BIN)
+        .args([
             "--redis-cluster",
             &nodes,
+            "--prefix",
+            &prefix,
             "serve",
             "--bind",
             "127.0.0.1:0",
             "--webhook",
-            "http://127.0.0.1:9/hook",
+            &hook,
         ])
+        .env_remove("REDIS_URL")
+        .env_remove("REDIS_CLUSTER_URLS")
+        .env_remove("REDIS_SENTINEL_URLS")
+        .env_remove("REDIS_SENTINEL_MASTER")
+        .env_remove("FLEET_BREAKER_WEBHOOKS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout_pipe = child.stdout.take().unwrap();
+    let _serving = Serving(child);
+    // `serve` says where it listens once its consumer groups exist.
+    let first = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout_pipe).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        std::thread::spawn(move || lines.for_each(drop));
+        first
     })
     .await
     .unwrap();
-    assert_one_line_error(&output, "not supported yet");
+    assert!(first.contains("listening on"), "serve started: {first:?}");
+
+    pod.force(&agent, ForceMode::Open, None).await.unwrap();
+    wait_until(
+        "the webhook receives the transition",
+        Duration::from_secs(10),
+        || {
+            let received = Arc::clone(&received);
+            async move { !received.lock().unwrap().is_empty() }
+        },
+    )
+    .await;
+    let body = received.lock().unwrap()[0].clone();
+    assert_eq!(
+        (body["agent_id"].as_str(), body["to"].as_str()),
+        (Some("agent-1"), Some("forced_open"))
+    );
 }
 
 #[test]
