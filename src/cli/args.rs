@@ -33,7 +33,7 @@ pub struct StoreArgs {
         value_name = "URL",
         hide_env_values = true
     )]
-    pub redis_url: Option<RedisUrl>,
+    pub redis_url: Option<SecretUrl>,
     /// A Redis Cluster instead: the URLs of some of its nodes, comma-separated
     /// (or a `redis+cluster://h1:p1,h2:p2` URL in --redis-url).
     #[arg(
@@ -43,7 +43,7 @@ pub struct StoreArgs {
         value_name = "URL,URL",
         hide_env_values = true
     )]
-    pub redis_cluster: Option<RedisUrl>,
+    pub redis_cluster: Option<SecretUrl>,
     /// A master followed through Sentinel instead: the sentinels' URLs,
     /// comma-separated (with --sentinel-master).
     #[arg(
@@ -53,7 +53,7 @@ pub struct StoreArgs {
         value_name = "URL,URL",
         hide_env_values = true
     )]
-    pub redis_sentinel: Option<RedisUrl>,
+    pub redis_sentinel: Option<SecretUrl>,
     /// The name the sentinels monitor the master under.
     #[arg(
         long,
@@ -111,11 +111,12 @@ impl std::str::FromStr for Secret {
     }
 }
 
-/// A Redis URL from the command line: `Debug` shows its password as `set`.
+/// A URL from the command line (Redis, a webhook): `Debug` shows its
+/// password as `set`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RedisUrl(String);
+pub struct SecretUrl(String);
 
-impl RedisUrl {
+impl SecretUrl {
     /// The URL itself, password included.
     #[must_use]
     pub fn expose(&self) -> &str {
@@ -123,13 +124,13 @@ impl RedisUrl {
     }
 }
 
-impl std::fmt::Debug for RedisUrl {
+impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RedisUrl({:?})", crate::store::redact_url(&self.0))
+        write!(f, "SecretUrl({:?})", crate::store::redact_url(&self.0))
     }
 }
 
-impl std::str::FromStr for RedisUrl {
+impl std::str::FromStr for SecretUrl {
     type Err = std::convert::Infallible;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
@@ -178,10 +179,11 @@ pub struct ServeArgs {
     #[arg(
         long = "webhook",
         env = "FLEET_BREAKER_WEBHOOKS",
+        hide_env_values = true,
         value_delimiter = ',',
         value_name = "URL"
     )]
-    pub webhooks: Vec<String>,
+    pub webhooks: Vec<SecretUrl>,
     /// How long one read of the fleet's health serves every request
     /// (`/api/circuit-breaker/health`, `/metrics`); a transition drops it at
     /// once. 0 reads the store on every request.

@@ -22,7 +22,7 @@ mod status;
 mod watch;
 
 pub use args::{
-    Cli, Command, DemoArgs, ForceArgs, ForceState, RedisUrl, ResetArgs, Secret, ServeArgs,
+    Cli, Command, DemoArgs, ForceArgs, ForceState, ResetArgs, Secret, SecretUrl, ServeArgs,
     StatusArgs, StoreArgs, WatchArgs,
 };
 pub use connect::Connection;

@@ -2,7 +2,7 @@
 
 use tokio::net::TcpListener;
 
-use super::{CliError, Connection, Secret, ServeArgs, StoreArgs, shutdown_signal};
+use super::{CliError, Connection, Secret, SecretUrl, ServeArgs, StoreArgs, shutdown_signal};
 use crate::alerts::{WebhookHandle, Webhooks};
 use crate::http::{self, AdminToken, AppState, Metrics};
 use crate::router::FailoverRouter;
@@ -23,7 +23,7 @@ pub(super) async fn run(store: &StoreArgs, args: ServeArgs) -> Result<(), CliErr
     let notes: Vec<String> = args
         .webhooks
         .iter()
-        .map(|url| format!("webhook: {}", shown(url)))
+        .map(|url| format!("webhook: {}", shown(url.expose())))
         .collect();
     let served = serve_until_stopped(&args.bind, state, &connection, &notes, None).await;
     if let Some(webhooks) = webhooks {
@@ -47,7 +47,7 @@ async fn start_webhooks(
         return Ok(None);
     }
     let counted = metrics.clone();
-    let hooks = Webhooks::builder(args.webhooks.iter().map(String::as_str))
+    let hooks = Webhooks::builder(args.webhooks.iter().map(SecretUrl::expose))
         .max_tries(args.webhook_max_tries)
         .consumer(instance)
         .observer(move |url, outcome| counted.webhook_delivery(url, outcome))

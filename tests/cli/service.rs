@@ -127,11 +127,13 @@ fn debug_of_a_parsed_command_line_hides_the_token_and_the_password() {
         "serve",
         "--admin-token",
         "supersecret-0123456789",
+        "--webhook",
+        "https://bot:hookpass@alerts.example.com/hook",
     ])
     .unwrap();
     let debug = format!("{cli:?}");
     assert!(
-        !debug.contains("hunter2") && !debug.contains("supersecret"),
+        !debug.contains("hunter2") && !debug.contains("supersecret") && !debug.contains("hookpass"),
         "{debug}"
     );
     assert!(
