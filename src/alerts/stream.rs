@@ -7,14 +7,10 @@ use std::time::Duration;
 use redis::Value;
 
 use super::link::Conn;
-use super::reply::{parse_entry, parse_pending, parse_read};
+use super::reply::parse_pending;
+use crate::watch::entries::{parse_entry, parse_read};
 
-/// One stream entry: its id, and its `msg` field where it has one as bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Entry {
-    pub(super) id: String,
-    pub(super) msg: Option<Vec<u8>>,
-}
+pub(super) use crate::watch::entries::Entry;
 
 /// One pending delivery (`XPENDING` extended form).
 #[derive(Debug, Clone, PartialEq, Eq)]

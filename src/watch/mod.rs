@@ -73,6 +73,7 @@ use futures::future::BoxFuture;
 
 use crate::agent_id::AgentId;
 
+pub(crate) mod entries;
 pub mod message;
 mod replay;
 mod session;

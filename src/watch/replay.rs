@@ -1,25 +1,21 @@
 //! The commands a (re)connection runs on a plain connection: `INFO server`
 //! for the server's `run_id`, and the reads of the transitions stream.
 //!
-//! Stream replies are parsed by hand from [`Value`], leniently, so that one
-//! odd entry (a field name that is not UTF-8, a missing `msg`) is skipped as
-//! malformed instead of failing the whole page and, with it, every replay.
+//! Stream replies are read leniently (`entries.rs`), so that one odd entry
+//! is skipped as malformed instead of failing the whole page and, with it,
+//! every replay.
 
 use redis::Value;
 use redis::aio::ConnectionLike;
+
+pub(super) use super::entries::Entry;
+use super::entries::{bytes, parse_entries, parse_read};
 
 /// The id before every stream entry.
 pub(super) const START: &str = "0-0";
 
 /// Entries asked for per `XREAD`.
 pub(super) const PAGE: usize = 512;
-
-/// One stream entry: its id, and its `msg` field where it has one as bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Entry {
-    pub(super) id: String,
-    pub(super) msg: Option<Vec<u8>>,
-}
 
 /// The server's `run_id` (`INFO server`): it changes when Redis restarts.
 /// `Ok(None)` when the reply has no such line. On a cluster connection,
@@ -92,92 +88,12 @@ pub(super) async fn read_after<C: ConnectionLike + Send>(
     Ok(parse_read(reply))
 }
 
-/// An `XREAD` reply for one stream: nil, or `[[key, entries]]` (RESP2), or
-/// `{key: entries}` (RESP3).
-fn parse_read(reply: Value) -> Vec<Entry> {
-    match reply {
-        Value::Array(streams) => streams
-            .into_iter()
-            .find_map(|stream| match stream {
-                Value::Array(pair) => pair.into_iter().nth(1),
-                _ => None,
-            })
-            .map(parse_entries)
-            .unwrap_or_default(),
-        Value::Map(streams) => streams
-            .into_iter()
-            .next()
-            .map(|(_, entries)| parse_entries(entries))
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    }
-}
-
-/// `[[id, [field, value, ...]], ...]`; entries without a readable id are
-/// dropped (nothing could resume after them anyway).
-fn parse_entries(reply: Value) -> Vec<Entry> {
-    let Value::Array(entries) = reply else {
-        return Vec::new();
-    };
-    entries
-        .into_iter()
-        .filter_map(|entry| {
-            let Value::Array(parts) = entry else {
-                return None;
-            };
-            let mut parts = parts.into_iter();
-            let id = text(parts.next()?)?;
-            let msg = parts.next().and_then(msg_field);
-            Some(Entry { id, msg })
-        })
-        .collect()
-}
-
-/// The value of the `msg` field of `[field, value, ...]` (or a RESP3 map).
-fn msg_field(fields: Value) -> Option<Vec<u8>> {
-    let pairs: Vec<(Value, Value)> = match fields {
-        Value::Array(flat) => {
-            let mut flat = flat.into_iter();
-            std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
-        }
-        Value::Map(pairs) => pairs,
-        _ => return None,
-    };
-    pairs
-        .into_iter()
-        .find(|(field, _)| bytes(field).is_some_and(|f| f == b"msg"))
-        .and_then(|(_, value)| bytes(&value).map(<[u8]>::to_vec))
-}
-
-fn bytes(value: &Value) -> Option<&[u8]> {
-    match value {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.as_bytes()),
-        _ => None,
-    }
-}
-
-fn text(value: Value) -> Option<String> {
-    match value {
-        Value::BulkString(b) => String::from_utf8(b).ok(),
-        Value::SimpleString(s) => Some(s),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
-    }
-
-    fn entry(id: &str, fields: &[&str]) -> Value {
-        Value::Array(vec![
-            bulk(id),
-            Value::Array(fields.iter().map(|f| bulk(f)).collect()),
-        ])
     }
 
     #[test]
@@ -190,34 +106,5 @@ mod tests {
             (bulk("a:1"), bulk("run_id:aaa\r\n")),
         ]);
         assert_eq!(run_id_of(&cluster).as_deref(), Some("aaa,bbb"));
-    }
-
-    #[test]
-    fn xread_replies_keep_entries_without_msg_as_malformed() {
-        let reply = Value::Array(vec![Value::Array(vec![
-            bulk("p:transitions"),
-            Value::Array(vec![
-                entry("1-0", &["msg", "{}"]),
-                entry("2-0", &["other", "x"]),
-                Value::Array(vec![Value::Int(3)]),
-                entry("4-0", &["a", "b", "msg", "m"]),
-            ]),
-        ])]);
-        let entries = parse_read(reply);
-        let ids: Vec<_> = entries.iter().map(|e| e.id.as_str()).collect();
-        assert_eq!(ids, ["1-0", "2-0", "4-0"]);
-        assert_eq!(entries[0].msg.as_deref(), Some(&b"{}"[..]));
-        assert_eq!(entries[1].msg, None);
-        assert_eq!(entries[2].msg.as_deref(), Some(&b"m"[..]));
-    }
-
-    #[test]
-    fn resp3_and_nil_replies_are_read() {
-        let map = Value::Map(vec![(
-            bulk("k"),
-            Value::Array(vec![entry("5-1", &["msg", "x"])]),
-        )]);
-        assert_eq!(parse_read(map).len(), 1);
-        assert!(parse_read(Value::Nil).is_empty());
     }
 }
