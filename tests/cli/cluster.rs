@@ -2,17 +2,16 @@
 //! and `--redis-sentinel` (or their environment variables) instead of
 //! `--redis-url`, and nothing else changes, `serve --webhook` included.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Output;
 use std::time::Duration;
 
 use fleet_breaker::{AgentId, CircuitBreaker, ForceMode, RedisStore, RedisTarget};
 
+use crate::common::{Hook, Serving, short_demo};
 use crate::support::cluster::TestCluster;
 use crate::support::sentinel::TestSentinel;
-use crate::support::{unique_prefix, wait_until};
-use crate::{BIN, assert_one_line_error, run, stderr, stdout};
+use crate::support::unique_prefix;
+use crate::{assert_one_line_error, run, stderr, stdout};
 
 fn json(output: &Output) -> serde_json::Value {
     assert!(output.status.success(), "{}", stderr(output));
@@ -38,27 +37,7 @@ async fn demo_status_force_and_reset_on_a_cluster() {
         run(&args)
     };
 
-    let demo = tokio::task::spawn_blocking({
-        let (nodes, prefix) = (nodes.clone(), prefix.clone());
-        move || {
-            run(&[
-                "--redis-cluster",
-                &nodes,
-                "--prefix",
-                &prefix,
-                "demo",
-                "--no-serve",
-                "--duration",
-                "3s",
-                "--pods",
-                "2",
-                "--cycle",
-                "2s",
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let demo = short_demo(&base).await;
     assert!(demo.status.success(), "{}", stderr(&demo));
     assert!(
         stdout(&demo).contains("on the redis cluster at"),
@@ -82,16 +61,6 @@ async fn demo_status_force_and_reset_on_a_cluster() {
     );
 }
 
-/// Kills and reaps the `serve` child, even when the test fails.
-struct Serving(Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `serve --redis-cluster ... --webhook URL`: a transition made by another
 /// pod on the cluster is POSTed to the URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,66 +79,15 @@ async fn serve_on_a_cluster_posts_transitions_to_webhooks() {
     let agent = AgentId::new("agent-1").unwrap();
     pod.acquire(&agent).await.unwrap().success().await;
 
-    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let receiver = axum::Router::new().route(
-        "/hook",
-        axum::routing::post({
-            let received = Arc::clone(&received);
-            move |axum::Json(body): axum::Json<serde_json::Value>| async move {
-                received.lock().unwrap().push(body);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, receiver).await });
-
-    let mut child = Command::new(BIN)
-        .args([
-            "--redis-cluster",
-            &nodes,
-            "--prefix",
-            &prefix,
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--webhook",
-            &hook,
-        ])
-        .env_remove("REDIS_URL")
-        .env_remove("REDIS_CLUSTER_URLS")
-        .env_remove("REDIS_SENTINEL_URLS")
-        .env_remove("REDIS_SENTINEL_MASTER")
-        .env_remove("FLEET_BREAKER_WEBHOOKS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout_pipe = child.stdout.take().unwrap();
-    let _serving = Serving(child);
-    // `serve` says where it listens once its consumer groups exist.
-    let first = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stdout_pipe).lines();
-        let first = lines.next().and_then(Result::ok).unwrap_or_default();
-        std::thread::spawn(move || lines.for_each(drop));
-        first
-    })
-    .await
-    .unwrap();
-    assert!(first.contains("listening on"), "serve started: {first:?}");
-
-    pod.force(&agent, ForceMode::Open, None).await.unwrap();
-    wait_until(
-        "the webhook receives the transition",
-        Duration::from_secs(10),
-        || {
-            let received = Arc::clone(&received);
-            async move { !received.lock().unwrap().is_empty() }
-        },
+    let hook = Hook::start().await;
+    let _serving = Serving::start(
+        &["--redis-cluster", &nodes, "--prefix", &prefix],
+        &["--webhook", &hook.url],
     )
     .await;
-    let body = received.lock().unwrap()[0].clone();
+
+    pod.force(&agent, ForceMode::Open, None).await.unwrap();
+    let body = hook.first(Duration::from_secs(10)).await;
     assert_eq!(
         (body["agent_id"].as_str(), body["to"].as_str()),
         (Some("agent-1"), Some("forced_open"))

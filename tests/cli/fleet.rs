@@ -1,12 +1,13 @@
 //! Commands against a fleet in Redis: status, reset, force, watch, and the
 //! demo's pods sharing their state.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use fleet_breaker::AgentId;
 
+use crate::common::short_demo;
 use crate::support::{self, TestRedis};
-use crate::{BIN, assert_one_line_error, fleet_with_agents, run, stderr, stdout};
+use crate::{assert_one_line_error, command, fleet_with_agents, run, stderr, stdout};
 
 #[tokio::test]
 async fn status_reset_and_force_on_a_fleet() {
@@ -64,7 +65,7 @@ async fn watch_prints_each_transition_as_it_happens() {
     let redis = TestRedis::start().await;
     let prefix = support::unique_prefix("cli_watch");
     let pod = fleet_with_agents(&redis, &prefix, &["agent-1"]).await;
-    let mut child = Command::new(BIN)
+    let mut child = command()
         .args([
             "--redis-url",
             &redis.url(),
@@ -160,27 +161,7 @@ async fn demo_on_redis_shares_state_with_status() {
     let redis = TestRedis::start().await;
     let prefix = support::unique_prefix("cli_demo");
     let url = redis.url();
-    let output = tokio::task::spawn_blocking({
-        let (url, prefix) = (url.clone(), prefix.clone());
-        move || {
-            run(&[
-                "--redis-url",
-                &url,
-                "--prefix",
-                &prefix,
-                "demo",
-                "--no-serve",
-                "--duration",
-                "3s",
-                "--pods",
-                "2",
-                "--cycle",
-                "2s",
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let output = short_demo(&["--redis-url", &url, "--prefix", &prefix]).await;
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         stdout(&output).contains("on redis at redis://127.0.0.1"),

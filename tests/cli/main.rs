@@ -5,6 +5,7 @@
 mod support;
 
 mod cluster;
+mod common;
 mod fleet;
 mod service;
 
@@ -15,20 +16,28 @@ use support::TestRedis;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_fleet-breaker");
 
+/// The binary with no inherited fleet settings.
+pub(crate) fn command() -> Command {
+    let mut command = Command::new(BIN);
+    for var in [
+        "REDIS_URL",
+        "REDIS_CLUSTER_URLS",
+        "REDIS_SENTINEL_URLS",
+        "REDIS_SENTINEL_MASTER",
+        "FLEET_BREAKER_PREFIX",
+        "FLEET_BREAKER_ADMIN_TOKEN",
+        "FLEET_BREAKER_WEBHOOKS",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
 /// Runs the binary with `args` and no inherited fleet settings.
 pub(crate) fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("REDIS_URL")
-        .env_remove("REDIS_CLUSTER_URLS")
-        .env_remove("REDIS_SENTINEL_URLS")
-        .env_remove("REDIS_SENTINEL_MASTER")
-        .env_remove("FLEET_BREAKER_PREFIX")
-        .env_remove("FLEET_BREAKER_ADMIN_TOKEN")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs")
+    command().args(args).output().expect("the binary runs")
 }
 
 pub(crate) fn stdout(output: &Output) -> String {
