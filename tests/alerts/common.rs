@@ -56,6 +56,15 @@ pub(crate) async fn force_open(breaker: &CircuitBreaker, agent: &AgentId) -> Tra
         .expect("force open")
 }
 
+/// `agent-1`, made known and then forced open: exactly one transition,
+/// returned with the agent.
+pub(crate) async fn open_agent_1(breaker: &CircuitBreaker) -> (AgentId, Transition) {
+    let agent = AgentId::new("agent-1").unwrap();
+    known(breaker, &agent).await;
+    let opened = force_open(breaker, &agent).await;
+    (agent, opened)
+}
+
 /// Ends the force on `agent`: exactly one transition.
 pub(crate) async fn force_auto(breaker: &CircuitBreaker, agent: &AgentId) -> Transition {
     breaker

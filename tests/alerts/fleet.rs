@@ -8,7 +8,8 @@ use fleet_breaker::alerts::{DELIVERY_HEADER, Webhooks};
 use fleet_breaker::{AgentId, CircuitState, ForceMode};
 
 use crate::common::{
-    WAIT, breaker, force_auto, force_open, hooks, known, pending, store, wait_all_acked,
+    WAIT, breaker, force_auto, force_open, hooks, known, open_agent_1, pending, store,
+    wait_all_acked,
 };
 use crate::receiver::Receiver;
 use crate::support::{TestRedis, unique_prefix, wait_until};
@@ -25,9 +26,7 @@ async fn two_instances_deliver_each_transition_exactly_once_per_url() {
     let b = second.spawn_redis(&store).await.unwrap();
 
     let breaker = breaker(&store);
-    let agent = AgentId::new("agent-1").unwrap();
-    known(&breaker, &agent).await;
-    let opened = force_open(&breaker, &agent).await;
+    let (agent, opened) = open_agent_1(&breaker).await;
     let closed = force_auto(&breaker, &agent).await;
     let reopened = force_open(&breaker, &agent).await;
 
@@ -78,9 +77,7 @@ async fn every_url_gets_the_transition_once_and_a_failing_url_does_not_resend_to
     );
 
     let breaker = breaker(&store);
-    let agent = AgentId::new("agent-1").unwrap();
-    known(&breaker, &agent).await;
-    let opened = force_open(&breaker, &agent).await;
+    let (_, opened) = open_agent_1(&breaker).await;
 
     for receiver in [&one, &two] {
         wait_until("the transition reaches the URL", WAIT, || async {
@@ -125,9 +122,7 @@ async fn a_delivery_held_by_a_crashed_instance_is_taken_over_by_another() {
     let crashing = settings("pod-a").spawn_redis(&store).await.unwrap();
 
     let breaker = breaker(&store);
-    let agent = AgentId::new("agent-1").unwrap();
-    known(&breaker, &agent).await;
-    let opened = force_open(&breaker, &agent).await;
+    let (_, opened) = open_agent_1(&breaker).await;
     wait_until("the first instance is mid-delivery", WAIT, || async {
         !receiver.arrived().is_empty()
     })
@@ -185,9 +180,7 @@ async fn malformed_stream_entries_are_skipped_and_acknowledged() {
         let _: String = cmd.query_async(&mut conn).await.unwrap();
     }
     let breaker = breaker(&store);
-    let agent = AgentId::new("agent-1").unwrap();
-    known(&breaker, &agent).await;
-    let opened = force_open(&breaker, &agent).await;
+    let (_, opened) = open_agent_1(&breaker).await;
     assert_eq!(opened.to, CircuitState::ForcedOpen);
 
     wait_until("the real transition is delivered", WAIT, || async {
@@ -307,9 +300,7 @@ async fn a_last_try_interrupted_by_a_crash_is_dead_lettered_not_sent_again() {
     };
     let crashing = settings("pod-a").spawn_redis(&store).await.unwrap();
     let breaker = breaker(&store);
-    let agent = AgentId::new("agent-1").unwrap();
-    known(&breaker, &agent).await;
-    let opened = force_open(&breaker, &agent).await;
+    let (_, opened) = open_agent_1(&breaker).await;
     wait_until("the only try is under way", WAIT, || async {
         !receiver.arrived().is_empty()
     })

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use fleet_breaker::alerts::Webhooks;
-use fleet_breaker::{AgentId, CircuitBreaker, CircuitState};
+use fleet_breaker::{CircuitBreaker, CircuitState};
 
-use crate::common::{WAIT, force_auto, force_open, known};
+use crate::common::{WAIT, force_auto, open_agent_1};
 use crate::receiver::Receiver;
 use crate::support::wait_until;
 
@@ -20,9 +20,7 @@ async fn the_embedded_store_delivers_each_transition_retrying_a_failed_try() {
         .unwrap()
         .spawn_local(&breaker);
 
-    let agent = AgentId::new("agent-1").unwrap();
-    known(&breaker, &agent).await;
-    let opened = force_open(&breaker, &agent).await;
+    let (agent, opened) = open_agent_1(&breaker).await;
     let closed = force_auto(&breaker, &agent).await;
     assert_eq!(opened.to, CircuitState::ForcedOpen);
 
@@ -59,9 +57,7 @@ async fn the_embedded_store_gives_up_after_max_tries() {
         .build()
         .unwrap()
         .spawn_local(&breaker);
-    let agent = AgentId::new("agent-1").unwrap();
-    known(&breaker, &agent).await;
-    force_open(&breaker, &agent).await;
+    open_agent_1(&breaker).await;
 
     wait_until("the transition is given up on", WAIT, || async {
         handle.stats()[0].dead_lettered == 1

@@ -3,10 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fleet_breaker::AgentId;
 use fleet_breaker::alerts::{DeliveryOutcome, EndpointStats};
 
-use crate::common::{WAIT, breaker, dead_letters, force_open, hooks, known, store, wait_all_acked};
+use crate::common::{WAIT, breaker, dead_letters, hooks, open_agent_1, store, wait_all_acked};
 use crate::receiver::Receiver;
 use crate::support::{TestRedis, unique_prefix, wait_until};
 
@@ -25,9 +24,7 @@ async fn a_url_failing_twice_gets_the_transition_once_on_the_third_try() {
         .unwrap();
 
     let breaker = breaker(&store);
-    let agent = AgentId::new("agent-1").unwrap();
-    known(&breaker, &agent).await;
-    let opened = force_open(&breaker, &agent).await;
+    let (_, opened) = open_agent_1(&breaker).await;
 
     wait_until("the third try is accepted", WAIT, || async {
         !receiver.accepted().is_empty()
@@ -79,9 +76,7 @@ async fn a_url_that_always_fails_gets_the_transition_dead_lettered_after_max_tri
         .unwrap();
 
     let breaker = breaker(&store);
-    let agent = AgentId::new("agent-1").unwrap();
-    known(&breaker, &agent).await;
-    let opened = force_open(&breaker, &agent).await;
+    let (_, opened) = open_agent_1(&breaker).await;
 
     wait_until("the transition is dead-lettered", WAIT, || async {
         handle.stats()[0].dead_lettered == 1

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use fleet_breaker::{AgentId, CircuitState, ForceMode, RedisStore, RedisTarget};
 
 use crate::common::{
-    WAIT, breaker, dead_letters_in, force_auto, force_open, hooks, known, pending_in,
+    WAIT, breaker, dead_letters_in, force_auto, force_open, hooks, known, open_agent_1, pending_in,
 };
 use crate::receiver::Receiver;
 use crate::support::cluster::TestCluster;
@@ -143,9 +143,7 @@ async fn through_sentinel_delivery_follows_a_failover_to_the_promoted_replica() 
         .unwrap();
 
     let breaker = breaker(&store);
-    let agent = AgentId::new("agent-1").unwrap();
-    known(&breaker, &agent).await;
-    let opened = force_open(&breaker, &agent).await;
+    let (agent, opened) = open_agent_1(&breaker).await;
     let (old_master, replica) = (setup.initial_master(), setup.initial_replica());
     let mut master = redis::Client::open(procs::local(old_master))
         .unwrap()
