@@ -8,6 +8,7 @@ use futures::future::join_all;
 
 use crate::common::{id, store};
 use crate::support::cluster::TestCluster;
+use crate::support::fleet::all_recovered;
 use crate::support::{init_tracing, procs, unique_prefix, wait_until};
 
 const TIMEOUT: Duration = Duration::from_millis(100);
@@ -83,18 +84,7 @@ async fn a_killed_master_is_replaced_by_its_replica_and_the_pods_degrade_then_re
         "replica {new_master} took over slot {slot} {:?} after the kill",
         killed_at.elapsed()
     );
-    for pod in &pods {
-        let pod = pod.clone();
-        wait_until(
-            "every pod leaves degraded mode",
-            Duration::from_secs(10),
-            || {
-                let pod = pod.clone();
-                async move { !pod.is_degraded() }
-            },
-        )
-        .await;
-    }
+    all_recovered(&pods, Duration::from_secs(10)).await;
     println!(
         "all pods recovered {:?} after the kill",
         killed_at.elapsed()

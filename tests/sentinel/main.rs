@@ -13,6 +13,7 @@ use fleet_breaker::{
 use futures::StreamExt;
 use futures::future::join_all;
 
+use support::fleet::all_recovered;
 use support::sentinel::{MASTER_NAME, TestSentinel};
 use support::{init_tracing, procs, unique_prefix, wait_until};
 
@@ -131,18 +132,7 @@ async fn the_breaker_follows_a_sentinel_failover_to_the_promoted_replica() {
         "sentinels named the replica {:?} after the kill",
         killed_at.elapsed()
     );
-    for pod in &pods {
-        let pod = pod.clone();
-        wait_until(
-            "every pod leaves degraded mode",
-            Duration::from_secs(10),
-            || {
-                let pod = pod.clone();
-                async move { !pod.is_degraded() }
-            },
-        )
-        .await;
-    }
+    all_recovered(&pods, Duration::from_secs(10)).await;
     println!(
         "every pod recovered {:?} after the kill",
         killed_at.elapsed()

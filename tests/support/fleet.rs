@@ -19,3 +19,14 @@ pub async fn acquire_at_once(
         .filter_map(Result::ok)
         .collect()
 }
+
+/// Waits until every one of `pods` has left degraded mode, each within
+/// `bound`.
+pub async fn all_recovered(pods: &[CircuitBreaker], bound: std::time::Duration) {
+    for pod in pods {
+        super::wait_until("every pod leaves degraded mode", bound, || async {
+            !pod.is_degraded()
+        })
+        .await;
+    }
+}
