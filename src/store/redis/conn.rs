@@ -70,11 +70,21 @@ pub(super) enum Source {
     Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
 }
 
-/// A connection of a lane: to one server, or to a whole cluster.
+/// A connection to one server, or to a whole cluster (whose client sends
+/// each command to the node that owns its key and follows `MOVED` and
+/// failovers): a lane's, and a webhook delivery task's.
 #[derive(Clone)]
-pub(super) enum Conn {
+pub(crate) enum Conn {
     Single(MultiplexedConnection),
     Cluster(ClusterConnection),
+}
+
+impl Conn {
+    /// Whether keys of different slots must go in separate commands (no
+    /// `MULTI` across them).
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
 }
 
 impl ConnectionLike for Conn {

@@ -32,6 +32,7 @@ mod topology;
 
 pub use builder::RedisStoreBuilder;
 pub(crate) use builder::redact_url;
+pub(crate) use conn::Conn;
 pub use target::{ENV_CLUSTER_URLS, ENV_SENTINEL_MASTER, ENV_SENTINEL_URLS, ENV_URL, RedisTarget};
 
 /// The default key prefix, which namespaces one fleet.
