@@ -25,13 +25,32 @@ pub struct Connection {
 impl Connection {
     /// The fleet's Redis, or an error saying how to give one.
     pub(super) async fn redis(args: &StoreArgs) -> Result<Self, CliError> {
-        let config = config(args)?;
-        let Some(target) = target(args)? else {
-            return Err(CliError::new(
+        match target(args)? {
+            Some(target) => Self::open(args, target).await,
+            None => Err(CliError::new(
                 "no Redis given: pass --redis-url URL (or --redis-cluster, --redis-sentinel) \
                  or set REDIS_URL (`fleet-breaker demo` runs without one)",
-            ));
-        };
+            )),
+        }
+    }
+
+    /// The fleet's Redis when one is given, else a fresh embedded store.
+    pub(super) async fn redis_or_embedded(args: &StoreArgs) -> Result<Self, CliError> {
+        match target(args)? {
+            Some(target) => Self::open(args, target).await,
+            None => Ok(Self {
+                store: Arc::new(MemoryStore::new()),
+                description: "the embedded store (no REDIS_URL given: state lives in this process)"
+                    .to_owned(),
+                config: config(args)?,
+                redis: None,
+            }),
+        }
+    }
+
+    /// The store of `target`, with the flags' prefix, timeout and CA.
+    async fn open(args: &StoreArgs, target: RedisTarget) -> Result<Self, CliError> {
+        let config = config(args)?;
         let shown = target.to_string();
         let kind = target.kind();
         let mut builder = RedisStore::builder_for(target)
@@ -54,20 +73,6 @@ impl Connection {
             description,
             config,
             redis: Some(store),
-        })
-    }
-
-    /// The fleet's Redis when one is given, else a fresh embedded store.
-    pub(super) async fn redis_or_embedded(args: &StoreArgs) -> Result<Self, CliError> {
-        if target(args)?.is_some() {
-            return Self::redis(args).await;
-        }
-        Ok(Self {
-            store: Arc::new(MemoryStore::new()),
-            description: "the embedded store (no REDIS_URL given: state lives in this process)"
-                .to_owned(),
-            config: config(args)?,
-            redis: None,
         })
     }
 
