@@ -99,7 +99,7 @@ impl AppState {
     pub fn new(router: FailoverRouter) -> Self {
         Self {
             inner: Arc::new(StateInner {
-                health: HealthCache::new(DEFAULT_HEALTH_MAX_AGE, &router),
+                health: HealthCache::new(DEFAULT_HEALTH_MAX_AGE),
                 router,
                 admin_token: None,
                 metrics: Metrics::new(),
@@ -127,7 +127,7 @@ impl AppState {
     /// process hears drops it at once. Zero reads the store on every request.
     #[must_use]
     pub fn with_health_max_age(self, max_age: std::time::Duration) -> Self {
-        self.map(|inner| inner.health = HealthCache::new(max_age, &inner.router))
+        self.map(|inner| inner.health = HealthCache::new(max_age))
     }
 
     /// The router the routes read.
@@ -165,7 +165,7 @@ impl AppState {
             router: shared.router.clone(),
             admin_token: shared.admin_token.clone(),
             metrics: shared.metrics.clone(),
-            health: HealthCache::new(shared.health.max_age(), &shared.router),
+            health: HealthCache::new(shared.health.max_age()),
         });
         edit(&mut inner);
         Self {

@@ -9,7 +9,7 @@
 //! flight) instead of making one each.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -42,6 +42,8 @@ pub(super) struct HealthCache {
     max_age: Duration,
     /// Transitions heard so far: a copy read before the latest one is stale.
     epoch: Arc<AtomicU64>,
+    /// Set once the transitions are counted (from the first read).
+    listening: Once,
     copy: Mutex<Option<Copy>>,
     /// Held by the one request reading the store for everyone.
     reading: tokio::sync::Mutex<()>,
@@ -49,25 +51,36 @@ pub(super) struct HealthCache {
 
 impl HealthCache {
     /// A cache keeping a read for `max_age` (zero: every request reads),
-    /// dropped at each transition `router`'s breaker delivers.
-    pub(super) fn new(max_age: Duration, router: &FailoverRouter) -> Self {
-        let epoch = Arc::new(AtomicU64::new(0));
-        if !max_age.is_zero() && tokio::runtime::Handle::try_current().is_ok() {
+    /// dropped at each transition the router's breaker delivers from the
+    /// first read on.
+    pub(super) fn new(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            epoch: Arc::new(AtomicU64::new(0)),
+            listening: Once::new(),
+            copy: Mutex::new(None),
+            reading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// From the first read on, counts the transitions `router`'s breaker
+    /// delivers (a task that ends with the cache or the subscription).
+    /// Before a first read there is no copy to drop, so a cache that is
+    /// never read (replaced while a state is built) subscribes to nothing.
+    fn listen(&self, router: &FailoverRouter) {
+        if self.max_age.is_zero() {
+            return;
+        }
+        self.listening.call_once(|| {
             let mut transitions = Box::pin(router.breaker().subscribe());
-            let weak = Arc::downgrade(&epoch);
+            let weak = Arc::downgrade(&self.epoch);
             tokio::spawn(async move {
                 while transitions.next().await.is_some() {
                     let Some(epoch) = weak.upgrade() else { return };
                     epoch.fetch_add(1, Ordering::AcqRel);
                 }
             });
-        }
-        Self {
-            max_age,
-            epoch,
-            copy: Mutex::new(None),
-            reading: tokio::sync::Mutex::new(()),
-        }
+        });
     }
 
     /// Drops the copy: the next request reads the store (after an admin
@@ -97,6 +110,7 @@ impl HealthCache {
     ///
     /// The store's, as an [`ApiError`].
     pub(super) async fn get(&self, router: &FailoverRouter) -> Result<Arc<Health>, ApiError> {
+        self.listen(router);
         if let Some(health) = self.fresh() {
             return Ok(health);
         }
