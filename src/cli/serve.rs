@@ -6,6 +6,7 @@ use super::{CliError, Connection, Secret, SecretUrl, ServeArgs, StoreArgs, shutd
 use crate::alerts::{WebhookHandle, Webhooks};
 use crate::http::{self, AdminToken, AppState, Metrics};
 use crate::router::FailoverRouter;
+use crate::store::redact_url;
 
 /// Serves the API, dashboard, SSE and metrics of the fleet in Redis until
 /// Ctrl-C or SIGTERM.
@@ -23,7 +24,7 @@ pub(super) async fn run(store: &StoreArgs, args: ServeArgs) -> Result<(), CliErr
     let notes: Vec<String> = args
         .webhooks
         .iter()
-        .map(|url| format!("webhook: {}", shown(url.expose())))
+        .map(|url| format!("webhook: {}", redact_url(url.expose())))
         .collect();
     let served = serve_until_stopped(&args.bind, state, &connection, &notes, None).await;
     if let Some(webhooks) = webhooks {
@@ -98,11 +99,6 @@ pub(super) async fn serve_until_stopped(
         .with_graceful_shutdown(shutdown_signal(limit))
         .await
         .map_err(|e| CliError::new(format!("the HTTP server failed: {e}")))
-}
-
-/// `url` with any password shown as `set`.
-fn shown(url: &str) -> String {
-    crate::store::redact_url(url)
 }
 
 /// A name for this process's pod in the fleet: `ROLE@HOST:PID`.
