@@ -58,12 +58,14 @@ mod error;
 mod events;
 mod metered;
 mod metrics;
+mod server;
 mod snapshot;
 
 pub use auth::{AdminToken, AdminTokenError};
 pub use error::ApiError;
 pub use metered::MeteredStore;
 pub use metrics::Metrics;
+pub use server::{ServeOptions, serve};
 pub use snapshot::DEFAULT_HEALTH_MAX_AGE;
 
 use snapshot::HealthCache;
@@ -90,6 +92,8 @@ struct StateInner {
     admin_token: Option<AdminToken>,
     metrics: Metrics,
     health: HealthCache,
+    /// `true` once the service stops: SSE streams end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -103,6 +107,7 @@ impl AppState {
                 router,
                 admin_token: None,
                 metrics: Metrics::new(),
+                closing: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -148,6 +153,21 @@ impl AppState {
         self.inner.admin_token.is_some()
     }
 
+    /// Ends every SSE stream of this state (and of its clones), open or
+    /// opened later: call it when the service stops, so that
+    /// [`serve`]'s graceful shutdown is not held by them.
+    pub fn close_streams(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// Resolves once [`close_streams`](Self::close_streams) is called.
+    fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static + use<> {
+        let mut closing = self.inner.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|closed| *closed).await;
+        }
+    }
+
     async fn health(&self) -> Result<std::sync::Arc<snapshot::Health>, ApiError> {
         self.inner.health.get(&self.inner.router).await
     }
@@ -166,6 +186,7 @@ impl AppState {
             admin_token: shared.admin_token.clone(),
             metrics: shared.metrics.clone(),
             health: HealthCache::new(shared.health.max_age()),
+            closing: shared.closing.clone(),
         });
         edit(&mut inner);
         Self {
