@@ -192,19 +192,19 @@ pub struct ServeArgs {
     /// Tries per webhook delivery before it is dead-lettered.
     #[arg(long, env = "FLEET_BREAKER_WEBHOOK_MAX_TRIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub webhook_max_tries: u32,
+    /// Connection limits and timeouts of the listener.
+    #[command(flatten)]
+    pub listen: super::ListenArgs,
 }
 
 /// `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// The address of the dashboard (port 0 picks a free one).
-    #[arg(
-        long,
-        env = "FLEET_BREAKER_BIND",
-        default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
-    )]
-    pub bind: String,
+    /// The address of the dashboard (port 0 picks a free one). Without it,
+    /// FLEET_BREAKER_DEMO_ADDR or 127.0.0.1:8080, or the next free port
+    /// when that one is taken.
+    #[arg(long, env = "FLEET_BREAKER_BIND", value_name = "ADDR")]
+    pub bind: Option<String>,
     /// Stop after this long (e.g. 30s, 5m); runs until Ctrl-C without it.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
@@ -228,6 +228,9 @@ pub struct DemoArgs {
     /// Run the pods only, without the dashboard.
     #[arg(long)]
     pub no_serve: bool,
+    /// Connection limits and timeouts of the dashboard's listener.
+    #[command(flatten)]
+    pub listen: super::ListenArgs,
     /// The name of this demo process's pods, to tell several demo processes apart.
     #[arg(
         long,
@@ -299,7 +302,7 @@ impl From<ForceState> for crate::model::ForceMode {
     }
 }
 
-fn parse_duration(raw: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(raw: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(raw.trim())
         .map_err(|e| format!("{e} (write e.g. 500ms, 30s, 10m, 1h)"))?;
     if d.is_zero() {

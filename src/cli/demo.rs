@@ -16,14 +16,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 
 use super::output::{status_table, transition_line};
-use super::serve::{admin_token, serve_until_stopped};
-use super::{CliError, Connection, DemoArgs, StoreArgs, shutdown_signal};
+use super::serve::{admin_token, print_admin};
+use super::{CliError, Connection, DemoArgs, StoreArgs, listen, stop_signals, stopped};
 use crate::agent_id::AgentId;
 use crate::http::{AdminToken, AppState, Metrics};
 use crate::router::{FailoverRouter, RouteError};
 
 /// The simulated agents, in priority order.
 const AGENTS: [&str; 3] = ["agent-1", "agent-2", "agent-3"];
+
+/// Where the dashboard listens by default (the next free port if taken).
+const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+
+/// The environment variable that replaces [`DEFAULT_ADDR`] (still a
+/// default: the next free port is taken when it is busy, unlike `--bind`).
+const DEMO_ADDR_ENV: &str = "FLEET_BREAKER_DEMO_ADDR";
 
 /// How often the demo prints its running totals.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
@@ -58,7 +65,13 @@ pub(super) async fn run(store: &StoreArgs, args: DemoArgs) -> Result<(), CliErro
             AdminToken::new(made)?
         }
     };
+    let mut stop = stop_signals(args.duration);
     let connection = Connection::redis_or_embedded(store).await?;
+    let listener = if args.no_serve {
+        None
+    } else {
+        Some(bind(args.bind.as_deref()).await?)
+    };
     println!(
         "fleet-breaker demo: {} pods, agents {} on {}",
         args.pods,
@@ -98,26 +111,28 @@ pub(super) async fn run(store: &StoreArgs, args: DemoArgs) -> Result<(), CliErro
             tokio::spawn(run_pod(router, i, every, cycle, tally))
         })
         .collect();
-    let reporter = {
-        let tally = Arc::clone(&tally);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(REPORT_EVERY);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                println!("{}", tally.line());
-            }
-        })
-    };
+    let reporter = tokio::spawn(report(Arc::clone(&tally), stop.clone(), args.duration));
 
-    if args.no_serve {
-        shutdown_signal(args.duration).await;
-    } else {
+    let stop = if let Some(listener) = listener {
         let state = AppState::new(first.clone())
             .with_admin_token(Some(token))
             .with_metrics(metrics);
-        serve_until_stopped(&args.bind, state, &connection, &[], args.duration).await?;
-    }
+        println!(
+            "fleet-breaker serve: listening on http://{}",
+            listen::local_addr(&listener)?
+        );
+        println!("  store: {}", connection.description);
+        print_admin(state.admin_enabled());
+        let closing = state.clone();
+        let app = crate::http::router(state);
+        listen::serve(listener, app, args.listen.options(), &stop, move || {
+            closing.close_streams();
+        })
+        .await
+    } else {
+        stopped(&mut stop).await
+    };
+    println!("fleet-breaker demo: stopped ({stop})");
 
     for task in pods.iter().chain([&reporter, &printer]) {
         task.abort();
@@ -126,12 +141,52 @@ pub(super) async fn run(store: &StoreArgs, args: DemoArgs) -> Result<(), CliErro
         let _ = router.flush_routing_events().await;
         let _ = router.breaker().flush().await;
     }
-    println!("{}", tally.line());
+    println!("final tally: {}", tally.line());
     match first.health_status().await {
         Ok(health) => print!("{}", status_table(health.agents.values())),
         Err(error) => println!("(the final status could not be read: {error})"),
     }
     Ok(())
+}
+
+/// Prints the running totals every [`REPORT_EVERY`] until the stop; the
+/// final tally is the caller's. A report due less than half a period
+/// before the end of `duration` is skipped: it would be the final tally,
+/// said twice.
+async fn report(
+    tally: Arc<Tally>,
+    mut stop: tokio::sync::watch::Receiver<Option<super::Stop>>,
+    duration: Option<Duration>,
+) {
+    let ends_at = duration.map(|d| tokio::time::Instant::now() + d);
+    let mut tick = tokio::time::interval(REPORT_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => return,
+            _ = tick.tick() => {}
+        }
+        let now = tokio::time::Instant::now();
+        if ends_at.is_some_and(|end| end.saturating_duration_since(now) < REPORT_EVERY / 2) {
+            return;
+        }
+        println!("{}", tally.line());
+    }
+}
+
+/// Where the dashboard listens: `--bind` (or `FLEET_BREAKER_BIND`) as
+/// given, else [`DEMO_ADDR_ENV`] or [`DEFAULT_ADDR`], moving to the next
+/// free port when that one is taken.
+async fn bind(explicit: Option<&str>) -> Result<tokio::net::TcpListener, CliError> {
+    if let Some(bind) = explicit {
+        return listen::bind(bind).await;
+    }
+    let default = std::env::var(DEMO_ADDR_ENV)
+        .ok()
+        .filter(|addr| !addr.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+    listen::bind_or_next_free(default.trim()).await
 }
 
 /// One pod: routes a task every `every` until aborted.

@@ -16,6 +16,7 @@ use clap::Parser;
 mod args;
 mod connect;
 mod demo;
+mod listen;
 mod output;
 mod serve;
 mod status;
@@ -26,26 +27,46 @@ pub use args::{
     StatusArgs, StoreArgs, WatchArgs,
 };
 pub use connect::Connection;
+pub use listen::ListenArgs;
 
 /// A command's failure: printed as one line, `error: ...`.
 #[derive(Debug)]
-pub struct CliError(String);
+pub struct CliError {
+    message: String,
+    /// The store did not answer (it may later): `serve` waits for it.
+    store_unavailable: bool,
+}
 
 impl CliError {
     fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self {
+            message: message.into(),
+            store_unavailable: false,
+        }
+    }
+
+    /// Whether the store did not answer (in time), as opposed to a mistake
+    /// in the settings: worth trying again.
+    fn is_store_unavailable(&self) -> bool {
+        self.store_unavailable
     }
 }
 
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
-impl<E: std::error::Error> From<E> for CliError {
+impl<E: std::error::Error + 'static> From<E> for CliError {
     fn from(error: E) -> Self {
-        Self(error.to_string())
+        let store_unavailable = (&error as &dyn std::any::Any)
+            .downcast_ref::<crate::store::StoreError>()
+            .is_some_and(crate::store::StoreError::is_store_unavailable);
+        Self {
+            message: error.to_string(),
+            store_unavailable,
+        }
     }
 }
 
@@ -88,18 +109,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG`; by default `info` for the
-/// long-running commands and `warn` for the others.
+/// Logs to stderr, filtered by `RUST_LOG`; by default [`default_filter`].
 fn init_logging(command: &Command) {
     use tracing_subscriber::EnvFilter;
-    // The demo prints each transition itself; the library's own log line
-    // of it would say it twice.
-    let default = match command {
-        Command::Serve(_) => "info",
-        Command::Demo(_) => "info,fleet_breaker::breaker=warn",
-        _ => "warn",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_filter(command)));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -108,34 +122,199 @@ fn init_logging(command: &Command) {
         .try_init();
 }
 
+/// The log filter without `RUST_LOG`: `info` for the long-running
+/// commands and `warn` for the others.
+fn default_filter(command: &Command) -> &'static str {
+    match command {
+        Command::Serve(_) => "info",
+        // The demo prints each transition itself; the library's own log line
+        // of it would say it twice. Only that line is hidden: entering and
+        // leaving degraded mode both show.
+        Command::Demo(_) => "info,fleet_breaker::breaker::observe=warn",
+        _ => "warn",
+    }
+}
+
+/// Why a long-running command stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Ctrl-C (SIGINT).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// `--duration` elapsed.
+    Elapsed(Duration),
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Interrupt => f.write_str("Ctrl-C"),
+            Self::Terminate => f.write_str("SIGTERM"),
+            Self::Elapsed(limit) => write!(
+                f,
+                "--duration {} elapsed",
+                humantime::format_duration(*limit)
+            ),
+        }
+    }
+}
+
+/// The process's stop signals, caught from the moment this is made (so a
+/// signal sent as soon as a command says it is ready is never missed).
+struct Signals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// The next signal, or `limit` elapsed when one is given.
+    async fn next(&mut self, limit: Option<Duration>) -> Stop {
+        let elapsed = async {
+            match limit {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(unix)]
+        {
+            async fn on(signal: Option<&mut tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        if signal.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = on(self.interrupt.as_mut()) => Stop::Interrupt,
+                () = on(self.terminate.as_mut()) => Stop::Terminate,
+                () = elapsed => Stop::Elapsed(limit.unwrap_or_default()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let ctrl_c = async {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                () = ctrl_c => Stop::Interrupt,
+                () = elapsed => Stop::Elapsed(limit.unwrap_or_default()),
+            }
+        }
+    }
+}
+
 /// Resolves when the process is asked to stop (Ctrl-C, or SIGTERM on Unix),
 /// or after `limit` when one is given.
 async fn shutdown_signal(limit: Option<Duration>) {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+    Signals::install().next(limit).await;
+}
+
+/// The first stop of the process (a signal, or `limit` elapsed), on the
+/// channel returned; any signal after it ends the process at once (exit
+/// code 130), whatever is still running.
+fn stop_signals(limit: Option<Duration>) -> tokio::sync::watch::Receiver<Option<Stop>> {
+    let mut signals = Signals::install();
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    tokio::spawn(async move {
+        let first = signals.next(limit).await;
+        tx.send_replace(Some(first));
+        let again = signals.next(None).await;
+        eprintln!("fleet-breaker: {again} while stopping: exiting at once");
+        std::process::exit(130);
+    });
+    rx
+}
+
+/// Resolves with the first stop that `stop` announces.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<Option<Stop>>) -> Stop {
+    match stop.wait_for(Option::is_some).await {
+        Ok(stop) => stop.unwrap_or(Stop::Terminate),
+        // The signal task is gone: the runtime is shutting down.
+        Err(_) => Stop::Terminate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use clap::Parser;
+
+    use super::*;
+
+    /// A log line sink shared with the test.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    let limit = async {
-        match limit {
-            Some(limit) => tokio::time::sleep(limit).await,
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-        () = limit => {}
+    }
+
+    /// What `command`'s default filter lets through of a few events, each
+    /// emitted with the target of the module that logs it in the library.
+    fn logged(command: &str) -> String {
+        let cli = Cli::try_parse_from(["fleet-breaker", command]).expect("parses");
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(default_filter(
+                &cli.command,
+            )))
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: "fleet_breaker::breaker::store_health", "entering degraded mode");
+            tracing::info!(target: "fleet_breaker::breaker::store_health", "leaving degraded mode");
+            tracing::info!(target: "fleet_breaker::breaker::observe", "circuit transition");
+        });
+        let bytes = lines
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn the_demo_logs_entering_and_leaving_degraded_mode_but_not_transitions() {
+        let demo = logged("demo");
+        assert!(demo.contains("entering degraded mode"), "{demo}");
+        assert!(demo.contains("leaving degraded mode"), "{demo}");
+        assert!(!demo.contains("circuit transition"), "{demo}");
+        let serve = logged("serve");
+        assert!(serve.contains("leaving degraded mode"), "{serve}");
+        assert!(serve.contains("circuit transition"), "{serve}");
     }
 }

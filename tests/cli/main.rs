@@ -7,7 +7,11 @@ mod support;
 mod cluster;
 mod common;
 mod fleet;
+mod listening;
+mod running;
 mod service;
+mod startup;
+mod stopping;
 
 use std::process::{Command, Output, Stdio};
 
