@@ -15,7 +15,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
 use super::ServeOptions;
@@ -36,16 +36,21 @@ impl Connection {
         Self { app, options, stop }
     }
 
-    /// Serves `stream` until it ends, times out or the server stops;
-    /// `_slot` is its place under the connection cap, freed on return.
-    pub(super) async fn run(self, stream: TcpStream, _slot: OwnedSemaphorePermit) {
+    /// Serves `stream` until it ends, times out, is evicted through
+    /// `activity` or the server stops; `_slot` is its place under the
+    /// connection cap, freed on return.
+    pub(super) async fn run(
+        self,
+        stream: TcpStream,
+        activity: Arc<Activity>,
+        _slot: OwnedSemaphorePermit,
+    ) {
         let Self {
             app,
             options,
             mut stop,
         } = self;
         let _ = stream.set_nodelay(true);
-        let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Watched {
             stream,
             activity: Arc::clone(&activity),
@@ -85,6 +90,13 @@ impl Connection {
                 () = tokio::time::sleep_until(check) => {
                     if activity.deadline(&options).is_some_and(|at| at <= Instant::now()) {
                         tracing::debug!("closing a connection that waited too long for a request");
+                        return;
+                    }
+                }
+                () = activity.evicted.notified() => {
+                    // Unless a request arrived meanwhile.
+                    if activity.deadline(&options).is_some() {
+                        tracing::debug!("closing a connection waiting for a request: the cap is reached");
                         return;
                     }
                 }
@@ -160,13 +172,27 @@ enum Phase {
 #[derive(Debug)]
 pub(super) struct Activity {
     phase: Mutex<Phase>,
+    /// Told to close, to make room for a new connection.
+    evicted: Notify,
 }
 
 impl Activity {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             phase: Mutex::new(Phase::Head(Instant::now())),
+            evicted: Notify::new(),
         }
+    }
+
+    /// Closes the connection if it is waiting for a request (not sending
+    /// a response); whether it did.
+    pub(super) fn evict_if_waiting(&self) -> bool {
+        let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        let waiting = !matches!(phase, Phase::Busy(_));
+        if waiting {
+            self.evicted.notify_one();
+        }
+        waiting
     }
 
     fn edit(&self, f: impl FnOnce(Phase) -> Phase) {

@@ -21,8 +21,12 @@
 //! ## Behavior
 //!
 //! - At most [`ServeOptions::max_connections`] connections are served at
-//!   once, SSE streams included. One more is answered at once with a
-//!   `503`, a short JSON body and `Connection: close`, written without
+//!   once, SSE streams included. One more takes the place of the oldest
+//!   connection that is waiting for a request (held half-sent, silent or
+//!   idle), which is closed; so clients that hold connections without
+//!   sending cannot keep `/healthz` or anyone else out. When every
+//!   connection is busy sending a response, the new one is answered at once
+//!   with a `503`, a short JSON body and `Connection: close`, written without
 //!   reading its request, and closed: `accept` never runs the process out of
 //!   file descriptors, and the connections already open keep their answers.
 //! - A connection has [`header_read_timeout`](ServeOptions::header_read_timeout)
@@ -43,8 +47,9 @@
 //!   connection only; an error of `accept` (out of file descriptors for
 //!   other reasons) is logged and retried after a short pause.
 
+use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::Router;
@@ -55,6 +60,12 @@ use tokio::task::JoinSet;
 mod body;
 mod conn;
 mod shed;
+
+use conn::Activity;
+
+/// How long a connection over the cap waits for the slot of the one
+/// evicted for it before it is refused.
+const EVICTION_WAIT: Duration = Duration::from_millis(500);
 
 /// Pause after an `accept` error other than a refused or reset connection.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -103,6 +114,7 @@ where
     let shedding = Arc::new(Semaphore::new(shed::MAX_LINGERING));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let mut open = Open::default();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -110,13 +122,37 @@ where
             () = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => match Arc::clone(&slots).try_acquire_owned() {
-                    Ok(slot) => {
-                        let connection = conn::Connection::new(app.clone(), options, stop_rx.clone());
-                        tasks.spawn(connection.run(stream, slot));
+                Ok((stream, _peer)) => {
+                    let activity = Arc::new(Activity::new());
+                    let connection = conn::Connection::new(app.clone(), options, stop_rx.clone());
+                    match Arc::clone(&slots).try_acquire_owned() {
+                        Ok(slot) => {
+                            tasks.spawn(connection.run(stream, Arc::clone(&activity), slot));
+                        }
+                        Err(_) if open.evict_one() => {
+                            // The evicted connection frees its slot in a moment.
+                            let Ok(waiting) = Arc::clone(&shedding).try_acquire_owned() else {
+                                shed::refuse_now(&stream);
+                                continue;
+                            };
+                            let slots = Arc::clone(&slots);
+                            let activity = Arc::clone(&activity);
+                            tasks.spawn(async move {
+                                let slot = tokio::time::timeout(EVICTION_WAIT, slots.acquire_owned()).await;
+                                drop(waiting);
+                                match slot {
+                                    Ok(Ok(slot)) => connection.run(stream, activity, slot).await,
+                                    _ => shed::refuse_later(stream).await,
+                                }
+                            });
+                        }
+                        Err(_) => {
+                            shed::refuse(stream, &shedding, &mut tasks);
+                            continue;
+                        }
                     }
-                    Err(_) => shed::refuse(stream, &shedding, &mut tasks),
-                },
+                    open.push(&activity);
+                }
                 Err(error) => on_accept_error(&error).await,
             },
         }
@@ -134,6 +170,45 @@ where
             "closing the connections still open at the end of the shutdown grace"
         );
         tasks.shutdown().await;
+    }
+}
+
+/// The connections served, oldest first, to evict one waiting for a
+/// request when the cap is reached.
+#[derive(Debug, Default)]
+struct Open {
+    queue: VecDeque<Weak<Activity>>,
+    /// The length at which closed connections are dropped from the queue.
+    prune_at: usize,
+}
+
+impl Open {
+    fn push(&mut self, activity: &Arc<Activity>) {
+        // Drop the closed ones now and then, in one pass: amortized O(1).
+        if self.queue.len() >= self.prune_at {
+            self.queue.retain(|weak| weak.strong_count() > 0);
+            self.prune_at = (2 * self.queue.len()).max(1024);
+        }
+        self.queue.push_back(Arc::downgrade(activity));
+    }
+
+    /// Tells the oldest connection that is waiting for a request to close;
+    /// whether there was one. Busy ones (a response being sent, an SSE
+    /// stream) are kept and move to the back.
+    fn evict_one(&mut self) -> bool {
+        for _ in 0..self.queue.len() {
+            let Some(weak) = self.queue.pop_front() else {
+                return false;
+            };
+            let Some(activity) = weak.upgrade() else {
+                continue;
+            };
+            if activity.evict_if_waiting() {
+                return true;
+            }
+            self.queue.push_back(weak);
+        }
+        false
     }
 }
 
