@@ -15,6 +15,11 @@
 //! # }
 //! ```
 //!
+//! [`serve`] serves it with the limits a service facing many clients
+//! needs (a connection cap, header, body and idle timeouts) and a shutdown
+//! that ends within a grace period, SSE streams included; `fleet-breaker
+//! serve` and `demo` use it.
+//!
 //! ## Routes
 //!
 //! | method | path | answers |
