@@ -10,7 +10,7 @@ use crate::agent_id::AgentId;
 use crate::breaker::{AgentMetrics, BreakerError, StoreStatus};
 use crate::clock::{Clock, SystemClock};
 use crate::model::{CircuitState, Snapshot, Transition};
-use crate::store::FailureRecord;
+use crate::store::{FailureRecord, StoreError};
 
 /// Snapshot reads [`FailoverRouter::health_status`] keeps in flight at once.
 const HEALTH_READS_IN_FLIGHT: usize = 64;
@@ -19,7 +19,7 @@ const HEALTH_READS_IN_FLIGHT: usize = 64;
 ///
 /// ```json
 /// {"total_agents": 3, "open_circuits": 1, "half_open_circuits": 0,
-///  "healthy_agents": 2, "routing_events": 127, "store": "ok",
+///  "healthy_agents": 2, "corrupt_agents": 0, "routing_events": 127, "store": "ok",
 ///  "agents": {"agent-1": {"agent_id": "agent-1", "state": "open",
 ///                         "metrics": {"failure_count": 5, "...": "..."}, "...": "..."}}}
 /// ```
@@ -42,6 +42,12 @@ pub struct HealthStatus {
     pub half_open_circuits: usize,
     /// Circuits closed or forced closed: agents ready to take calls.
     pub healthy_agents: usize,
+    /// Agents whose stored state is corrupt (an addition to the original
+    /// shape): reported in `agents` with `"state": "corrupt"` and the field
+    /// named, counted in `total_agents` and in none of the counts above.
+    /// An admin reset or force repairs them.
+    #[serde(default)]
+    pub corrupt_agents: usize,
     /// Routing decisions (one per `route_task` with a valid agent list)
     /// made by every pod of the fleet. Each pod adds its
     /// own in batches, every flush interval (default 1 s), and before it
@@ -112,12 +118,18 @@ impl HealthStatus {
         routing_events: u64,
         store: StoreStatus,
     ) -> Self {
-        let count = |f: fn(CircuitState) -> bool| agents.values().filter(|m| f(m.state)).count();
+        let count = |f: fn(CircuitState) -> bool| {
+            agents
+                .values()
+                .filter(|m| !m.is_corrupt() && f(m.state))
+                .count()
+        };
         Self {
             total_agents: agents.len(),
             open_circuits: count(|s| matches!(s, CircuitState::Open | CircuitState::ForcedOpen)),
             half_open_circuits: count(|s| s == CircuitState::HalfOpen),
             healthy_agents: count(CircuitState::admits_all),
+            corrupt_agents: agents.values().filter(|m| m.is_corrupt()).count(),
             routing_events,
             agents,
             store,
@@ -129,7 +141,9 @@ impl<C> FailoverRouter<C> {
     /// The health of every agent and the fleet-wide routing-decision count.
     ///
     /// Flushes this pod's pending routing decisions first, then reads each
-    /// agent's snapshot (one store call per agent, up to 64 in flight).
+    /// agent's snapshot (one store call per agent, up to 64 in flight). An
+    /// agent whose stored state is corrupt is reported as such (see
+    /// [`HealthStatus::corrupt_agents`]), the others as usual.
     ///
     /// In degraded mode it answers at once without the store, from what
     /// this pod knows: `"store": "degraded"`; each agent's state as this pod
@@ -172,6 +186,11 @@ impl<C> FailoverRouter<C> {
                     let fresh = Snapshot::fresh(breaker.config());
                     AgentMetrics::from_snapshot(&agent, &fresh, SystemClock.now_ms())
                 }
+                // One corrupt agent is reported as such; the others as usual.
+                Err(BreakerError::Store(StoreError::Corrupt { corruption, .. })) => {
+                    tracing::warn!(agent = %agent, %corruption, "health: the agent's stored state is corrupt; an admin reset or force repairs it");
+                    AgentMetrics::from_corruption(&agent, corruption)
+                }
                 Err(error) => return Err(error),
             };
             agents.insert(agent, metrics);
@@ -210,6 +229,14 @@ impl<C> FailoverRouter<C> {
     /// [`BreakerError::Store`] when the store fails.
     pub async fn recent_failures(&self, limit: usize) -> Result<Vec<FailureRecord>, BreakerError> {
         Ok(self.inner.breaker.store().recent_failures(limit).await?)
+    }
+
+    /// Malformed records of the fleet's failure journal that
+    /// [`recent_failures`](Self::recent_failures) skipped so far, in this
+    /// process (see [`RoutingJournal::failures_skipped`](crate::store::RoutingJournal::failures_skipped)).
+    #[must_use]
+    pub fn failures_skipped(&self) -> u64 {
+        self.inner.breaker.store().failures_skipped()
     }
 
     /// The admin reset, fleet-wide: the agent's circuit closed, its counters

@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_input;
+mod corrupt;
 mod differential;
 mod fleet_races;
 mod noscript;
