@@ -64,7 +64,11 @@ async fn status_reports_a_corrupt_agent_and_reset_and_force_repair_it() {
         let output = with(&["status", "agent-0001", "--json"]);
         assert!(output.status.success(), "{case}: {}", stderr(&output));
         let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
-        let expected = if n % 2 == 0 { "closed" } else { "forced_closed" };
+        let expected = if n % 2 == 0 {
+            "closed"
+        } else {
+            "forced_closed"
+        };
         assert_eq!(json["state"], expected, "{case}: repaired");
     }
 }

@@ -150,7 +150,9 @@ async fn reset_and_force_over_http_repair_a_corrupt_agent() {
         );
         assert_eq!(health["corrupt_agents"], 0, "{corruption:?}");
         assert!(
-            !metrics_text(&app).await.contains("fleet_breaker_agent_corrupt{"),
+            !metrics_text(&app)
+                .await
+                .contains("fleet_breaker_agent_corrupt{"),
             "{corruption:?}: repaired"
         );
     }

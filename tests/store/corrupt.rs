@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use fleet_breaker::store::RoutingJournal;
 use fleet_breaker::{
     AgentId, CircuitBreaker, CircuitState, ForceMode, RedisStore, RejectCause, StorePolicy,
 };
-use fleet_breaker::store::RoutingJournal;
 use fleet_breaker::{BreakerError, BreakerStore, StoreError};
 use redis::AsyncCommands;
 
@@ -98,7 +98,10 @@ fn assert_corrupt<T: std::fmt::Debug>(
     assert_eq!(corruption.field, field, "{case}");
     assert_eq!(corruption.value.as_deref(), value, "{case}");
     assert!(error.to_string().contains(field), "{case}: {error}");
-    assert!(error.to_string().contains("reset"), "{case}: says how to repair: {error}");
+    assert!(
+        error.to_string().contains("reset"),
+        "{case}: says how to repair: {error}"
+    );
 }
 
 #[tokio::test]
@@ -123,14 +126,30 @@ async fn each_corruption_is_refused_by_every_script_that_reads_it() {
             rejections: 1,
         };
         let map = |e: StoreError| BreakerError::Store(e);
-        assert_corrupt(store.snapshot(config, &bad).await.map_err(map), corruption, &case);
-        assert_corrupt(store.acquire(config, &bad, "p-1").await.map_err(map), corruption, &case);
+        assert_corrupt(
+            store.snapshot(config, &bad).await.map_err(map),
+            corruption,
+            &case,
+        );
+        assert_corrupt(
+            store.acquire(config, &bad, "p-1").await.map_err(map),
+            corruption,
+            &case,
+        );
         let outcome = fleet_breaker::Outcome::Failure;
         let record = store.record(config, &bad, &ticket, outcome).await;
         assert_corrupt(record.map_err(map), corruption, &case);
-        assert_corrupt(store.flush(config, &bad, &batch).await.map_err(map), corruption, &case);
+        assert_corrupt(
+            store.flush(config, &bad, &batch).await.map_err(map),
+            corruption,
+            &case,
+        );
         assert_corrupt(breaker.metrics(&bad).await, corruption, &case);
-        assert_eq!(hash(&mut conn, &prefix, "bad").await, before, "{case}: nothing written");
+        assert_eq!(
+            hash(&mut conn, &prefix, "bad").await,
+            before,
+            "{case}: nothing written"
+        );
     }
 }
 
@@ -205,7 +224,12 @@ async fn reset_and_force_repair_each_corruption_and_rewrite_every_field() {
             }
             // The other agent was never touched.
             assert_eq!(
-                breaker.metrics(&agent("good")).await.unwrap().metrics.success_count,
+                breaker
+                    .metrics(&agent("good"))
+                    .await
+                    .unwrap()
+                    .metrics
+                    .success_count,
                 1,
                 "{case}"
             );
@@ -261,7 +285,10 @@ async fn a_corrupt_agent_follows_the_store_policy_and_spares_the_pod() {
                 }
                 _ => {
                     let permit = answer.unwrap_or_else(|r| panic!("{policy:?} call {n}: {r}"));
-                    assert!(permit.is_degraded(), "{policy:?}: decided without the store");
+                    assert!(
+                        permit.is_degraded(),
+                        "{policy:?}: decided without the store"
+                    );
                     permit.success().await;
                 }
             }
@@ -270,7 +297,10 @@ async fn a_corrupt_agent_follows_the_store_policy_and_spares_the_pod() {
             assert!(!permit.is_degraded(), "{policy:?} call {n}: good agent");
             permit.success().await;
         }
-        assert!(!pod.is_degraded(), "{policy:?}: one corrupt agent never degrades the pod");
+        assert!(
+            !pod.is_degraded(),
+            "{policy:?}: one corrupt agent never degrades the pod"
+        );
         assert_eq!(pod.store_stats().errors, 0, "{policy:?}");
 
         // A permit granted before the corruption: its outcome follows the
@@ -340,12 +370,19 @@ async fn malformed_failure_records_are_skipped() {
         records.into_iter().map(|r| r.task_id).collect()
     };
     // The newest three readable records, past the three malformed ones.
-    let recent = store.recent_failures(3).await.expect("malformed entries skipped");
+    let recent = store
+        .recent_failures(3)
+        .await
+        .expect("malformed entries skipped");
     assert_eq!(tasks(recent), ["t3", "t2", "t1"]);
     let recent = store.recent_failures(2).await.unwrap();
     assert_eq!(tasks(recent), ["t3", "t2"]);
     let skipped = store.failures_skipped();
     let recent = store.recent_failures(20).await.unwrap();
     assert_eq!(tasks(recent), ["t3", "t2", "t1"]);
-    assert_eq!(store.failures_skipped() - skipped, 3, "each malformed entry counted");
+    assert_eq!(
+        store.failures_skipped() - skipped,
+        3,
+        "each malformed entry counted"
+    );
 }
