@@ -5,14 +5,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use fleet_breaker::store::RoutingJournal;
 use fleet_breaker::{
     AgentId, CircuitBreaker, CircuitState, ForceMode, RedisStore, RejectCause, StorePolicy,
 };
 use fleet_breaker::{BreakerError, BreakerStore, StoreError};
 use redis::AsyncCommands;
 
-use crate::support::{TestRedis, unique_prefix};
+use crate::support::{TestRedis, unique_prefix, wait_until};
 
 /// Each corruption of issue 12.1, and a missing field: (field, value);
 /// `None` deletes the field.
@@ -31,13 +30,13 @@ enum Repair {
     Force(ForceMode),
 }
 
-fn agent(name: &str) -> AgentId {
+pub(crate) fn agent(name: &str) -> AgentId {
     AgentId::new(name).unwrap()
 }
 
 /// A store on its own prefix and a breaker without a local cache on it;
 /// `good` and `bad` have each had one failure and one success.
-async fn fleet(redis: &TestRedis, test: &str) -> (RedisStore, CircuitBreaker, String) {
+pub(crate) async fn fleet(redis: &TestRedis, test: &str) -> (RedisStore, CircuitBreaker, String) {
     let prefix = unique_prefix(test);
     let store = RedisStore::builder(redis.url())
         .prefix(&prefix)
@@ -320,69 +319,49 @@ async fn a_corrupt_agent_follows_the_store_policy_and_spares_the_pod() {
     }
 }
 
+/// A pod that cached the agent before it was corrupted takes the repair:
+/// caches move forward only, so a repair of an unreadable generation must
+/// not restart the count at 1.
 #[tokio::test]
-async fn malformed_failure_records_are_skipped() {
+async fn a_pod_that_cached_the_agent_takes_the_repair_of_its_generation() {
     let redis = TestRedis::start().await;
     let mut conn = redis.connection().await;
-    let (store, _breaker, prefix) = fleet(&redis, "corrupt-journal").await;
-    let key = format!("{prefix}:failures");
-    let record = |task: &str| fleet_breaker::store::FailureRecord {
-        task_id: task.to_owned(),
-        agent_id: agent("good"),
-        reason: "boom".to_owned(),
-        time_ms: 1_700_000_000_000,
-        instance_id: "pod-a".to_owned(),
-    };
-    store.push_failure(&record("t1"), 100).await.unwrap();
-    let _: String = conn.xadd(&key, "*", &[("garbage", "only")]).await.unwrap();
-    store.push_failure(&record("t2"), 100).await.unwrap();
-    let _: String = conn
-        .xadd(
-            &key,
-            "*",
-            &[
-                ("task_id", "t"),
-                ("agent_id", "good"),
-                ("reason", "r"),
-                ("time_ms", "abc"),
-                ("instance_id", "p"),
-            ],
-        )
-        .await
+    let (store, admin, prefix) = fleet(&redis, "corrupt-cached").await;
+    let bad = agent("bad");
+    // Generation 2: forced open, then back to closed.
+    admin.force(&bad, ForceMode::Open, None).await.unwrap();
+    admin.force(&bad, ForceMode::Auto, None).await.unwrap();
+    let pod = CircuitBreaker::builder()
+        .store(store.clone())
+        .build()
         .unwrap();
-    let _: String = conn
-        .xadd(
-            &key,
-            "*",
-            &[
-                ("task_id", "t"),
-                ("agent_id", "bad agent id"),
-                ("reason", "r"),
-                ("time_ms", "1"),
-                ("instance_id", "p"),
-            ],
-        )
-        .await
-        .unwrap();
-    store.push_failure(&record("t3"), 100).await.unwrap();
+    wait_until(
+        "the pod's watcher subscribes",
+        Duration::from_secs(5),
+        || {
+            let pod = pod.clone();
+            async move { pod.is_watching() }
+        },
+    )
+    .await;
+    pod.acquire(&bad).await.unwrap().success().await;
+    let cache = pod.cache().unwrap();
+    assert_eq!(cache.generation(&bad), Some(2));
 
-    let tasks = |records: Vec<fleet_breaker::store::FailureRecord>| -> Vec<String> {
-        records.into_iter().map(|r| r.task_id).collect()
-    };
-    // The newest three readable records, past the three malformed ones.
-    let recent = store
-        .recent_failures(3)
-        .await
-        .expect("malformed entries skipped");
-    assert_eq!(tasks(recent), ["t3", "t2", "t1"]);
-    let recent = store.recent_failures(2).await.unwrap();
-    assert_eq!(tasks(recent), ["t3", "t2"]);
-    let skipped = store.failures_skipped();
-    let recent = store.recent_failures(20).await.unwrap();
-    assert_eq!(tasks(recent), ["t3", "t2", "t1"]);
-    assert_eq!(
-        store.failures_skipped() - skipped,
-        3,
-        "each malformed entry counted"
-    );
+    corrupt(&mut conn, &prefix, "bad", CORRUPTIONS[3]).await;
+    let repaired = admin.reset(&bad).await.unwrap();
+    assert!(repaired.generation > 2, "{}", repaired.generation);
+    wait_until(
+        "the pod's cache takes the repair",
+        Duration::from_secs(5),
+        || {
+            let cache = std::sync::Arc::clone(cache);
+            let bad = bad.clone();
+            async move { cache.generation(&bad) == Some(repaired.generation) }
+        },
+    )
+    .await;
+    let permit = pod.acquire(&bad).await.unwrap();
+    assert_eq!(permit.generation(), repaired.generation);
+    permit.success().await;
 }

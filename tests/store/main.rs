@@ -6,5 +6,6 @@ mod support;
 mod bad_input;
 mod corrupt;
 mod differential;
+mod failures_journal;
 mod fleet_races;
 mod noscript;
