@@ -84,7 +84,7 @@ impl RoutingJournal for RedisStore {
 
     /// Newest first, in pages of `XREVRANGE`: a malformed entry is skipped
     /// (logged, and counted in [`failures_skipped`](RoutingJournal::failures_skipped))
-    /// and the next page fills its place, up to [`MAX_PAGES`] round trips.
+    /// and the next page fills its place, up to 4 round trips.
     async fn recent_failures(&self, limit: usize) -> Result<Vec<FailureRecord>, StoreError> {
         let mut records = Vec::with_capacity(limit.min(1_024));
         // The newest entry not read yet: "+", then the last id read, which

@@ -176,7 +176,8 @@ function showCorrupt(row, corrupt) {
   setRowState(row, 'corrupt');
   row.refs.state.textContent = `Corrupt: ${corrupt.field}`;
   row.refs.state.title =
-    `Stored field ${corrupt.field} is ${corrupt.value ?? 'missing'}, expected ${corrupt.expected}. ` +
+    `Stored field ${corrupt.field} is ${corrupt.value == null ? 'missing' : JSON.stringify(corrupt.value)}, ` +
+    `expected ${corrupt.expected}. ` +
     'Reset or force this agent to rewrite its state.';
   for (const el of [row.refs.failures, row.refs.rate, row.refs.rejections, row.refs.backoff]) {
     setText(el, '–');
