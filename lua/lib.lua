@@ -189,6 +189,13 @@ local function printable(value)
   end))
 end
 
+-- The type of a key that is not of the type expected, for an error; it
+-- still reads when an ACL refuses TYPE (the README's ACL does).
+local function key_type(key)
+  local t = redis.pcall('TYPE', key)
+  return type(t) == 'table' and t.ok or 'not the type expected'
+end
+
 -- Ends the script with `ERR fleet-breaker: corrupt data: ` and a JSON object
 -- {"key", "field", "value", "expected"} ("value" absent when the field is
 -- missing), which the client reads into StoreError::Corrupt.
@@ -215,7 +222,7 @@ end
 -- hash is absent; false and the key's type when the key is not a hash.
 local function read_hash()
   local raw = redis.pcall('HMGET', KEYS[1], unpack(FIELDS))
-  if raw.err then return false, redis.call('TYPE', KEYS[1]).ok end
+  if raw.err then return false, key_type(KEYS[1]) end
   if not (raw[1] or raw[2] or raw[10]) and redis.call('EXISTS', KEYS[1]) == 0 then
     return nil
   end
@@ -225,7 +232,7 @@ end
 -- Reads the leases, already ordered by (deadline, id) as ZRANGE gives them.
 local function load_probes(s)
   local raw = redis.pcall('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-  if raw.err then corrupt(KEYS[2], 'probes', redis.call('TYPE', KEYS[2]).ok, 'a sorted set') end
+  if raw.err then corrupt(KEYS[2], 'probes', key_type(KEYS[2]), 'a sorted set') end
   for i = 1, #raw, 2 do
     local deadline = to_uint(raw[i + 1])
     if deadline == nil then
