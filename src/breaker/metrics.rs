@@ -199,3 +199,41 @@ pub fn iso8601(ms: u64) -> String {
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| format!("{ms} ms after the epoch"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BreakerConfig;
+
+    #[test]
+    fn a_corrupt_agent_is_state_corrupt_in_json_and_reads_back() {
+        let agent = AgentId::new("agent-2").expect("valid id");
+        let corruption = Corruption {
+            key: "fleet-breaker:{agent-2}:state".to_owned(),
+            field: "failure_count".to_owned(),
+            value: Some("-5".to_owned()),
+            expected: "an integer from 0 to 2^53 - 1".to_owned(),
+        };
+        let corrupt = AgentMetrics::from_corruption(&agent, corruption);
+        let json = serde_json::to_value(&corrupt).expect("serialisable");
+        assert_eq!(json["state"], "corrupt");
+        assert_eq!(json["corrupt"]["field"], "failure_count");
+        assert_eq!(json["corrupt"]["value"], "-5");
+        assert_eq!(json["metrics"]["failure_count"], 0);
+        let back: AgentMetrics = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back, corrupt);
+
+        let fresh = Snapshot::fresh(&BreakerConfig::default());
+        let healthy = AgentMetrics::from_snapshot(&agent, &fresh, 0);
+        let json = serde_json::to_value(&healthy).expect("serialisable");
+        assert_eq!(json["state"], "closed");
+        assert!(json.get("corrupt").is_none(), "{json}");
+        let back: AgentMetrics = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back, healthy);
+        let unknown = serde_json::json!({"agent_id": "a", "state": "ajar", "metrics":
+            {"failure_count": 0, "success_count": 0, "total_rejections": 0,
+             "last_failure_time": null, "last_success_time": null},
+            "backoff_seconds": 1.0, "generation": 0, "retry_after_seconds": null});
+        assert!(serde_json::from_value::<AgentMetrics>(unknown).is_err());
+    }
+}
