@@ -52,7 +52,8 @@ pub struct HealthStatus {
     /// made by every pod of the fleet. Each pod adds its
     /// own in batches, every flush interval (default 1 s), and before it
     /// answers this; so this pod's decisions are all counted, and other
-    /// pods' may lag by up to one flush interval.
+    /// pods' may lag by up to one flush interval. When the counter in the
+    /// store is not a number (set by hand, say), this pod's estimate.
     pub routing_events: u64,
     /// Each agent's state and counters, by agent id.
     pub agents: BTreeMap<AgentId, AgentMetrics>,
@@ -159,7 +160,16 @@ impl<C> FailoverRouter<C> {
         if self.inner.breaker.is_degraded() {
             return Ok(self.local_health());
         }
-        let routing_events = self.inner.events.flush().await?;
+        let routing_events = match self.inner.events.flush().await {
+            Ok(total) => total,
+            // A counter that is not a number (set by hand, say) hides no
+            // agent: this pod's estimate stands in for it.
+            Err(error) if !error.is_store_unavailable() => {
+                tracing::warn!(%error, "health: the fleet's routing-events counter is unreadable; reporting this pod's estimate");
+                self.inner.events.estimate()
+            }
+            Err(error) => return Err(error.into()),
+        };
         let breaker = &self.inner.breaker;
         // This pod's locally counted outcomes first, as with routing events;
         // other pods' reach the store within their flush interval.

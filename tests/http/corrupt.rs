@@ -195,3 +195,22 @@ async fn a_malformed_failure_record_is_skipped_and_counted() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_routing_events_counter_that_is_not_a_number_does_not_hide_the_fleet() {
+    let redis = TestRedis::start().await;
+    let (app, prefix) = app_on_redis(&redis).await;
+    let mut conn = redis.connection().await;
+    conn.set::<_, _, ()>(format!("{prefix}:routing_events"), "abc")
+        .await
+        .unwrap();
+    let (status, health) = send(&app, get("/api/circuit-breaker/health")).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["total_agents"], 3, "{health}");
+    assert_eq!(health["agents"]["good-1"]["state"], "closed");
+    assert!(
+        metrics_text(&app)
+            .await
+            .contains("fleet_breaker_store_up 1")
+    );
+}
