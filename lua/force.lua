@@ -10,7 +10,7 @@ As model::force, no refresh first: the transition's `from` is the stored
 state, even a force whose expiry has passed.
 
 It repairs a corrupt hash as reset does: every field is rewritten, a corrupt
-one from its fresh value (see `load_for_repair` in lib.lua).
+one from its fresh value (see `load_for_repair` in load.lua).
 
 Return value: nil, and nothing written, when the agent's hash does not
 exist; else the common array of lib.lua.

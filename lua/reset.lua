@@ -8,7 +8,7 @@ As model::reset, no refresh first: the transition's `from` is the stored
 state, even a force whose expiry has passed.
 
 It repairs a corrupt hash: every field is rewritten, a corrupt one from its
-fresh value (see `load_for_repair` in lib.lua; an unreadable state counts as
+fresh value (see `load_for_repair` in load.lua; an unreadable state counts as
 closed, so `from` is closed).
 
 Return value: nil, and nothing written, when the agent's hash does not

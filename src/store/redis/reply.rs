@@ -76,7 +76,7 @@ pub(super) fn unit(value: Value, agent: &AgentId) -> Result<Option<Applied<()>>,
 }
 
 /// What a script's error says when the agent's stored state is corrupt
-/// (see `corrupt` in `lua/lib.lua`).
+/// (see `corrupt` in `lua/load.lua`).
 const CORRUPT_DATA: &str = "fleet-breaker: corrupt data: ";
 
 /// [`StoreError::Corrupt`] from the detail of a script's error reply, if it
