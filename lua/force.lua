@@ -9,6 +9,9 @@ KEYS[1..4], ARGV[1..11]: see lib.lua. Then:
 As model::force, no refresh first: the transition's `from` is the stored
 state, even a force whose expiry has passed.
 
+It repairs a corrupt hash as reset does: every field is rewritten, a corrupt
+one from its fresh value (see `load_for_repair` in load.lua).
+
 Return value: nil, and nothing written, when the agent's hash does not
 exist; else the common array of lib.lua.
 ]]
@@ -27,7 +30,7 @@ return guard(function()
       raise('invalid argument', 'ARGV[13] (ttl_ms) ends the force past 2^53 ms')
     end
   end
-  local s = load()
+  local s = load_for_repair(c)
   if s == nil then return false end
   local to, reason
   if mode == 'auto' then
@@ -45,6 +48,6 @@ return guard(function()
     s.half_open_successes = 0
   end
   local tr = transition(s, c, to, reason)
-  save(s, c, tr)
+  save_repaired(s, c, tr)
   return reply(s, c, tr)
 end)

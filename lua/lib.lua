@@ -1,9 +1,10 @@
 --[[
 lib.lua: the prelude shared by every fleet-breaker script.
 
-src/store/scripts.rs puts this file in front of each operation's file
-(acquire, record, reset, force, snapshot), so the helpers exist once in the
-tree. They are src/model.rs written for Redis; each names the Rust function it
+src/store/scripts.rs puts this file, then lua/load.lua (reading and
+checking the stored state, and the repair of a corrupt one), in front of each
+operation's file (acquire, record, reset, force, snapshot, flush), so the
+helpers exist once in the tree. They are src/model.rs written for Redis; each names the Rust function it
 mirrors, and the differential tests hold the two side by side.
 
 KEYS, the same for every script:
@@ -54,9 +55,13 @@ then the script's own values (see its header), then, with 2 KEYS only
 (a cluster), `created`: 1 or 0.
 
 Errors: every argument and every stored field is checked before the first
-write (Redis keeps the writes of a script that fails halfway). A bad one ends
-the script with the error reply `ERR fleet-breaker: invalid argument: ...` or
-`ERR fleet-breaker: invalid data: ...`, naming the key and field.
+write (Redis keeps the writes of a script that fails halfway). A bad argument
+ends the script with the error reply `ERR fleet-breaker: invalid argument: ...`;
+a corrupt stored field (a hash edited by hand, say) with
+`ERR fleet-breaker: corrupt data: {"key","field","value","expected"}` (JSON,
+the first corrupt field; "value" absent when the field is missing), which the
+client reads into StoreError::Corrupt. reset and force do not refuse corrupt
+data: they repair it, rewriting every field (see `load_for_repair` in load.lua).
 
 Writes happen last, in `save`, and only for what changed: a closed circuit's
 acquire writes nothing at all.
@@ -166,45 +171,6 @@ local function setup(argc)
     c.now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
   return c
-end
-
--- Reads the leases, already ordered by (deadline, id) as ZRANGE gives them.
-local function load_probes(s)
-  local raw = redis.pcall('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-  if raw.err then raise('invalid data', 'key ' .. KEYS[2] .. ': ' .. raw.err) end
-  for i = 1, #raw, 2 do
-    local deadline = to_uint(raw[i + 1])
-    if deadline == nil then
-      not_uint('invalid data', 'key ' .. KEYS[2] .. ' member ' .. show(raw[i]) .. ' score', raw[i + 1])
-    end
-    s.probes[#s.probes + 1] = { id = raw[i], deadline = deadline }
-  end
-end
-
--- The agent's snapshot, checked field by field; nil when the hash is absent.
-local function load()
-  local raw = redis.pcall('HMGET', KEYS[1], unpack(FIELDS))
-  if raw.err then raise('invalid data', 'key ' .. KEYS[1] .. ': ' .. raw.err) end
-  if not (raw[1] or raw[2] or raw[10]) and redis.call('EXISTS', KEYS[1]) == 0 then
-    return nil
-  end
-  if not STATES[raw[1]] then
-    raise('invalid data', 'key ' .. KEYS[1] .. ' field state is ' .. show(raw[1] or nil)
-      .. ', expected closed, open, half_open, forced_open or forced_closed')
-  end
-  local s = { exists = true, probes = {}, ops = {}, state = raw[1], saved = { state = raw[1] } }
-  for i = 2, #FIELDS do
-    local n = to_uint(raw[i])
-    if n == nil then not_uint('invalid data', 'key ' .. KEYS[1] .. ' field ' .. FIELDS[i], raw[i] or nil) end
-    s[FIELDS[i]] = n
-    s.saved[FIELDS[i]] = n
-  end
-  if s.half_open_successes > MAX_U32 then
-    raise('invalid data', 'key ' .. KEYS[1] .. ' field half_open_successes is '
-      .. show(raw[9]) .. ', expected at most 2^32 - 1')
-  end
-  if s.state == 'half_open' then load_probes(s) end
-  return s
 end
 
 -- Snapshot::fresh: closed, zero, base backoff; written whole by `save`.

@@ -27,4 +27,4 @@ pub use model::{CircuitState, ForceMode, Outcome, Snapshot, Transition, Transiti
 pub use router::{
     AllAgentsFailed, FailoverRouter, FailoverRouterBuilder, HealthStatus, RouteError, Routed,
 };
-pub use store::{BreakerStore, MemoryStore, RedisStore, RedisTarget, StoreError};
+pub use store::{BreakerStore, Corruption, MemoryStore, RedisStore, RedisTarget, StoreError};

@@ -30,7 +30,8 @@ impl CircuitBreaker {
     /// # Errors
     ///
     /// [`BreakerError::Store`] when the store fails; the counts are kept for
-    /// the next try.
+    /// the next try. The counts of an agent whose stored state is corrupt
+    /// ([`StoreError::Corrupt`]) are dropped, not an error.
     pub async fn flush(&self) -> Result<(), BreakerError> {
         let Some(cache) = &self.inner.cache else {
             return Ok(());
@@ -76,6 +77,14 @@ impl CircuitBreaker {
             Ok(None) => {
                 self.inner.health.succeeded();
                 cache.forget(agent);
+            }
+            Err(error) if error.is_corrupt() => {
+                // The agent's counters are unreadable; the repair (an admin
+                // reset or force) rewrites them. The batch is dropped with
+                // the entry (see `store_failed`), and the other agents'
+                // flushes, and the health reports that flush first, go on.
+                tracing::warn!(agent = %agent, %error, "locally counted outcomes dropped: the agent's stored state is corrupt");
+                self.store_failed(&error);
             }
             Err(error) => {
                 cache.restore(agent, batch);

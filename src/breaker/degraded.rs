@@ -91,8 +91,16 @@ impl CircuitBreaker {
     }
 
     /// Counts a failed acquire, record or flush; enters degraded mode after
-    /// `degrade_after` store-unavailable errors in a row.
+    /// `degrade_after` store-unavailable errors in a row. A corrupt agent
+    /// ([`StoreError::Corrupt`]) is not counted: the store answered, for
+    /// that agent alone. Its cache entry is dropped, so the pod asks the
+    /// store (and follows the policy) rather than deciding from a snapshot
+    /// older than the corruption, and takes the repair's generation whatever
+    /// it held.
     pub(super) fn store_failed(&self, error: &StoreError) {
+        if let (StoreError::Corrupt { agent, .. }, Some(cache)) = (error, &self.inner.cache) {
+            cache.forget(agent);
+        }
         if !self.inner.health.failed(error) {
             return;
         }

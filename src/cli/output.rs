@@ -64,7 +64,9 @@ pub(super) fn status_table<'a>(agents: impl IntoIterator<Item = &'a AgentMetrics
     for m in agents {
         rows.push([
             m.agent_id.to_string(),
-            m.state.to_string(),
+            m.corrupt
+                .as_ref()
+                .map_or_else(|| m.state.to_string(), |c| format!("corrupt ({})", c.field)),
             m.metrics.failure_count.to_string(),
             m.metrics.success_count.to_string(),
             success_rate(m),

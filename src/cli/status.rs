@@ -3,8 +3,9 @@
 use super::output::status_table;
 use super::{CliError, Connection, ForceArgs, ResetArgs, StatusArgs, StoreArgs};
 use crate::agent_id::AgentId;
-use crate::breaker::{BreakerError, CircuitBreaker};
+use crate::breaker::{AgentMetrics, BreakerError, CircuitBreaker};
 use crate::router::FailoverRouter;
+use crate::store::StoreError;
 
 /// Prints every agent's state and counters, or one agent's.
 pub(super) async fn status(store: &StoreArgs, args: StatusArgs) -> Result<(), CliError> {
@@ -12,14 +13,17 @@ pub(super) async fn status(store: &StoreArgs, args: StatusArgs) -> Result<(), Cl
     let breaker = connection.breaker(&super::serve::instance_name("status"), None, false)?;
     if let Some(raw) = args.agent.as_deref() {
         let agent = agent_id(raw)?;
-        let metrics = breaker
-            .metrics(&agent)
-            .await
-            .map_err(|e| admin_error(&agent, e))?;
+        let metrics = match breaker.metrics(&agent).await {
+            Err(BreakerError::Store(StoreError::Corrupt { corruption, .. })) => {
+                AgentMetrics::from_corruption(&agent, corruption)
+            }
+            read => read.map_err(|e| admin_error(&agent, e))?,
+        };
         if args.json {
             println!("{}", serde_json::to_string_pretty(&metrics)?);
         } else {
             print!("{}", status_table([&metrics]));
+            print_corrupt([&metrics]);
         }
         return Ok(());
     }
@@ -33,16 +37,34 @@ pub(super) async fn status(store: &StoreArgs, args: StatusArgs) -> Result<(), Cl
         );
     } else {
         print!("{}", status_table(health.agents.values()));
+        let corrupt = if health.corrupt_agents > 0 {
+            format!(", {} corrupt", health.corrupt_agents)
+        } else {
+            String::new()
+        };
         println!(
-            "\n{} agents: {} healthy, {} half-open, {} open; {} routing decisions",
+            "\n{} agents: {} healthy, {} half-open, {} open{corrupt}; {} routing decisions",
             health.total_agents,
             health.healthy_agents,
             health.half_open_circuits,
             health.open_circuits,
             health.routing_events
         );
+        print_corrupt(health.agents.values());
     }
     Ok(())
+}
+
+/// One line per corrupt agent: the field, its value, and the repair.
+fn print_corrupt<'a>(agents: impl IntoIterator<Item = &'a AgentMetrics>) {
+    for m in agents {
+        if let Some(corruption) = &m.corrupt {
+            println!(
+                "corrupt {}: {corruption}; `fleet-breaker reset {}` rewrites it",
+                m.agent_id, m.agent_id
+            );
+        }
+    }
 }
 
 /// Resets one agent fleet-wide and prints the transition.

@@ -62,6 +62,10 @@ impl RoutingJournal for MeteredStore {
         self.timed("routing_events", self.store.routing_events())
             .await
     }
+
+    fn failures_skipped(&self) -> u64 {
+        self.store.failures_skipped()
+    }
 }
 
 #[async_trait]

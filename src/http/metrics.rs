@@ -226,8 +226,17 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
             let rejections = Family::<Labels, Gauge>::default();
             let backoff = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
             let generation = Family::<Labels, Gauge>::default();
+            let corrupt = Family::<Labels, Gauge>::default();
             for (agent, m) in &health.agents {
                 let id = vec![("agent", agent.to_string())];
+                if let Some(corruption) = &m.corrupt {
+                    // Its state and counters are unreadable: this series
+                    // alone, naming the field.
+                    let mut labels = id;
+                    labels.push(("field", corruption.field.clone()));
+                    corrupt.get_or_create(&labels).set(1);
+                    continue;
+                }
                 for s in CircuitState::ALL {
                     let mut labels = id.clone();
                     labels.push(("state", s.as_str().to_owned()));
@@ -247,6 +256,12 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
                     .get_or_create(&id)
                     .set(saturating_i64(m.generation));
             }
+            registry.register(
+                "agent_corrupt",
+                "1 for an agent whose stored state is corrupt, labelled with the first bad field; \
+                 an admin reset or force repairs it",
+                corrupt,
+            );
             registry.register(
                 "circuit_state",
                 "1 for the agent's current circuit state, else 0",
@@ -298,6 +313,12 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
                 "Circuits closed or forced closed",
                 total(health.healthy_agents),
             );
+            gauge(
+                &mut registry,
+                "corrupt_agents",
+                "Agents whose stored state is corrupt",
+                total(health.corrupt_agents),
+            );
             counter(
                 &mut registry,
                 "routing_events",
@@ -343,6 +364,12 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         "degraded_left",
         "Times this process left degraded mode",
         stats.degraded_left,
+    );
+    counter(
+        &mut registry,
+        "journal_entries_skipped",
+        "Malformed entries of the failures stream that this process's reads skipped",
+        router.failures_skipped(),
     );
     if let Some(cache) = breaker.cache() {
         let cache = cache.stats();

@@ -10,7 +10,7 @@ use crate::agent_id::AgentId;
 use crate::breaker::{AgentMetrics, BreakerError, StoreStatus};
 use crate::clock::{Clock, SystemClock};
 use crate::model::{CircuitState, Snapshot, Transition};
-use crate::store::FailureRecord;
+use crate::store::{FailureRecord, StoreError};
 
 /// Snapshot reads [`FailoverRouter::health_status`] keeps in flight at once.
 const HEALTH_READS_IN_FLIGHT: usize = 64;
@@ -19,7 +19,7 @@ const HEALTH_READS_IN_FLIGHT: usize = 64;
 ///
 /// ```json
 /// {"total_agents": 3, "open_circuits": 1, "half_open_circuits": 0,
-///  "healthy_agents": 2, "routing_events": 127, "store": "ok",
+///  "healthy_agents": 2, "corrupt_agents": 0, "routing_events": 127, "store": "ok",
 ///  "agents": {"agent-1": {"agent_id": "agent-1", "state": "open",
 ///                         "metrics": {"failure_count": 5, "...": "..."}, "...": "..."}}}
 /// ```
@@ -42,11 +42,18 @@ pub struct HealthStatus {
     pub half_open_circuits: usize,
     /// Circuits closed or forced closed: agents ready to take calls.
     pub healthy_agents: usize,
+    /// Agents whose stored state is corrupt (an addition to the original
+    /// shape): reported in `agents` with `"state": "corrupt"` and the field
+    /// named, counted in `total_agents` and in none of the counts above.
+    /// An admin reset or force repairs them.
+    #[serde(default)]
+    pub corrupt_agents: usize,
     /// Routing decisions (one per `route_task` with a valid agent list)
     /// made by every pod of the fleet. Each pod adds its
     /// own in batches, every flush interval (default 1 s), and before it
     /// answers this; so this pod's decisions are all counted, and other
-    /// pods' may lag by up to one flush interval.
+    /// pods' may lag by up to one flush interval. When the counter in the
+    /// store is not a number (set by hand, say), this pod's estimate.
     pub routing_events: u64,
     /// Each agent's state and counters, by agent id.
     pub agents: BTreeMap<AgentId, AgentMetrics>,
@@ -112,12 +119,18 @@ impl HealthStatus {
         routing_events: u64,
         store: StoreStatus,
     ) -> Self {
-        let count = |f: fn(CircuitState) -> bool| agents.values().filter(|m| f(m.state)).count();
+        let count = |f: fn(CircuitState) -> bool| {
+            agents
+                .values()
+                .filter(|m| !m.is_corrupt() && f(m.state))
+                .count()
+        };
         Self {
             total_agents: agents.len(),
             open_circuits: count(|s| matches!(s, CircuitState::Open | CircuitState::ForcedOpen)),
             half_open_circuits: count(|s| s == CircuitState::HalfOpen),
             healthy_agents: count(CircuitState::admits_all),
+            corrupt_agents: agents.values().filter(|m| m.is_corrupt()).count(),
             routing_events,
             agents,
             store,
@@ -129,7 +142,9 @@ impl<C> FailoverRouter<C> {
     /// The health of every agent and the fleet-wide routing-decision count.
     ///
     /// Flushes this pod's pending routing decisions first, then reads each
-    /// agent's snapshot (one store call per agent, up to 64 in flight).
+    /// agent's snapshot (one store call per agent, up to 64 in flight). An
+    /// agent whose stored state is corrupt is reported as such (see
+    /// [`HealthStatus::corrupt_agents`]), the others as usual.
     ///
     /// In degraded mode it answers at once without the store, from what
     /// this pod knows: `"store": "degraded"`; each agent's state as this pod
@@ -145,7 +160,16 @@ impl<C> FailoverRouter<C> {
         if self.inner.breaker.is_degraded() {
             return Ok(self.local_health());
         }
-        let routing_events = self.inner.events.flush().await?;
+        let routing_events = match self.inner.events.flush().await {
+            Ok(total) => total,
+            // A counter that is not a number (set by hand, say) hides no
+            // agent: this pod's estimate stands in for it.
+            Err(error) if !error.is_store_unavailable() => {
+                tracing::warn!(%error, "health: the fleet's routing-events counter is unreadable; reporting this pod's estimate");
+                self.inner.events.estimate()
+            }
+            Err(error) => return Err(error.into()),
+        };
         let breaker = &self.inner.breaker;
         // This pod's locally counted outcomes first, as with routing events;
         // other pods' reach the store within their flush interval.
@@ -171,6 +195,11 @@ impl<C> FailoverRouter<C> {
                 Err(BreakerError::UnknownAgent(_)) => {
                     let fresh = Snapshot::fresh(breaker.config());
                     AgentMetrics::from_snapshot(&agent, &fresh, SystemClock.now_ms())
+                }
+                // One corrupt agent is reported as such; the others as usual.
+                Err(BreakerError::Store(StoreError::Corrupt { corruption, .. })) => {
+                    tracing::warn!(agent = %agent, %corruption, "health: the agent's stored state is corrupt; an admin reset or force repairs it");
+                    AgentMetrics::from_corruption(&agent, corruption)
                 }
                 Err(error) => return Err(error),
             };
@@ -210,6 +239,14 @@ impl<C> FailoverRouter<C> {
     /// [`BreakerError::Store`] when the store fails.
     pub async fn recent_failures(&self, limit: usize) -> Result<Vec<FailureRecord>, BreakerError> {
         Ok(self.inner.breaker.store().recent_failures(limit).await?)
+    }
+
+    /// Malformed records of the fleet's failure journal that
+    /// [`recent_failures`](Self::recent_failures) skipped so far, in this
+    /// process (see [`RoutingJournal::failures_skipped`](crate::store::RoutingJournal::failures_skipped)).
+    #[must_use]
+    pub fn failures_skipped(&self) -> u64 {
+        self.inner.breaker.store().failures_skipped()
     }
 
     /// The admin reset, fleet-wide: the agent's circuit closed, its counters

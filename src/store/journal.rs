@@ -62,7 +62,10 @@ impl FailureRecord {
 ///   about `cap` entries: exactly `cap` in memory; in Redis the stream is
 ///   trimmed with `MAXLEN ~`, in whole stream nodes, so it may briefly hold
 ///   somewhat more (never fewer).
-/// - [`recent_failures`](Self::recent_failures) reads newest first.
+/// - [`recent_failures`](Self::recent_failures) reads newest first. A
+///   record it cannot read is skipped (and counted:
+///   [`failures_skipped`](Self::failures_skipped)), never an error: one bad
+///   entry does not hide the others.
 /// - The routing-decision counter only grows; [`add_routing_events`](Self::add_routing_events)
 ///   is one atomic increment (`INCRBY` on Redis), so pods can batch theirs.
 #[async_trait]
@@ -95,4 +98,12 @@ pub trait RoutingJournal: Debug + Send + Sync {
     ///
     /// [`StoreError`] when the store cannot be reached or holds a bad count.
     async fn routing_events(&self) -> Result<u64, StoreError>;
+
+    /// Malformed failure records (written by something else, or edited by
+    /// hand) that [`recent_failures`](Self::recent_failures) skipped so far,
+    /// in this process: each read that meets one counts it. The default, for
+    /// a store that cannot hold one, is 0.
+    fn failures_skipped(&self) -> u64 {
+        0
+    }
 }

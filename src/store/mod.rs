@@ -26,7 +26,7 @@ mod redis;
 mod redis_journal;
 mod scripts;
 
-pub use error::StoreError;
+pub use error::{Corruption, StoreError};
 pub use journal::{DEFAULT_FAILURES_CAP, FailureRecord, RoutingJournal};
 pub use keys::Keys;
 pub use memory::MemoryStore;

@@ -2,7 +2,9 @@
 //!
 //! - `PREFIX:failures`, a stream capped with `XADD MAXLEN ~ cap`; each entry
 //!   has the fields `task_id`, `agent_id`, `reason`, `time_ms`, `instance_id`.
-//!   Read newest first with `XREVRANGE ... COUNT limit`.
+//!   Read newest first with `XREVRANGE ... COUNT limit`; an entry that is
+//!   not a failure record (written by something else, or by hand) is
+//!   skipped and counted, never an error.
 //! - `PREFIX:routing_events`, an integer string key grown with `INCRBY`.
 //!
 //! Neither key carries an agent hash tag: each is one key, so each command
@@ -18,6 +20,10 @@ use super::StoreError;
 use super::journal::{FailureRecord, RoutingJournal};
 use super::redis::RedisStore;
 use crate::agent_id::AgentId;
+
+/// The most `XREVRANGE` pages one read of recent failures makes when
+/// malformed entries leave a page short.
+const MAX_PAGES: usize = 4;
 
 /// The counter key: `PREFIX:routing_events`.
 fn routing_events_key(store: &RedisStore) -> String {
@@ -76,18 +82,56 @@ impl RoutingJournal for RedisStore {
         run::<String>(self, &cmd).await.map(drop)
     }
 
+    /// Newest first, in pages of `XREVRANGE`: a malformed entry is skipped
+    /// (logged, and counted in [`failures_skipped`](RoutingJournal::failures_skipped))
+    /// and the next page fills its place, up to 4 round trips.
     async fn recent_failures(&self, limit: usize) -> Result<Vec<FailureRecord>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
+        let mut records = Vec::with_capacity(limit.min(1_024));
+        // The newest entry not read yet: "+", then the last id read, which
+        // the next page repeats first (an exclusive start, `(id`, needs
+        // Redis 6.2).
+        let mut end: Option<String> = None;
+        let mut skipped: Vec<StoreError> = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let wanted = limit - records.len();
+            if wanted == 0 {
+                break;
+            }
+            let mut cmd = redis::cmd("XREVRANGE");
+            cmd.arg(self.keys().failures())
+                .arg(end.as_deref().unwrap_or("+"))
+                .arg("-")
+                .arg("COUNT")
+                .arg(wanted + usize::from(end.is_some()));
+            let reply: StreamRangeReply = run(self, &cmd).await?;
+            let page = reply.ids.len();
+            let mut new = 0;
+            for entry in &reply.ids {
+                if end.as_deref() == Some(entry.id.as_str()) {
+                    continue;
+                }
+                new += 1;
+                match parse(entry) {
+                    Ok(record) => records.push(record),
+                    Err(error) => skipped.push(error),
+                }
+            }
+            if new < wanted || page == 0 {
+                break; // the start of the stream
+            }
+            end = reply.ids.last().map(|entry| entry.id.clone());
         }
-        let mut cmd = redis::cmd("XREVRANGE");
-        cmd.arg(self.keys().failures())
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(limit);
-        let reply: StreamRangeReply = run(self, &cmd).await?;
-        reply.ids.iter().map(parse).collect()
+        if let Some(first) = skipped.first() {
+            self.count_failures_skipped(u64::try_from(skipped.len()).unwrap_or(u64::MAX));
+            tracing::warn!(
+                skipped = skipped.len(),
+                error = %first,
+                key = %self.keys().failures(),
+                "recent failures: skipped malformed entries of the failures stream"
+            );
+        }
+        records.truncate(limit);
+        Ok(records)
     }
 
     async fn add_routing_events(&self, n: u64) -> Result<u64, StoreError> {
@@ -101,5 +145,9 @@ impl RoutingJournal for RedisStore {
         cmd.arg(routing_events_key(self));
         let total: Option<u64> = run(self, &cmd).await?;
         Ok(total.unwrap_or(0))
+    }
+
+    fn failures_skipped(&self) -> u64 {
+        self.failures_skipped_so_far()
     }
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod cluster;
 mod common;
+mod corrupt;
 mod fleet;
 mod listening;
 mod running;

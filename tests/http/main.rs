@@ -3,12 +3,14 @@
 //!
 //! - here: the helpers, health, failures, JSON errors;
 //! - `admin.rs`: reset and force, tokens, bodies, hostile agent ids;
+//! - `corrupt.rs`: a corrupt agent, or failure record, in Redis;
 //! - `service.rs`: probes, dashboard, metrics, SSE, Redis, the health copy.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod admin;
+mod corrupt;
 mod service;
 
 use axum::Router;

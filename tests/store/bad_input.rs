@@ -129,7 +129,7 @@ async fn a_corrupt_hash_is_reported_and_leaves_other_agents_alone() {
 
     let error = breaker.metrics(&bad).await.expect_err("corrupt field");
     assert!(
-        matches!(error, BreakerError::Store(StoreError::InvalidData { .. })),
+        matches!(error, BreakerError::Store(StoreError::Corrupt { .. })),
         "{error:?}"
     );
     assert!(
@@ -137,7 +137,20 @@ async fn a_corrupt_hash_is_reported_and_leaves_other_agents_alone() {
         "names the field: {error}"
     );
     // A failed script wrote nothing.
-    assert!(breaker.force(&bad, ForceMode::Open, None).await.is_err());
+    let ticket = fleet_breaker::model::Ticket {
+        permit_id: String::new(),
+        generation: 0,
+    };
+    let record = breaker
+        .store()
+        .record(
+            breaker.config(),
+            &bad,
+            &ticket,
+            fleet_breaker::Outcome::Failure,
+        )
+        .await;
+    assert!(record.is_err(), "{record:?}");
     let after: std::collections::HashMap<String, String> = conn
         .hgetall(format!("{prefix}:{{bad}}:state"))
         .await

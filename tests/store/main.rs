@@ -4,6 +4,8 @@
 mod support;
 
 mod bad_input;
+mod corrupt;
 mod differential;
+mod failures_journal;
 mod fleet_races;
 mod noscript;

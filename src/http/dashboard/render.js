@@ -14,6 +14,7 @@ const STATE_LABELS = {
   open: 'Open',
   forced_open: 'Open',
   forced_closed: 'Closed',
+  corrupt: 'Corrupt',
 };
 const FORCED = new Set(['forced_open', 'forced_closed']);
 const OPENISH = new Set(['open', 'forced_open']);
@@ -115,6 +116,11 @@ function setRowState(row, state) {
 }
 
 function updateRow(row, metrics) {
+  if (metrics.state === 'corrupt') {
+    showCorrupt(row, metrics.corrupt || {});
+    return;
+  }
+  row.refs.state.removeAttribute('title');
   const generation = Number(metrics.generation) || 0;
   if (generation < row.generation && Date.now() - row.eventAt < EVENT_PRECEDENCE_MS) {
     // An answer older than a transition just shown: keep the newer state;
@@ -161,6 +167,24 @@ function updateRow(row, metrics) {
   }
   renderRetry(row);
   renderHistory(row);
+}
+
+// An agent whose stored state cannot be read: the state names the field,
+// the counters are blank; the next readable answer replaces all of it.
+function showCorrupt(row, corrupt) {
+  row.generation = -1;
+  setRowState(row, 'corrupt');
+  row.refs.state.textContent = `Corrupt: ${corrupt.field}`;
+  row.refs.state.title =
+    `Stored field ${corrupt.field} is ${corrupt.value == null ? 'missing' : JSON.stringify(corrupt.value)}, ` +
+    `expected ${corrupt.expected}. ` +
+    'Reset or force this agent to rewrite its state.';
+  for (const el of [row.refs.failures, row.refs.rate, row.refs.rejections, row.refs.backoff]) {
+    setText(el, '–');
+    el.removeAttribute('title');
+  }
+  row.retryDeadline = null;
+  renderRetry(row);
 }
 
 function renderRetry(row) {

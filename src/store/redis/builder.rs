@@ -183,6 +183,7 @@ impl RedisStoreBuilder {
                 transitions_max_len: self.transitions_max_len,
                 clock_override: self.clock_override,
                 url_display: topology.display,
+                failures_skipped: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }

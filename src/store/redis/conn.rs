@@ -401,6 +401,9 @@ fn is_unavailable(e: &RedisError) -> bool {
 
 /// The error of a script on `agent`'s keys.
 fn store_error(e: &RedisError, agent: &AgentId) -> StoreError {
+    if let Some(corrupt) = e.detail().and_then(|d| super::reply::corruption(d, agent)) {
+        return corrupt;
+    }
     if let Some(detail) = e.detail().and_then(|d| d.strip_prefix(INVALID_DATA)) {
         return StoreError::InvalidData {
             what: format!("state of agent {agent}"),

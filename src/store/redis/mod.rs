@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -96,6 +97,8 @@ struct Inner {
     transitions_max_len: u64,
     clock_override: Option<Arc<dyn Clock>>,
     url_display: String,
+    /// Malformed entries of `PREFIX:failures` reads skipped (`redis_journal.rs`).
+    failures_skipped: AtomicU64,
 }
 
 impl fmt::Debug for RedisStore {
@@ -166,6 +169,16 @@ impl RedisStore {
         what: &str,
     ) -> Result<T, StoreError> {
         self.inner.lanes.query(cmd, what).await
+    }
+
+    /// Counts `n` malformed failure records a read skipped.
+    pub(crate) fn count_failures_skipped(&self, n: u64) {
+        self.inner.failures_skipped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Malformed failure records skipped by reads so far.
+    pub(crate) fn failures_skipped_so_far(&self) -> u64 {
+        self.inner.failures_skipped.load(Ordering::Relaxed)
     }
 
     /// The bound on every operation.

@@ -14,7 +14,7 @@
 
 use ::redis::Value;
 
-use super::super::{Applied, StoreError};
+use super::super::{Applied, Corruption, StoreError};
 use crate::agent_id::AgentId;
 use crate::model::{CircuitState, Decision, Grant, Lease, Snapshot, Transition};
 
@@ -73,6 +73,26 @@ pub(super) fn unit(value: Value, agent: &AgentId) -> Result<Option<Applied<()>>,
         transition,
         now_ms,
     }))
+}
+
+/// What a script's error says when the agent's stored state is corrupt
+/// (see `corrupt` in `lua/load.lua`).
+const CORRUPT_DATA: &str = "fleet-breaker: corrupt data: ";
+
+/// [`StoreError::Corrupt`] from the detail of a script's error reply, if it
+/// is the scripts' corrupt-data error; `None` for any other error.
+pub(super) fn corruption(detail: &str, agent: &AgentId) -> Option<StoreError> {
+    let json = detail.strip_prefix(CORRUPT_DATA)?;
+    Some(match serde_json::from_str::<Corruption>(json) {
+        Ok(corruption) => StoreError::Corrupt {
+            agent: agent.clone(),
+            corruption,
+        },
+        Err(e) => StoreError::InvalidData {
+            what: format!("state of agent {agent}"),
+            detail: format!("{detail} (unreadable: {e})"),
+        },
+    })
 }
 
 fn invalid(agent: &AgentId, detail: String) -> StoreError {
@@ -288,6 +308,25 @@ mod tests {
             transition.backoff_seconds.to_bits(),
             (5062.0_f64 / 1000.0).to_bits()
         );
+    }
+
+    #[test]
+    fn a_corrupt_data_error_names_the_field_and_value() {
+        let detail = r#"fleet-breaker: corrupt data: {"key":"p:{agent-1}:state","field":"failure_count","value":"-5","expected":"an integer from 0 to 2^53 - 1"}"#;
+        let error = corruption(detail, &agent()).expect("a corrupt-data error");
+        let found = error.corruption().expect("StoreError::Corrupt");
+        assert_eq!(found.field, "failure_count");
+        assert_eq!(found.value.as_deref(), Some("-5"));
+        assert!(error.to_string().contains("failure_count"), "{error}");
+        let missing =
+            r#"fleet-breaker: corrupt data: {"key":"k","field":"state","expected":"closed"}"#;
+        let error = corruption(missing, &agent()).expect("a corrupt-data error");
+        assert_eq!(error.corruption().and_then(|c| c.value.clone()), None);
+        assert!(error.to_string().contains("state is missing"), "{error}");
+        // Unreadable JSON is still an error, never a panic.
+        let garbled = corruption("fleet-breaker: corrupt data: {oops", &agent());
+        assert!(matches!(garbled, Some(StoreError::InvalidData { .. })));
+        assert!(corruption("fleet-breaker: invalid argument: x", &agent()).is_none());
     }
 
     #[test]

@@ -1,0 +1,130 @@
+--[[
+load.lua: reading and checking an agent's stored state, and repairing it.
+
+src/store/scripts.rs puts it after lib.lua (whose helpers it uses: FIELDS,
+STATES, raise, to_uint, fresh, save) and before each operation's file.
+
+Corrupt data: a hash or probes key edited by hand, or written by something
+else. Every script but reset and force refuses it with `corrupt`, before any
+write: `ERR fleet-breaker: corrupt data: {"key","field","value","expected"}`
+(JSON, the first corrupt field in FIELDS order; "value" absent when the field
+is missing), which the client reads into StoreError::Corrupt. reset and force
+repair it: `load_for_repair`, then `save_repaired`, rewrite every field.
+]]
+
+local EXPECTED_STATE = 'closed, open, half_open, forced_open or forced_closed'
+local EXPECTED_UINT = 'an integer from 0 to 2^53 - 1'
+local EXPECTED_U32 = 'an integer from 0 to 2^32 - 1'
+
+-- A stored value for an error: its first 64 bytes, each byte outside
+-- printable ASCII as \xNN (so the JSON is valid UTF-8); nil stays nil.
+local function printable(value)
+  if value == nil then return nil end
+  return (string.gsub(string.sub(tostring(value), 1, 64), '[^\32-\126]', function(ch)
+    return string.format('\\x%02x', string.byte(ch))
+  end))
+end
+
+-- The type of a key that is not of the type expected, for an error; it
+-- still reads when an ACL refuses TYPE (the README's ACL does).
+local function key_type(key)
+  local t = redis.pcall('TYPE', key)
+  return type(t) == 'table' and t.ok or 'not the type expected'
+end
+
+-- Ends the script with `ERR fleet-breaker: corrupt data: ` and a JSON object
+-- {"key", "field", "value", "expected"} ("value" absent when the field is
+-- missing), which the client reads into StoreError::Corrupt.
+local function corrupt(key, field, value, expected)
+  raise('corrupt data', cjson.encode({
+    key = key, field = field, value = printable(value), expected = expected,
+  }))
+end
+
+-- Field `f` parsed from its stored text; nil and what was expected when
+-- the text is corrupt (or false: missing).
+local function parse_field(f, text)
+  if f == 'state' then
+    if STATES[text] then return text end
+    return nil, EXPECTED_STATE
+  end
+  local n = to_uint(text)
+  if n == nil then return nil, EXPECTED_UINT end
+  if f == 'half_open_successes' and n > MAX_U32 then return nil, EXPECTED_U32 end
+  return n
+end
+
+-- The stored fields, as HMGET gives them (false: missing); nil when the
+-- hash is absent; false and the key's type when the key is not a hash.
+local function read_hash()
+  local raw = redis.pcall('HMGET', KEYS[1], unpack(FIELDS))
+  if raw.err then return false, key_type(KEYS[1]) end
+  if not (raw[1] or raw[2] or raw[10]) and redis.call('EXISTS', KEYS[1]) == 0 then
+    return nil
+  end
+  return raw
+end
+
+-- Reads the leases, already ordered by (deadline, id) as ZRANGE gives them.
+local function load_probes(s)
+  local raw = redis.pcall('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+  if raw.err then corrupt(KEYS[2], 'probes', key_type(KEYS[2]), 'a sorted set') end
+  for i = 1, #raw, 2 do
+    local deadline = to_uint(raw[i + 1])
+    if deadline == nil then
+      corrupt(KEYS[2], 'probes', raw[i + 1], 'lease deadlines, ' .. EXPECTED_UINT)
+    end
+    s.probes[#s.probes + 1] = { id = raw[i], deadline = deadline }
+  end
+end
+
+-- The agent's snapshot, checked field by field (the first corrupt one ends
+-- the script); nil when the hash is absent.
+local function load()
+  local raw, kind = read_hash()
+  if raw == nil then return nil end
+  if raw == false then corrupt(KEYS[1], 'type', kind, 'a hash') end
+  local s = { exists = true, probes = {}, ops = {}, saved = {} }
+  for i, f in ipairs(FIELDS) do
+    local value, expected = parse_field(f, raw[i])
+    if value == nil then corrupt(KEYS[1], f, raw[i] or nil, expected) end
+    s[f] = value
+    s.saved[f] = value
+  end
+  if s.state == 'half_open' then load_probes(s) end
+  return s
+end
+
+-- For reset and force, which repair what `load` refuses: the snapshot with
+-- every corrupt field at its fresh value (state closed, counters 0, backoff
+-- base), and an unreadable generation at the store time, above any
+-- generation a pod may have cached (its cache moves forward only); nil when
+-- the hash is absent. The probes are not read: the repair's transition
+-- deletes them. `saved` is empty, so `save` rewrites every field, and a key
+-- that is not a hash is deleted first (`save_repaired`).
+local function load_for_repair(c)
+  local raw = read_hash()
+  if raw == nil then return nil end
+  local s = fresh(c)
+  s.exists = true
+  s.saved = {}
+  if raw == false then
+    s.wrong_type = true
+    raw = {}
+  end
+  for i, f in ipairs(FIELDS) do
+    local value = parse_field(f, raw[i])
+    if value ~= nil then
+      s[f] = value
+    elseif f == 'generation' then
+      s.generation = c.now
+    end
+  end
+  return s
+end
+
+-- `save` after `load_for_repair`.
+local function save_repaired(s, c, tr)
+  if s.wrong_type then redis.call('DEL', KEYS[1]) end
+  save(s, c, tr)
+end
