@@ -37,14 +37,19 @@ impl Connection {
     }
 
     /// Serves `stream` until it ends, times out, is evicted through
-    /// `activity` or the server stops; `_slot` is its place under the
-    /// connection cap, freed on return.
+    /// `activity` or the server stops; `slot` is its place under the
+    /// connection cap, freed on return (or dropped from the cap when the
+    /// connection was evicted: the server added one for its successor).
     pub(super) async fn run(
         self,
         stream: TcpStream,
         activity: Arc<Activity>,
-        _slot: OwnedSemaphorePermit,
+        slot: OwnedSemaphorePermit,
     ) {
+        let _slot = Slot {
+            permit: Some(slot),
+            activity: Arc::clone(&activity),
+        };
         let Self {
             app,
             options,
@@ -174,6 +179,15 @@ pub(super) struct Activity {
     phase: Mutex<Phase>,
     /// Told to close, to make room for a new connection.
     evicted: Notify,
+    /// Whether it was evicted, whether it ended: one lock, so that a
+    /// connection is evicted only while it runs.
+    fate: Mutex<Fate>,
+}
+
+#[derive(Debug, Default)]
+struct Fate {
+    evicted: bool,
+    ended: bool,
 }
 
 impl Activity {
@@ -181,18 +195,32 @@ impl Activity {
         Self {
             phase: Mutex::new(Phase::Head(Instant::now())),
             evicted: Notify::new(),
+            fate: Mutex::new(Fate::default()),
         }
     }
 
-    /// Closes the connection if it is waiting for a request (not sending
-    /// a response); whether it did.
+    /// Tells the connection to close if it runs and is waiting for a
+    /// request (not sending a response); whether it did. Its slot under the
+    /// cap is then dropped when it ends, and the caller adds one.
     pub(super) fn evict_if_waiting(&self) -> bool {
-        let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
-        let waiting = !matches!(phase, Phase::Busy(_));
-        if waiting {
-            self.evicted.notify_one();
+        let mut fate = self.fate.lock().unwrap_or_else(PoisonError::into_inner);
+        if fate.ended || fate.evicted {
+            return false;
         }
-        waiting
+        let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!(phase, Phase::Busy(_)) {
+            return false;
+        }
+        fate.evicted = true;
+        self.evicted.notify_one();
+        true
+    }
+
+    /// The connection ends; whether it had been evicted.
+    fn end(&self) -> bool {
+        let mut fate = self.fate.lock().unwrap_or_else(PoisonError::into_inner);
+        fate.ended = true;
+        fate.evicted
     }
 
     fn edit(&self, f: impl FnOnce(Phase) -> Phase) {
@@ -214,6 +242,23 @@ impl Activity {
             Phase::Head(since) => Some(since + options.header_read_timeout),
             Phase::Idle(since) => Some(since + options.idle_timeout),
             Phase::Busy(_) => None,
+        }
+    }
+}
+
+/// A connection's place under the cap: given back when it ends, or
+/// dropped from the cap when it was evicted (its successor got a new one).
+struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    activity: Arc<Activity>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.activity.end()
+            && let Some(permit) = self.permit.take()
+        {
+            permit.forget();
         }
     }
 }

@@ -63,10 +63,6 @@ mod shed;
 
 use conn::Activity;
 
-/// How long a connection over the cap waits for the slot of the one
-/// evicted for it before it is refused.
-const EVICTION_WAIT: Duration = Duration::from_millis(500);
-
 /// Pause after an `accept` error other than a refused or reset connection.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
@@ -130,21 +126,18 @@ where
                             tasks.spawn(connection.run(stream, Arc::clone(&activity), slot));
                         }
                         Err(_) if open.evict_one() => {
-                            // The evicted connection frees its slot in a moment.
-                            let Ok(waiting) = Arc::clone(&shedding).try_acquire_owned() else {
-                                shed::refuse_now(&stream);
-                                continue;
-                            };
-                            let slots = Arc::clone(&slots);
-                            let activity = Arc::clone(&activity);
-                            tasks.spawn(async move {
-                                let slot = tokio::time::timeout(EVICTION_WAIT, slots.acquire_owned()).await;
-                                drop(waiting);
-                                match slot {
-                                    Ok(Ok(slot)) => connection.run(stream, activity, slot).await,
-                                    _ => shed::refuse_later(stream).await,
+                            // The evicted connection's slot leaves the cap
+                            // when it ends; this one takes a new one now.
+                            slots.add_permits(1);
+                            match Arc::clone(&slots).try_acquire_owned() {
+                                Ok(slot) => {
+                                    tasks.spawn(connection.run(stream, Arc::clone(&activity), slot));
                                 }
-                            });
+                                Err(_) => {
+                                    shed::refuse(stream, &shedding, &mut tasks);
+                                    continue;
+                                }
+                            }
                         }
                         Err(_) => {
                             shed::refuse(stream, &shedding, &mut tasks);

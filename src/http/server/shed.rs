@@ -39,18 +39,10 @@ pub(super) fn refuse(stream: TcpStream, lingering: &Arc<Semaphore>, tasks: &mut 
                 let _ = tokio::time::timeout(LINGER, answer(stream)).await;
             });
         }
-        Err(_) => refuse_now(&stream),
+        Err(_) => {
+            let _ = stream.try_write(&REFUSAL);
+        }
     }
-}
-
-/// Writes the 503 if the socket takes it at once; the caller closes it.
-pub(super) fn refuse_now(stream: &TcpStream) {
-    let _ = stream.try_write(&REFUSAL);
-}
-
-/// Answers `stream` with the 503 and closes it, lingering at most a second.
-pub(super) async fn refuse_later(stream: TcpStream) {
-    let _ = tokio::time::timeout(LINGER, answer(stream)).await;
 }
 
 async fn answer(mut stream: TcpStream) -> std::io::Result<()> {
