@@ -18,6 +18,7 @@ mod background;
 mod builder;
 mod degraded;
 mod error;
+mod expiry;
 mod fallback;
 mod metrics;
 mod observe;
@@ -123,6 +124,9 @@ struct Inner {
     /// Moves the fallback's seeds forward with the watcher's transitions;
     /// held only so that it stops with the breaker.
     _follower: Option<background::Follower>,
+    /// Ends forces with a TTL on time (a store shared through Redis; the
+    /// embedded store has its own timer).
+    force_timers: Option<expiry::ForceTimers>,
     /// Permit ids are this pod's prefix and a counter: unique fleet-wide
     /// without a random draw per call.
     permit_prefix: String,
