@@ -224,6 +224,7 @@ impl CircuitBreakerBuilder {
                     self.store_probe_interval,
                 )),
                 prober: Mutex::new(None),
+                pending: super::pending::PendingProbes::default(),
                 cache,
                 watcher,
                 _flusher: flusher,
