@@ -30,6 +30,7 @@
 //!   `half_open_max_calls` probes per agent); beyond that the oldest go.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -59,7 +60,7 @@ struct Pending {
 #[derive(Debug, Default)]
 pub(super) struct PendingProbes {
     queue: Mutex<VecDeque<Pending>>,
-    wake: Arc<Notify>,
+    signal: Arc<Signal>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -81,8 +82,9 @@ impl PendingProbes {
         self.queue().len()
     }
 
-    /// Queues an outcome; starts the task on first use (no task outside a
-    /// tokio runtime: then the outcome waits for the next `retry_now`).
+    /// Queues an outcome and wakes the task, started on first use (outside
+    /// a tokio runtime there is none: the outcome waits until one is kept
+    /// inside a runtime, or lapses like its lease).
     pub(super) fn push(
         &self,
         breaker: Weak<Inner>,
@@ -108,13 +110,16 @@ impl PendingProbes {
         if task.as_ref().is_none_or(JoinHandle::is_finished)
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            *task = Some(runtime.spawn(run(breaker, Arc::clone(&self.wake))));
+            *task = Some(runtime.spawn(run(breaker, Arc::clone(&self.signal))));
         }
+        drop(task);
+        self.signal.wake.notify_one();
     }
 
-    /// Wakes the task: the store answers again.
+    /// Has the task write at once: the store answers again.
     pub(super) fn retry_now(&self) {
-        self.wake.notify_one();
+        self.signal.urgent.store(true, Ordering::Release);
+        self.signal.wake.notify_one();
     }
 
     fn take(&self) -> Vec<Pending> {
@@ -145,9 +150,21 @@ impl Drop for PendingProbes {
     }
 }
 
-/// The task: writes the queue whenever the pod is not degraded; waits for
-/// a wake-up (recovery) or `store_probe_interval` between tries.
-async fn run(breaker: Weak<Inner>, wake: Arc<Notify>) {
+/// What wakes the task.
+#[derive(Debug, Default)]
+struct Signal {
+    /// Something was queued, or the store answers again.
+    wake: Notify,
+    /// The store answers again (the pod left degraded mode): write now.
+    urgent: AtomicBool,
+}
+
+/// The task: writes the queue one `store_probe_interval` after an outcome
+/// was kept (the store just failed: an immediate retry would likely fail
+/// too), at once when the pod leaves degraded mode, and every interval
+/// while writes fail. Nothing is written while the pod is degraded.
+async fn run(breaker: Weak<Inner>, signal: Arc<Signal>) {
+    let mut next_try: Option<Instant> = None;
     loop {
         let (empty, degraded, interval) = {
             let Some(inner) = breaker.upgrade() else {
@@ -160,10 +177,14 @@ async fn run(breaker: Weak<Inner>, wake: Arc<Notify>) {
             )
         };
         if empty {
-            wake.notified().await;
+            next_try = None;
+            signal.wake.notified().await;
             continue;
         }
-        if !degraded {
+        let now = Instant::now();
+        let urgent = signal.urgent.swap(false, Ordering::AcqRel);
+        if !degraded && (urgent || next_try.is_some_and(|at| at <= now)) {
+            next_try = None;
             let Some(inner) = breaker.upgrade() else {
                 break;
             };
@@ -171,10 +192,14 @@ async fn run(breaker: Weak<Inner>, wake: Arc<Notify>) {
                 continue;
             }
         }
-        // Written when the pod leaves degraded mode, or at the next tick.
+        let at = match next_try {
+            Some(at) if at > now => at,
+            _ => Instant::now() + interval,
+        };
+        next_try = Some(at);
         tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = wake.notified() => {}
+            () = tokio::time::sleep_until(at) => {}
+            () = signal.wake.notified() => {}
         }
     }
 }

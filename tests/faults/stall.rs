@@ -178,5 +178,25 @@ async fn a_probe_outcome_whose_first_write_landed_is_not_counted_twice() {
         2,
         "the two other probes still leased"
     );
+
+    // A second stall, once the first outcome's retry is done: the next
+    // outcome is kept and written too.
+    proxy.blackhole();
+    probes.remove(0).success().await;
+    proxy.heal();
+    let watched = pod.clone();
+    wait_until("the second kept outcome is written", CLOSED_BOUND, || {
+        let pod = watched.clone();
+        async move { pod.store_stats().probe_outcomes_written == 2 }
+    })
+    .await;
+    let snapshot = fleet_breaker::BreakerStore::snapshot(&truth, &config(), &agent)
+        .await
+        .expect("read")
+        .expect("known")
+        .snapshot;
+    assert_eq!(snapshot.half_open_successes, 2);
+    assert_eq!(snapshot.success_count, 2);
+    assert!(!pod.is_degraded(), "single errors, never three in a row");
     drop(probes);
 }
