@@ -178,6 +178,8 @@ async fn run(breaker: Weak<Inner>, signal: Arc<Signal>) {
         };
         if empty {
             next_try = None;
+            // A recovery with nothing to write leaves nothing urgent.
+            signal.urgent.store(false, Ordering::Release);
             signal.wake.notified().await;
             continue;
         }
