@@ -172,6 +172,9 @@ impl Follower {
                             break;
                         };
                         inner.fallback.follow(&inner.config, &transition);
+                        if let Some(timers) = &inner.force_timers {
+                            timers.follow(&transition);
+                        }
                     }
                     // Missed ones: store answers (the flusher's refreshes)
                     // bring the snapshots up to date.

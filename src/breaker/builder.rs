@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use super::background::{self, Flusher, Follower};
+use super::expiry::ForceTimers;
 use super::fallback::Fallback;
 use super::store_health::{DEFAULT_DEGRADE_AFTER, DEFAULT_STORE_PROBE_INTERVAL, StoreHealth};
 use super::{CircuitBreaker, Inner, StorePolicy};
@@ -184,7 +185,7 @@ impl CircuitBreakerBuilder {
         let cached = target.zip(runtime);
         let (max_staleness, flush_interval) = (self.max_staleness, self.flush_interval);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
-            let (cache, watcher, flusher, follower) = match cached {
+            let (cache, watcher, flusher, follower, force_timers) = match cached {
                 Some((target, runtime)) => {
                     let _guard = runtime.enter();
                     let clock = target
@@ -200,9 +201,16 @@ impl CircuitBreakerBuilder {
                     let watcher = Watcher::spawn(target, Arc::clone(&cache), resync, options);
                     let flusher = Flusher::spawn(weak.clone(), max_staleness, flush_interval);
                     let follower = Follower::spawn(weak.clone(), watcher.subscribe());
-                    (Some(cache), Some(watcher), Some(flusher), Some(follower))
+                    let force_timers = ForceTimers::spawn(weak.clone());
+                    (
+                        Some(cache),
+                        Some(watcher),
+                        Some(flusher),
+                        Some(follower),
+                        Some(force_timers),
+                    )
                 }
-                None => (None, None, None, None),
+                None => (None, None, None, None, None),
             };
             Inner {
                 store,
@@ -216,10 +224,12 @@ impl CircuitBreakerBuilder {
                     self.store_probe_interval,
                 )),
                 prober: Mutex::new(None),
+                pending: super::pending::PendingProbes::default(),
                 cache,
                 watcher,
                 _flusher: flusher,
                 _follower: follower,
+                force_timers,
                 permit_prefix,
                 permit_counter: AtomicU64::new(0),
             }

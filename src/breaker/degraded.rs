@@ -172,6 +172,9 @@ impl CircuitBreaker {
         // store is the truth again.
         self.inner.fallback.clear();
         health.leave();
+        // Probe outcomes that missed the store go now, not after their
+        // leases lapse.
+        self.inner.pending.retry_now();
         true
     }
 

@@ -18,9 +18,11 @@ mod background;
 mod builder;
 mod degraded;
 mod error;
+mod expiry;
 mod fallback;
 mod metrics;
 mod observe;
+mod pending;
 mod permit;
 mod policy;
 mod store_health;
@@ -88,6 +90,13 @@ use store_health::{Prober, StoreHealth};
 ///   try the store while degraded. One store answer ends a run of errors;
 ///   other errors (bad data in one agent's hash, a refused command) are
 ///   answers too: they do not count, and that call alone follows the policy.
+/// - A probe outcome that could not reach the store (unavailable, or the pod
+///   degraded) is kept and written as soon as the store answers: else its
+///   lease would hold a half-open probe slot until `recovery_timeout`. The
+///   store applies it at most once (it takes a probe outcome only while
+///   that permit's lease is held). Other outcomes are not kept: a closed
+///   circuit's outcome has no such key, and a retry whose first write did
+///   land would count twice. See [`store_stats`](Self::store_stats).
 /// - Every transition is logged with `tracing` at INFO, and delivered to
 ///   [`subscribe`](Self::subscribe) streams.
 /// - Clones share everything; the handle is cheap to clone. The watcher and
@@ -113,6 +122,8 @@ struct Inner {
     health: Arc<StoreHealth>,
     /// Pings the store while degraded; spawned on first entering it.
     prober: Mutex<Option<Prober>>,
+    /// Probe outcomes the store could not take, written when it answers.
+    pending: pending::PendingProbes,
     /// The local cache, for a store shared through Redis.
     cache: Option<Arc<Cache>>,
     /// Feeds the cache; also the source of `subscribe()`.
@@ -123,6 +134,9 @@ struct Inner {
     /// Moves the fallback's seeds forward with the watcher's transitions;
     /// held only so that it stops with the breaker.
     _follower: Option<background::Follower>,
+    /// Ends forces with a TTL on time (a store shared through Redis; the
+    /// embedded store has its own timer).
+    force_timers: Option<expiry::ForceTimers>,
     /// Permit ids are this pod's prefix and a counter: unique fleet-wide
     /// without a random draw per call.
     permit_prefix: String,
@@ -259,13 +273,16 @@ impl CircuitBreaker {
         }
     }
 
-    /// Records an outcome for a permit; store errors fall back per policy.
+    /// Records an outcome for a permit; store errors fall back per policy,
+    /// and a probe's outcome is also kept to be written when the store
+    /// answers again (see [`pending`]).
     pub(crate) async fn settle(
         &self,
         agent: &AgentId,
         ticket: &Ticket,
         outcome: Outcome,
         origin: Origin,
+        probe: bool,
     ) {
         let config = &self.inner.config;
         match origin {
@@ -279,7 +296,10 @@ impl CircuitBreaker {
             }
             Origin::Store
                 if outcome == Outcome::Success && self.count_locally(agent, ticket, None) => {}
-            Origin::Store if self.is_degraded() => self.settle_by_policy(agent, ticket, outcome),
+            Origin::Store if self.is_degraded() => {
+                self.keep_probe(agent, ticket, outcome, probe);
+                self.settle_by_policy(agent, ticket, outcome);
+            }
             Origin::Store => match self
                 .inner
                 .store
@@ -292,10 +312,29 @@ impl CircuitBreaker {
                 }
                 Err(error) => {
                     tracing::warn!(agent = %agent, %error, outcome = outcome.as_str(), "breaker store failed to record an outcome");
+                    if error.is_store_unavailable() {
+                        self.keep_probe(agent, ticket, outcome, probe);
+                    }
                     self.store_failed(&error);
                     self.settle_by_policy(agent, ticket, outcome);
                 }
             },
+        }
+    }
+
+    /// Keeps a probe's outcome that did not reach the store, to be written
+    /// when it answers: else its lease would hold a probe slot until
+    /// `recovery_timeout`. Other outcomes are not kept ([`pending`]).
+    fn keep_probe(&self, agent: &AgentId, ticket: &Ticket, outcome: Outcome, probe: bool) {
+        if pending::is_idempotent(probe, ticket) {
+            self.inner.health.probe_kept();
+            self.inner.pending.push(
+                Arc::downgrade(&self.inner),
+                self.inner.config.recovery_timeout,
+                agent,
+                ticket,
+                outcome,
+            );
         }
     }
 

@@ -64,6 +64,9 @@ impl CircuitBreaker {
     /// fallback, and it is what health reports while the pod is degraded.
     pub(super) fn observe<T>(&self, agent: &AgentId, applied: &Applied<T>) {
         log_transition(applied.transition.as_ref());
+        if let Some(timers) = &self.inner.force_timers {
+            timers.note(agent, &applied.snapshot, applied.now_ms);
+        }
         let cache = self.inner.cache.as_deref();
         if let Some(cache) = cache {
             cache.apply_snapshot(agent, &applied.snapshot, applied.now_ms);

@@ -161,7 +161,7 @@ impl Permit {
             return;
         }
         self.breaker
-            .settle(self.agent(), &self.ticket, outcome, self.origin)
+            .settle(self.agent(), &self.ticket, outcome, self.origin, self.probe)
             .await;
     }
 }
@@ -181,7 +181,7 @@ impl Drop for Permit {
         let origin = self.origin;
         runtime.spawn(async move {
             breaker
-                .settle(&agent, &ticket, Outcome::Neutral, origin)
+                .settle(&agent, &ticket, Outcome::Neutral, origin, true)
                 .await;
         });
     }

@@ -57,6 +57,11 @@ pub struct StoreStats {
     /// Times the pod left degraded mode (the store answered again and the
     /// pod resynced from it).
     pub degraded_left: u64,
+    /// Probe outcomes that could not be written when their call ended (the
+    /// store unavailable, or the pod degraded), kept to be written later.
+    pub probe_outcomes_kept: u64,
+    /// Kept probe outcomes written once the store answered again.
+    pub probe_outcomes_written: u64,
 }
 
 /// The default of [`CircuitBreakerBuilder::degrade_after`](super::CircuitBreakerBuilder::degrade_after).
@@ -86,6 +91,8 @@ pub(super) struct StoreHealth {
     errors: AtomicU64,
     entered: AtomicU64,
     left: AtomicU64,
+    probes_kept: AtomicU64,
+    probes_written: AtomicU64,
     /// Wakes the prober when the pod enters degraded mode.
     wake: Notify,
     /// One recovery at a time (the prober's, or the watcher's resync).
@@ -103,9 +110,16 @@ impl StoreHealth {
             errors: AtomicU64::new(0),
             entered: AtomicU64::new(0),
             left: AtomicU64::new(0),
+            probes_kept: AtomicU64::new(0),
+            probes_written: AtomicU64::new(0),
             wake: Notify::new(),
             recovery: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// How often a degraded pod pings the store.
+    pub(super) fn probe_interval(&self) -> Duration {
+        self.probe_interval
     }
 
     pub(super) fn is_degraded(&self) -> bool {
@@ -127,7 +141,19 @@ impl StoreHealth {
             errors: self.errors.load(Ordering::Relaxed),
             degraded_entered: self.entered.load(Ordering::Relaxed),
             degraded_left: self.left.load(Ordering::Relaxed),
+            probe_outcomes_kept: self.probes_kept.load(Ordering::Relaxed),
+            probe_outcomes_written: self.probes_written.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts a probe outcome kept for later.
+    pub(super) fn probe_kept(&self) {
+        self.probes_kept.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a kept probe outcome written.
+    pub(super) fn probe_written(&self) {
+        self.probes_written.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A store call answered: the consecutive-error count starts again.

@@ -1,6 +1,7 @@
 //! [`MemoryStore`]: the embedded store, one process, same semantics as Redis.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -11,12 +12,18 @@ use super::{Applied, BreakerStore, StoreError};
 use crate::agent_id::AgentId;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BreakerConfig, duration_ms};
-use crate::model::{self, Batch, Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
+use crate::model::{
+    self, Batch, CircuitState, Decision, ForceMode, Outcome, Snapshot, Ticket, Transition,
+};
 
 // The `RoutingJournal` impl, in its own file but a child of this module so it
 // can reach `Inner`.
 #[path = "memory_journal.rs"]
 mod journal;
+
+// The timer that ends forces on time.
+#[path = "memory_expiry.rs"]
+mod expiry;
 
 /// How many transitions a slow [`MemoryStore::transitions`] subscriber may
 /// fall behind before it misses some.
@@ -32,6 +39,14 @@ const TRANSITION_BUFFER: usize = 1024;
 /// - No `.await` happens while the lock is held; the lock is never poisoned in
 ///   practice (the model does not panic), and a poisoned lock is recovered.
 /// - Transitions are sent on a broadcast channel ([`MemoryStore::transitions`]).
+/// - A force with a TTL ends on time, with its transition, even if no
+///   operation touches the agent: a store on the system clock
+///   ([`MemoryStore::new`]) runs a timer task (on the tokio runtime of the
+///   operation that set the force; outside a runtime the force ends at the
+///   next operation, lazily). A store on an injected clock
+///   ([`MemoryStore::with_clock`]) ends forces lazily unless
+///   [`MemoryStore::set_force_timer`] turns the timer on, since a clock
+///   moved by hand does not move with the timer's tokio time.
 /// - Clones share the same state.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
@@ -45,6 +60,35 @@ struct Inner {
     transitions: broadcast::Sender<Transition>,
     /// Recent routing failures and the routing-decision counter.
     journal: journal::MemoryJournal,
+    /// Whether forces with a TTL end on a timer (else lazily).
+    force_timer: AtomicBool,
+    /// The forces with a TTL, and the timer task that ends them.
+    expiries: expiry::Expiries,
+}
+
+impl expiry::Expire for Inner {
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn expiries(&self) -> &expiry::Expiries {
+        &self.expiries
+    }
+
+    fn expire(&self, agent: &AgentId, config: &BreakerConfig) {
+        let now_ms = self.clock.now_ms();
+        let transition = {
+            let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(snapshot) = agents.get_mut(agent) else {
+                return;
+            };
+            model::refresh(snapshot, config, agent, now_ms)
+        };
+        if let Some(transition) = transition {
+            // An error only means nobody is listening.
+            let _ = self.transitions.send(transition);
+        }
+    }
 }
 
 impl Default for MemoryStore {
@@ -54,13 +98,17 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    /// An empty store on the system clock.
+    /// An empty store on the system clock, whose forces end on time (see
+    /// the behaviour list).
     #[must_use]
     pub fn new() -> Self {
-        Self::with_clock(Arc::new(SystemClock))
+        let store = Self::with_clock(Arc::new(SystemClock));
+        store.set_force_timer(true);
+        store
     }
 
-    /// An empty store reading `clock`.
+    /// An empty store reading `clock`; forces end lazily unless
+    /// [`set_force_timer`](Self::set_force_timer) turns the timer on.
     #[must_use]
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         let (transitions, _) = broadcast::channel(TRANSITION_BUFFER);
@@ -70,8 +118,39 @@ impl MemoryStore {
                 clock,
                 transitions,
                 journal: journal::MemoryJournal::default(),
+                force_timer: AtomicBool::new(false),
+                expiries: expiry::Expiries::default(),
             }),
         }
+    }
+
+    /// Whether a force with a TTL ends on a timer, at its expiry, rather
+    /// than at the next operation on the agent. The timer sleeps on tokio
+    /// time and judges expiry by the store's clock: turn it on with an
+    /// injected clock only if that clock moves with tokio time. Applies to
+    /// forces set from now on.
+    pub fn set_force_timer(&self, on: bool) {
+        self.inner.force_timer.store(on, Ordering::Relaxed);
+    }
+
+    /// Notes the expiry of a force the operation left in place, for the
+    /// timer. Costs one check for an agent that is not forced.
+    fn note_expiry(&self, config: &BreakerConfig, agent: &AgentId, snapshot: &Snapshot) {
+        let forced = matches!(
+            snapshot.state,
+            CircuitState::ForcedOpen | CircuitState::ForcedClosed
+        );
+        let Some(until_ms) = snapshot.forced_until_ms.filter(|_| forced) else {
+            return;
+        };
+        if !self.inner.force_timer.load(Ordering::Relaxed) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let wake = self.inner.expiries.wake();
+        self.inner
+            .expiries
+            .note(agent, until_ms, config, || expiry::spawn(weak, wake));
     }
 
     /// Every transition from now on, in the order they happen.
@@ -142,6 +221,7 @@ impl MemoryStore {
                 .or_insert_with(|| Snapshot::fresh(config));
             run(snapshot, now_ms, op)
         };
+        self.note_expiry(config, agent, &applied.snapshot);
         self.publish(applied)
     }
 
@@ -149,6 +229,7 @@ impl MemoryStore {
     /// nothing written, for an unknown agent.
     fn apply_existing<T>(
         &self,
+        config: &BreakerConfig,
         agent: &AgentId,
         op: impl FnOnce(&mut Snapshot, u64) -> (T, Option<Transition>),
     ) -> Option<Applied<T>> {
@@ -157,6 +238,7 @@ impl MemoryStore {
             let mut agents = self.lock();
             run(agents.get_mut(agent)?, now_ms, op)
         };
+        self.note_expiry(config, agent, &applied.snapshot);
         Some(self.publish(applied))
     }
 
@@ -210,7 +292,7 @@ impl BreakerStore for MemoryStore {
         config: &BreakerConfig,
         agent: &AgentId,
     ) -> Result<Option<Applied<()>>, StoreError> {
-        Ok(self.apply_existing(agent, |s, now| {
+        Ok(self.apply_existing(config, agent, |s, now| {
             ((), Some(model::reset(s, config, agent, now)))
         }))
     }
@@ -223,7 +305,7 @@ impl BreakerStore for MemoryStore {
         ttl: Option<Duration>,
     ) -> Result<Option<Applied<()>>, StoreError> {
         let ttl_ms = ttl.map(duration_ms);
-        Ok(self.apply_existing(agent, |s, now| {
+        Ok(self.apply_existing(config, agent, |s, now| {
             ((), Some(model::force(s, config, agent, now, mode, ttl_ms)))
         }))
     }
@@ -233,7 +315,9 @@ impl BreakerStore for MemoryStore {
         config: &BreakerConfig,
         agent: &AgentId,
     ) -> Result<Option<Applied<()>>, StoreError> {
-        Ok(self.apply_existing(agent, |s, now| ((), model::refresh(s, config, agent, now))))
+        Ok(self.apply_existing(config, agent, |s, now| {
+            ((), model::refresh(s, config, agent, now))
+        }))
     }
 
     async fn agents(&self) -> Result<Vec<AgentId>, StoreError> {
@@ -248,7 +332,7 @@ impl BreakerStore for MemoryStore {
         agent: &AgentId,
         batch: &Batch,
     ) -> Result<Option<Applied<()>>, StoreError> {
-        Ok(self.apply_existing(agent, |s, now| {
+        Ok(self.apply_existing(config, agent, |s, now| {
             ((), model::flush(s, config, agent, now, batch))
         }))
     }

@@ -7,6 +7,7 @@ mod support;
 
 mod common;
 mod fleet;
+mod force_expiry;
 mod local;
 mod receiver;
 mod retries;

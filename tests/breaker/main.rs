@@ -3,5 +3,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod force_expiry;
 mod handle;
 mod original_scenario;

@@ -17,3 +17,4 @@ mod outage;
 mod partition;
 mod proxy;
 mod reset;
+mod stall;
