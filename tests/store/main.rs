@@ -5,5 +5,6 @@ mod support;
 
 mod bad_input;
 mod differential;
+mod failure_count;
 mod fleet_races;
 mod noscript;
