@@ -27,25 +27,48 @@ pub use args::{
 };
 pub use connect::Connection;
 
-/// A command's failure: printed as one line, `error: ...`.
+/// A command's failure: printed as one line, `error: ...`; or the end of
+/// a command whose stdout reader went away ([`CliError::is_closed_stdout`]).
 #[derive(Debug)]
-pub struct CliError(String);
+pub struct CliError {
+    message: String,
+    closed_stdout: bool,
+}
 
 impl CliError {
     fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self {
+            message: message.into(),
+            closed_stdout: false,
+        }
+    }
+
+    /// The command's stdout reader went away: not a failure.
+    fn closed_stdout() -> Self {
+        Self {
+            message: "stdout was closed".to_owned(),
+            closed_stdout: true,
+        }
+    }
+
+    /// Whether the command stopped because its stdout was closed
+    /// (`fleet-breaker status | head -1`): no failure, [`main`] exits 0
+    /// quietly.
+    #[must_use]
+    pub fn is_closed_stdout(&self) -> bool {
+        self.closed_stdout
     }
 }
 
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl<E: std::error::Error> From<E> for CliError {
     fn from(error: E) -> Self {
-        Self(error.to_string())
+        Self::new(error.to_string())
     }
 }
 
@@ -63,6 +86,7 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is_closed_stdout() => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }
 }
@@ -97,7 +121,9 @@ fn init_logging(command: &Command) {
     let default = match command {
         Command::Serve(_) => "info",
         Command::Demo(_) => "info,fleet_breaker::breaker=warn",
-        _ => "warn",
+        // The redis crate's own warnings (a cluster node refusing, say)
+        // would repeat, in its words, the one error line the command prints.
+        _ => "warn,redis=error",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

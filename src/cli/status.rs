@@ -1,6 +1,6 @@
 //! `status`, `reset` and `force`: one look at, or one change to, the fleet.
 
-use super::output::status_table;
+use super::output::{out, out_line, status_table};
 use super::{CliError, Connection, ForceArgs, ResetArgs, StatusArgs, StoreArgs};
 use crate::agent_id::AgentId;
 use crate::breaker::{BreakerError, CircuitBreaker};
@@ -17,30 +17,30 @@ pub(super) async fn status(store: &StoreArgs, args: StatusArgs) -> Result<(), Cl
             .await
             .map_err(|e| admin_error(&agent, e))?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&metrics)?);
+            out_line(&serde_json::to_string_pretty(&metrics)?)?;
         } else {
-            print!("{}", status_table([&metrics]));
+            out(&status_table([&metrics]))?;
         }
         return Ok(());
     }
     let health = FailoverRouter::new(breaker).health_status().await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&health)?);
+        out_line(&serde_json::to_string_pretty(&health)?)?;
     } else if health.agents.is_empty() {
-        println!(
+        out_line(&format!(
             "no agents yet: no pod has made a call through this store ({})",
             connection.description
-        );
+        ))?;
     } else {
-        print!("{}", status_table(health.agents.values()));
-        println!(
+        out(&status_table(health.agents.values()))?;
+        out_line(&format!(
             "\n{} agents: {} healthy, {} half-open, {} open; {} routing decisions",
             health.total_agents,
             health.healthy_agents,
             health.half_open_circuits,
             health.open_circuits,
             health.routing_events
-        );
+        ))?;
     }
     Ok(())
 }
@@ -52,8 +52,10 @@ pub(super) async fn reset(store: &StoreArgs, args: ResetArgs) -> Result<(), CliE
         .reset(&agent)
         .await
         .map_err(|e| admin_error(&agent, e))?;
-    println!("reset {agent}: {} -> {}", transition.from, transition.to);
-    Ok(())
+    out_line(&format!(
+        "reset {agent}: {} -> {}",
+        transition.from, transition.to
+    ))
 }
 
 /// Forces one agent fleet-wide and prints the transition.
@@ -72,11 +74,10 @@ pub(super) async fn force(store: &StoreArgs, args: ForceArgs) -> Result<(), CliE
     } else {
         until
     };
-    println!(
+    out_line(&format!(
         "forced {agent}: {} -> {}{until}",
         transition.from, transition.to
-    );
-    Ok(())
+    ))
 }
 
 async fn admin(store: &StoreArgs, raw: &str) -> Result<(CircuitBreaker, AgentId), CliError> {
