@@ -50,6 +50,8 @@ impl Tally {
 
 /// Runs the demo until Ctrl-C or `--duration`.
 pub(super) async fn run(store: &StoreArgs, args: DemoArgs) -> Result<(), CliError> {
+    // Connect first: nothing is printed (the token) before what can fail.
+    let connection = Connection::redis_or_embedded(store).await?;
     let token = match admin_token(args.admin_token.as_ref())? {
         Some(token) => token,
         None => {
@@ -58,7 +60,6 @@ pub(super) async fn run(store: &StoreArgs, args: DemoArgs) -> Result<(), CliErro
             AdminToken::new(made)?
         }
     };
-    let connection = Connection::redis_or_embedded(store).await?;
     println!(
         "fleet-breaker demo: {} pods, agents {} on {}",
         args.pods,

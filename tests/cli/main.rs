@@ -6,7 +6,9 @@ mod support;
 
 mod cluster;
 mod common;
+mod errors;
 mod fleet;
+mod pipes;
 mod service;
 
 use std::process::{Command, Output, Stdio};
