@@ -1,6 +1,6 @@
 //! Fills a fleet with agents, for trying `serve` and the dashboard on a
-//! realistic amount of state, and for measuring `serve` (see the README's
-//! figures).
+//! realistic amount of state, and for measuring `serve` (see the figures
+//! in docs/operations.md).
 //!
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example populate -- [AGENTS] [PREFIX]
