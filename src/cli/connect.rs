@@ -201,7 +201,9 @@ fn connect_error(
              use --redis-url (REDIS_URL)",
             shown.strip_prefix("cluster ").unwrap_or(shown)
         )
-    } else if has(&["certificate", "Certificate", "handshake", "TLS", "tls"]) {
+    } else if has(&["certificate", "Certificate", "handshake"])
+        || (shown.starts_with("rediss") && has(&["TLS", "tls"]))
+    {
         format!(
             "the TLS handshake with {} failed ({}): check that the port serves TLS and \
              give the CA that signed its certificate with --redis-ca",
