@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{CliError, StoreArgs};
-use crate::breaker::CircuitBreaker;
+use crate::breaker::{BreakerError, CircuitBreaker};
 use crate::config::BreakerConfig;
 use crate::http::{MeteredStore, Metrics};
 use crate::store::{BreakerStore, MemoryStore, RedisStore, RedisTarget, StoreError};
@@ -20,6 +20,9 @@ pub struct Connection {
     pub config: BreakerConfig,
     /// The Redis store itself, when the store is Redis.
     pub redis: Option<RedisStore>,
+    /// How to name the Redis in an error: the target shown (password
+    /// hidden), its kind, and the timeout of one call.
+    target: Option<(String, &'static str, std::time::Duration)>,
 }
 
 impl Connection {
@@ -44,6 +47,7 @@ impl Connection {
                     .to_owned(),
                 config: config(args)?,
                 redis: None,
+                target: None,
             }),
         }
     }
@@ -76,7 +80,19 @@ impl Connection {
             description,
             config,
             redis: Some(store),
+            target: Some((shown, kind, args.redis_timeout)),
         })
+    }
+
+    /// A store error of a command after connecting, said as
+    /// [`connect_error`] says it: the address, what failed, what to try.
+    pub(super) fn error(&self, error: BreakerError) -> CliError {
+        match (error, &self.target) {
+            (BreakerError::Store(e), Some((shown, kind, timeout))) => {
+                connect_error(shown, kind, *timeout, &e)
+            }
+            (other, _) => other.into(),
+        }
     }
 
     /// Whether the store is shared through Redis.

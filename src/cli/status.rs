@@ -15,7 +15,7 @@ pub(super) async fn status(store: &StoreArgs, args: StatusArgs) -> Result<(), Cl
         let metrics = breaker
             .metrics(&agent)
             .await
-            .map_err(|e| admin_error(&agent, e))?;
+            .map_err(|e| admin_error(&connection, &agent, e))?;
         if args.json {
             out_line(&serde_json::to_string_pretty(&metrics)?)?;
         } else {
@@ -23,7 +23,10 @@ pub(super) async fn status(store: &StoreArgs, args: StatusArgs) -> Result<(), Cl
         }
         return Ok(());
     }
-    let health = FailoverRouter::new(breaker).health_status().await?;
+    let health = FailoverRouter::new(breaker)
+        .health_status()
+        .await
+        .map_err(|e| connection.error(e))?;
     if args.json {
         out_line(&serde_json::to_string_pretty(&health)?)?;
     } else if health.agents.is_empty() {
@@ -47,11 +50,11 @@ pub(super) async fn status(store: &StoreArgs, args: StatusArgs) -> Result<(), Cl
 
 /// Resets one agent fleet-wide and prints the transition.
 pub(super) async fn reset(store: &StoreArgs, args: ResetArgs) -> Result<(), CliError> {
-    let (breaker, agent) = admin(store, &args.agent).await?;
+    let (connection, breaker, agent) = admin(store, &args.agent).await?;
     let transition = breaker
         .reset(&agent)
         .await
-        .map_err(|e| admin_error(&agent, e))?;
+        .map_err(|e| admin_error(&connection, &agent, e))?;
     out_line(&format!(
         "reset {agent}: {} -> {}",
         transition.from, transition.to
@@ -60,11 +63,11 @@ pub(super) async fn reset(store: &StoreArgs, args: ResetArgs) -> Result<(), CliE
 
 /// Forces one agent fleet-wide and prints the transition.
 pub(super) async fn force(store: &StoreArgs, args: ForceArgs) -> Result<(), CliError> {
-    let (breaker, agent) = admin(store, &args.agent).await?;
+    let (connection, breaker, agent) = admin(store, &args.agent).await?;
     let transition = breaker
         .force(&agent, args.state.into(), args.ttl)
         .await
-        .map_err(|e| admin_error(&agent, e))?;
+        .map_err(|e| admin_error(&connection, &agent, e))?;
     let until = args.ttl.map_or_else(
         || " until changed".to_owned(),
         |ttl| format!(" for {}", humantime::format_duration(ttl)),
@@ -80,22 +83,25 @@ pub(super) async fn force(store: &StoreArgs, args: ForceArgs) -> Result<(), CliE
     ))
 }
 
-async fn admin(store: &StoreArgs, raw: &str) -> Result<(CircuitBreaker, AgentId), CliError> {
+async fn admin(
+    store: &StoreArgs,
+    raw: &str,
+) -> Result<(Connection, CircuitBreaker, AgentId), CliError> {
     let agent = agent_id(raw)?;
     let connection = Connection::redis(store).await?;
     let breaker = connection.breaker(&super::serve::instance_name("admin"), None, false)?;
-    Ok((breaker, agent))
+    Ok((connection, breaker, agent))
 }
 
 fn agent_id(raw: &str) -> Result<AgentId, CliError> {
     AgentId::new(raw).map_err(|e| CliError::new(e.to_string()))
 }
 
-fn admin_error(agent: &AgentId, error: BreakerError) -> CliError {
+fn admin_error(connection: &Connection, agent: &AgentId, error: BreakerError) -> CliError {
     match error {
         BreakerError::UnknownAgent(_) => CliError::new(format!(
             "unknown agent {agent}: no pod has called it through this store (see `fleet-breaker status`)"
         )),
-        other => other.into(),
+        other => connection.error(other),
     }
 }

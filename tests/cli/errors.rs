@@ -137,3 +137,35 @@ fn unreachable_cluster_nodes_and_sentinels_are_named() {
     assert!(err.contains("sentinel"), "{err}");
     assert!(err.contains("connection refused"), "{err}");
 }
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_after_connecting_is_named_too() {
+    let redis = TestRedis::start().await;
+    let prefix = crate::support::unique_prefix("cli_paused");
+    let _pod = crate::fleet_with_agents(&redis, &prefix, &["agent-1"]).await;
+    let mut admin = redis.connection().await;
+    // Writes (scripts included) wait; the PING that checks a new connection
+    // does not: the command connects, then its first script times out.
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(5_000)
+        .arg("WRITE")
+        .query_async::<()>(&mut admin)
+        .await
+        .expect("CLIENT PAUSE");
+    let url = redis.url();
+    let output = crate::command()
+        .args(["--redis-url", &url, "--prefix", &prefix, "status"])
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the binary runs");
+    redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async::<()>(&mut admin)
+        .await
+        .expect("CLIENT UNPAUSE");
+    assert_one_line_error(&output, "no answer from Redis at");
+    let err = stderr(&output);
+    assert!(err.contains(&url), "{err}");
+    assert!(err.contains("--redis-timeout"), "{err}");
+}
