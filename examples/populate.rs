@@ -1,6 +1,6 @@
 //! Fills a fleet with agents, for trying `serve` and the dashboard on a
-//! realistic amount of state, and for measuring `serve` (see the README's
-//! figures).
+//! realistic amount of state, and for measuring `serve` (see the figures
+//! in docs/operations.md).
 //!
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example populate -- [AGENTS] [PREFIX]
@@ -42,9 +42,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = breaker.call(&agent, async { Ok::<_, &str>(()) }).await;
         }
     }
-    println!(
-        "{count} agents under prefix {prefix:?} on {url}: {open} open, {} closed",
-        count - open
-    );
+    println!("{}", summary(count, &prefix, &url, open));
     Ok(())
+}
+
+/// The line populate ends with; the URL's password shows as `set`, as
+/// everywhere the crate prints a URL.
+fn summary(count: usize, prefix: &str, url: &str, open: usize) -> String {
+    format!(
+        "{count} agents under prefix {prefix:?} on {}: {open} open, {} closed",
+        fleet_breaker::store::redact_url(url),
+        count - open
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_summary_never_prints_the_password() {
+        let line = super::summary(10, "p", "redis://fleet:hunter2@10.0.0.1:6379/0", 1);
+        assert!(!line.contains("hunter2"), "{line}");
+        assert!(line.contains("redis://fleet:set@10.0.0.1:6379/0"), "{line}");
+        assert!(line.contains("1 open, 9 closed"), "{line}");
+    }
 }

@@ -50,14 +50,18 @@ return guard(function()
     else
       table.remove(s.probes, index)
       op(s, 'ZREM', KEYS[2], permit)
-      count(s, c, outcome)
+      -- model::count_probe: failure_count counts the closed state only, so
+      -- a probe leaves it as the opening left it.
+      stamp(s, c, outcome)
       if outcome == 'success' then
+        s.success_count = s.success_count + 1
         s.half_open_successes = s.half_open_successes + 1
         if s.half_open_successes >= c.half_open_max_calls then
           close(s, c)
           tr = transition(s, c, 'closed', 'probes_succeeded')
         end
       elseif outcome == 'failure' then
+        s.success_count = 0
         tr = open(s, c, 'probe_failed')
       end
     end

@@ -51,6 +51,35 @@ impl Default for BreakerConfig {
     }
 }
 
+impl std::fmt::Display for BreakerConfig {
+    /// One line for people, e.g. the defaults: `5 failures open a circuit,
+    /// 3 probes close it; backoff 1 s, x1.5 per opening, up to 60 s; probe
+    /// lease 30 s`. The `--help` of the binary shows it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} failures open a circuit, {} probes close it; backoff {}, x{} per \
+             opening, up to {}; probe lease {}",
+            self.failure_threshold,
+            self.half_open_max_calls,
+            human(self.base_backoff),
+            self.backoff_multiplier,
+            human(self.max_backoff),
+            human(self.recovery_timeout)
+        )
+    }
+}
+
+/// `1 s`, `60 s`, `250 ms`: whole seconds as seconds, anything else in ms.
+fn human(d: Duration) -> String {
+    let ms = duration_ms(d);
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
 /// An invalid [`BreakerConfig`] value: names the field and the allowed range.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("invalid breaker config: `{field}` is {value}, but {expected}")]

@@ -28,3 +28,9 @@ pub use router::{
     AllAgentsFailed, FailoverRouter, FailoverRouterBuilder, HealthStatus, RouteError, Routed,
 };
 pub use store::{BreakerStore, Corruption, MemoryStore, RedisStore, RedisTarget, StoreError};
+
+/// The examples of docs/operations.md, compiled with the doctests (the
+/// README's are, as the crate's documentation above).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/operations.md")]
+struct OperationsDoctests;

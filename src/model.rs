@@ -161,7 +161,7 @@ pub fn record(
                 return None;
             };
             s.probes.remove(index);
-            count(s, outcome, now_ms);
+            count_probe(s, outcome, now_ms);
             match outcome {
                 Outcome::Success => {
                     s.half_open_successes += 1;
@@ -331,6 +331,18 @@ fn count(s: &mut Snapshot, outcome: Outcome, now_ms: u64) {
             s.failure_count += 1;
             s.success_count = 0;
         }
+        Outcome::Neutral => {}
+    }
+    stamp(s, outcome, now_ms);
+}
+
+/// Counts a probe's outcome. `failure_count` counts consecutive failures
+/// in the closed state only, so a probe leaves it as the opening left it
+/// (the threshold); a probe failure still ends the success streak.
+fn count_probe(s: &mut Snapshot, outcome: Outcome, now_ms: u64) {
+    match outcome {
+        Outcome::Success => s.success_count += 1,
+        Outcome::Failure => s.success_count = 0,
         Outcome::Neutral => {}
     }
     stamp(s, outcome, now_ms);

@@ -122,9 +122,11 @@ impl<'de> Deserialize<'de> for AgentMetrics {
 /// The counters of [`AgentMetrics`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
-    /// Consecutive failures.
+    /// Consecutive failures in the closed state (an open or half-open
+    /// circuit shows the count that opened it; probes do not add to it).
     pub failure_count: u64,
-    /// Successes since the last failure.
+    /// Successes since the last failure: a streak, not a total, so no
+    /// success rate can be computed from these two counters.
     pub success_count: u64,
     /// Calls rejected since the last reset.
     pub total_rejections: u64,

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::config::BreakerConfig;
+
 /// The default prefix of the fleet's Redis keys.
 const DEFAULT_PREFIX: &str = crate::store::DEFAULT_PREFIX;
 
@@ -57,30 +59,30 @@ pub struct StoreArgs {
     /// The name the sentinels monitor the master under.
     #[arg(
         long,
+        hide_env_values = true,
         env = "REDIS_SENTINEL_MASTER",
         global = true,
         value_name = "NAME"
     )]
     pub sentinel_master: Option<String>,
     /// The prefix of the fleet's Redis keys; every pod of a fleet must use the same.
-    #[arg(long, env = "FLEET_BREAKER_PREFIX", default_value = DEFAULT_PREFIX, global = true)]
+    #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_PREFIX", default_value = DEFAULT_PREFIX, global = true)]
     pub prefix: String,
     /// How long one Redis call may take before it counts as failed.
-    #[arg(long, env = "FLEET_BREAKER_REDIS_TIMEOUT", default_value = "100ms", value_parser = parse_duration, global = true, value_name = "DURATION")]
+    #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_REDIS_TIMEOUT", default_value = "100ms", value_parser = parse_duration, global = true, value_name = "DURATION")]
     pub redis_timeout: Duration,
     /// A PEM file of CA certificates to verify a rediss:// server with (feature `tls`).
     #[arg(
         long,
+        hide_env_values = true,
         env = "FLEET_BREAKER_REDIS_CA",
         global = true,
         value_name = "PATH"
     )]
     pub redis_ca: Option<PathBuf>,
-    /// The breaker's settings as a JSON file (the fields of `BreakerConfig`:
-    /// failure_threshold, half_open_max_calls, base_backoff_ms, ...); every
-    /// pod of a fleet must use the same. Defaults: 5 failures, 3 probes, 1 s
-    /// backoff doubling up to 300 s.
-    #[arg(long, env = "FLEET_BREAKER_CONFIG", global = true, value_name = "PATH")]
+    /// The breaker's settings as a JSON file; the help text states the
+    /// defaults, rendered from [`BreakerConfig::default`] by [`config_help`].
+    #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_CONFIG", global = true, value_name = "PATH", help = config_help())]
     pub config: Option<PathBuf>,
 }
 
@@ -161,6 +163,7 @@ pub struct ServeArgs {
     /// The address to listen on (port 0 picks a free one).
     #[arg(
         long,
+        hide_env_values = true,
         env = "FLEET_BREAKER_BIND",
         default_value = "127.0.0.1:8080",
         value_name = "ADDR"
@@ -187,10 +190,10 @@ pub struct ServeArgs {
     /// How long one read of the fleet's health serves every request
     /// (`/api/circuit-breaker/health`, `/metrics`); a transition drops it at
     /// once. 0 reads the store on every request.
-    #[arg(long, env = "FLEET_BREAKER_HEALTH_MAX_AGE", default_value = "500ms", value_parser = parse_duration_or_zero, value_name = "DURATION")]
+    #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_HEALTH_MAX_AGE", default_value = "500ms", value_parser = parse_duration_or_zero, value_name = "DURATION")]
     pub health_max_age: Duration,
     /// Tries per webhook delivery before it is dead-lettered.
-    #[arg(long, env = "FLEET_BREAKER_WEBHOOK_MAX_TRIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_WEBHOOK_MAX_TRIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub webhook_max_tries: u32,
     /// Connection limits and timeouts of the listener.
     #[command(flatten)]
@@ -203,7 +206,12 @@ pub struct DemoArgs {
     /// The address of the dashboard (port 0 picks a free one). Without it,
     /// FLEET_BREAKER_DEMO_ADDR or 127.0.0.1:8080, or the next free port
     /// when that one is taken.
-    #[arg(long, env = "FLEET_BREAKER_BIND", value_name = "ADDR")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "FLEET_BREAKER_BIND",
+        value_name = "ADDR"
+    )]
     pub bind: Option<String>,
     /// Stop after this long (e.g. 30s, 5m); runs until Ctrl-C without it.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
@@ -234,6 +242,7 @@ pub struct DemoArgs {
     /// The name of this demo process's pods, to tell several demo processes apart.
     #[arg(
         long,
+        hide_env_values = true,
         env = "FLEET_BREAKER_INSTANCE",
         default_value = "demo",
         value_name = "NAME"
@@ -302,6 +311,18 @@ impl From<ForceState> for crate::model::ForceMode {
     }
 }
 
+/// The help of `--config`, with the defaults of [`BreakerConfig`] (so that
+/// it cannot drift from them).
+fn config_help() -> String {
+    format!(
+        "The breaker's settings as a JSON file (the fields of `BreakerConfig`: \
+         failure_threshold, half_open_max_calls, base_backoff_ms, \
+         backoff_multiplier, max_backoff_ms, recovery_timeout_ms); every pod of \
+         a fleet must use the same. Defaults: {}",
+        BreakerConfig::default()
+    )
+}
+
 pub(super) fn parse_duration(raw: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(raw.trim())
         .map_err(|e| format!("{e} (write e.g. 500ms, 30s, 10m, 1h)"))?;
@@ -317,3 +338,7 @@ fn parse_duration_or_zero(raw: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(raw.trim()).map_err(|e| format!("{e} (write e.g. 0, 250ms, 2s)"))
 }
+
+#[cfg(test)]
+#[path = "args_tests.rs"]
+mod tests;

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use super::{CliError, StoreArgs};
-use crate::breaker::CircuitBreaker;
+use crate::breaker::{BreakerError, CircuitBreaker};
 use crate::config::BreakerConfig;
 use crate::http::{MeteredStore, Metrics};
-use crate::store::{BreakerStore, MemoryStore, RedisStore, RedisTarget};
+use crate::store::{BreakerStore, MemoryStore, RedisStore, RedisTarget, StoreError};
 
 /// What a command runs on: the store, and how to name it in messages
 /// (a Redis URL with its password hidden).
@@ -20,6 +20,9 @@ pub struct Connection {
     pub config: BreakerConfig,
     /// The Redis store itself, when the store is Redis.
     pub redis: Option<RedisStore>,
+    /// How to name the Redis in an error: the target shown (password
+    /// hidden), its kind, and the timeout of one call.
+    target: Option<(String, &'static str, std::time::Duration)>,
 }
 
 impl Connection {
@@ -44,6 +47,7 @@ impl Connection {
                     .to_owned(),
                 config: config(args)?,
                 redis: None,
+                target: None,
             }),
         }
     }
@@ -62,7 +66,10 @@ impl Connection {
             })?;
             builder = builder.tls_root_certs(pem);
         }
-        let store = builder.build().await?;
+        let store = builder
+            .build()
+            .await
+            .map_err(|e| connect_error(&shown, kind, args.redis_timeout, &e))?;
         let description = match kind {
             "cluster" => format!("the redis cluster at {shown}"),
             "sentinel" => format!("redis through sentinel {shown}"),
@@ -73,7 +80,19 @@ impl Connection {
             description,
             config,
             redis: Some(store),
+            target: Some((shown, kind, args.redis_timeout)),
         })
+    }
+
+    /// A store error of a command after connecting, said as
+    /// [`connect_error`] says it: the address, what failed, what to try.
+    pub(super) fn error(&self, error: BreakerError) -> CliError {
+        match (error, &self.target) {
+            (BreakerError::Store(e), Some((shown, kind, timeout))) => {
+                connect_error(shown, kind, *timeout, &e)
+            }
+            (other, _) => other.into(),
+        }
     }
 
     /// Whether the store is shared through Redis.
@@ -131,6 +150,150 @@ fn target(args: &StoreArgs) -> Result<Option<RedisTarget>, CliError> {
         )?));
     }
     Ok(None)
+}
+
+/// What a person needs when the Redis of the flags cannot be used: which
+/// address, what failed, what to try; in the words of this tool, not of the
+/// client library. `shown` is the target with its password hidden, `kind`
+/// that of [`RedisTarget::kind`].
+fn connect_error(
+    shown: &str,
+    kind: &str,
+    timeout: std::time::Duration,
+    error: &StoreError,
+) -> CliError {
+    let message = connect_message(shown, kind, timeout, error);
+    if error.is_store_unavailable() {
+        CliError::store_unavailable(message)
+    } else {
+        CliError::new(message)
+    }
+}
+
+/// The words of [`connect_error`].
+fn connect_message(
+    shown: &str,
+    kind: &str,
+    timeout: std::time::Duration,
+    error: &StoreError,
+) -> String {
+    let cause = match error {
+        StoreError::Timeout(_) => {
+            let tls = if shown.starts_with("rediss") {
+                "; if that port serves plain Redis (no TLS), use a redis:// URL"
+            } else {
+                ""
+            };
+            return format!(
+                "no answer from {} within {timeout:?}: check that {} there and that \
+                 this machine can reach it, or raise --redis-timeout{tls}",
+                place(shown, kind),
+                who(kind)
+            );
+        }
+        StoreError::Unavailable(cause) | StoreError::Command(cause) => cause.as_str(),
+        other => return other.to_string(),
+    };
+    let has = |needles: &[&str]| needles.iter().any(|n| cause.contains(n));
+    let message = if has(&["refused"]) {
+        format!(
+            "cannot connect to {}: connection refused (nothing listens there): check that \
+             {} there and that the host and port are right",
+            place(shown, kind),
+            who(kind)
+        )
+    } else if has(&[
+        "lookup address",
+        "not known",
+        "nodename nor servname",
+        "name resolution",
+        "No address associated",
+    ]) {
+        format!(
+            "cannot resolve the host name of {}: check the host in the URL",
+            place(shown, kind)
+        )
+    } else if has(&[
+        "AuthenticationFailed",
+        "WRONGPASS",
+        "NOAUTH",
+        "invalid username-password",
+        "authentication failed",
+    ]) {
+        format!(
+            "{} refused the user name or password: check them in the URL \
+             (redis://USER:PASSWORD@host:port, or redis://:PASSWORD@host:port without an \
+             ACL user)",
+            place(shown, kind)
+        )
+    } else if has(&["cluster support disabled"]) {
+        format!(
+            "{} is not a Redis Cluster (cluster support is disabled there): for one Redis, \
+             use --redis-url (REDIS_URL)",
+            shown.strip_prefix("cluster ").unwrap_or(shown)
+        )
+    } else if has(&["certificate", "Certificate", "handshake"])
+        || (shown.starts_with("rediss") && has(&["TLS", "tls"]))
+    {
+        format!(
+            "the TLS handshake with {} failed ({}): check that the port serves TLS and \
+             give the CA that signed its certificate with --redis-ca",
+            place(shown, kind),
+            plain(cause)
+        )
+    } else {
+        format!("cannot use {}: {}", place(shown, kind), plain(cause))
+    };
+    message
+}
+
+/// `Redis at URL`, `the Redis Cluster nodes URL,URL` or `the sentinels
+/// URL,URL (master NAME)`, from a [`RedisTarget`]'s display.
+fn place(shown: &str, kind: &str) -> String {
+    match kind {
+        "cluster" => format!(
+            "the Redis Cluster nodes {}",
+            shown.strip_prefix("cluster ").unwrap_or(shown)
+        ),
+        "sentinel" => {
+            let rest = shown.strip_prefix("sentinel ").unwrap_or(shown);
+            match rest.split_once(" master ") {
+                Some((urls, master)) => format!("the sentinels {urls} (master {master})"),
+                None => format!("the sentinels {rest}"),
+            }
+        }
+        _ => format!("Redis at {shown}"),
+    }
+}
+
+/// Who should be running at the address: `Redis runs`, `the nodes run`, ...
+fn who(kind: &str) -> &'static str {
+    match kind {
+        "cluster" => "the nodes run",
+        "sentinel" => "the sentinels run",
+        _ => "Redis runs",
+    }
+}
+
+/// `cause` without the client library's wrappers and OS error numbers.
+fn plain(cause: &str) -> String {
+    let mut text = cause.to_owned();
+    for wrapper in [
+        "Error occurred while creating a new object: ",
+        "Failed to create initial connections - ",
+        "Io: ",
+        "ResponseError: ",
+        "- AuthenticationFailed",
+    ] {
+        text = text.replace(wrapper, "");
+    }
+    while let Some(start) = text.find(" (os error ") {
+        let Some(len) = text[start..].find(')') else {
+            break;
+        };
+        text.replace_range(start..=start + len, "");
+    }
+    text
 }
 
 /// The breaker settings: the `--config` JSON file, else the defaults.

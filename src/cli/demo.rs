@@ -57,20 +57,23 @@ impl Tally {
 
 /// Runs the demo until Ctrl-C or `--duration`.
 pub(super) async fn run(store: &StoreArgs, args: DemoArgs) -> Result<(), CliError> {
-    let token = match admin_token(args.admin_token.as_ref())? {
-        Some(token) => token,
-        None => {
-            let made = uuid::Uuid::new_v4().simple().to_string();
-            println!("admin token for the dashboard's buttons (made for this run): {made}");
-            AdminToken::new(made)?
-        }
-    };
+    // What can fail comes first: nothing (the made token) is printed before
+    // the settings, the store and the port are known good.
+    let given_token = admin_token(args.admin_token.as_ref())?;
     let mut stop = stop_signals(args.duration);
     let connection = Connection::redis_or_embedded(store).await?;
     let listener = if args.no_serve {
         None
     } else {
         Some(bind(args.bind.as_deref()).await?)
+    };
+    let token = match given_token {
+        Some(token) => token,
+        None => {
+            let made = uuid::Uuid::new_v4().simple().to_string();
+            println!("admin token for the dashboard's buttons (made for this run): {made}");
+            AdminToken::new(made)?
+        }
     };
     println!(
         "fleet-breaker demo: {} pods, agents {} on {}",

@@ -29,12 +29,14 @@ pub use args::{
 pub use connect::Connection;
 pub use listen::ListenArgs;
 
-/// A command's failure: printed as one line, `error: ...`.
+/// A command's failure: printed as one line, `error: ...`; or the end of
+/// a command whose stdout reader went away ([`CliError::is_closed_stdout`]).
 #[derive(Debug)]
 pub struct CliError {
     message: String,
     /// The store did not answer (it may later): `serve` waits for it.
     store_unavailable: bool,
+    closed_stdout: bool,
 }
 
 impl CliError {
@@ -42,6 +44,16 @@ impl CliError {
         Self {
             message: message.into(),
             store_unavailable: false,
+            closed_stdout: false,
+        }
+    }
+
+    /// A failure to reach the store (it may answer later), said in `message`.
+    fn store_unavailable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            store_unavailable: true,
+            closed_stdout: false,
         }
     }
 
@@ -49,6 +61,23 @@ impl CliError {
     /// in the settings: worth trying again.
     fn is_store_unavailable(&self) -> bool {
         self.store_unavailable
+    }
+
+    /// The command's stdout reader went away: not a failure.
+    fn closed_stdout() -> Self {
+        Self {
+            message: "stdout was closed".to_owned(),
+            store_unavailable: false,
+            closed_stdout: true,
+        }
+    }
+
+    /// Whether the command stopped because its stdout was closed
+    /// (`fleet-breaker status | head -1`): no failure, [`main`] exits 0
+    /// quietly.
+    #[must_use]
+    pub fn is_closed_stdout(&self) -> bool {
+        self.closed_stdout
     }
 }
 
@@ -66,6 +95,7 @@ impl<E: std::error::Error + 'static> From<E> for CliError {
         Self {
             message: error.to_string(),
             store_unavailable,
+            closed_stdout: false,
         }
     }
 }
@@ -84,6 +114,7 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is_closed_stdout() => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }
 }
@@ -131,7 +162,9 @@ fn default_filter(command: &Command) -> &'static str {
         // of it would say it twice. Only that line is hidden: entering and
         // leaving degraded mode both show.
         Command::Demo(_) => "info,fleet_breaker::breaker::observe=warn",
-        _ => "warn",
+        // The redis crate's own warnings (a cluster node refusing, say)
+        // would repeat, in its words, the one error line the command prints.
+        _ => "warn,redis=error",
     }
 }
 

@@ -1,9 +1,34 @@
 //! How the commands print: the status table and one line per transition.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::Duration;
 
+use super::CliError;
 use crate::breaker::{AgentMetrics, iso8601};
 use crate::model::Transition;
+
+/// Writes `text` to stdout and flushes it.
+///
+/// `println!` panics when the reader has gone (`fleet-breaker status | head
+/// -1`); here a closed stdout ends the command quietly
+/// ([`CliError::is_closed_stdout`]), and any other write error is one line.
+pub(super) fn out(text: &str) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::closed_stdout()),
+        Err(e) => Err(CliError::new(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// [`out`] of `line` and a newline.
+pub(super) fn out_line(line: &str) -> Result<(), CliError> {
+    out(&format!("{line}\n"))
+}
 
 /// `2026-11-27T05:00:00.000Z agent-1 closed -> open (failure_threshold; backoff 1s, retry in 1.0s)`.
 pub(super) fn transition_line(t: &Transition) -> String {
@@ -24,8 +49,6 @@ pub(super) fn transition_line(t: &Transition) -> String {
     line
 }
 
-use std::time::Duration;
-
 fn seconds(s: f64) -> String {
     if s >= 10.0 {
         format!("{s:.0}s")
@@ -34,33 +57,24 @@ fn seconds(s: f64) -> String {
     }
 }
 
-/// The success rate of an agent's counters, or `-` when it has had no call
-/// since its last failure streak began (no NaN).
-fn success_rate(m: &AgentMetrics) -> String {
-    let total = m.metrics.success_count + m.metrics.failure_count;
-    if total == 0 {
-        "-".to_owned()
-    } else {
-        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-        let rate = m.metrics.success_count as f64 / total as f64;
-        format!("{:.0}%", rate * 100.0)
-    }
-}
-
 /// A plain-text table of `agents`, one row each, columns aligned.
+///
+/// The counters are streaks (DESIGN.md section 2): failures in a row in the
+/// closed state, successes since the last failure. They are labelled so, and
+/// no "success rate" is made of them: an agent failing one call in ten would
+/// show 100% one moment and 0% the next.
 pub(super) fn status_table<'a>(agents: impl IntoIterator<Item = &'a AgentMetrics>) -> String {
     let header = [
         "AGENT",
         "STATE",
-        "FAILURES",
-        "SUCCESSES",
-        "SUCCESS RATE",
+        "FAILURES IN A ROW",
+        "SUCCESSES SINCE LAST FAILURE",
         "REJECTIONS",
         "BACKOFF",
         "RETRY IN",
         "LAST FAILURE",
     ];
-    let mut rows: Vec<[String; 9]> = vec![header.map(str::to_owned)];
+    let mut rows: Vec<[String; 8]> = vec![header.map(str::to_owned)];
     for m in agents {
         rows.push([
             m.agent_id.to_string(),
@@ -69,7 +83,6 @@ pub(super) fn status_table<'a>(agents: impl IntoIterator<Item = &'a AgentMetrics
                 .map_or_else(|| m.state.to_string(), |c| format!("corrupt ({})", c.field)),
             m.metrics.failure_count.to_string(),
             m.metrics.success_count.to_string(),
-            success_rate(m),
             m.metrics.total_rejections.to_string(),
             seconds(m.backoff_seconds),
             m.retry_after_seconds
@@ -128,6 +141,20 @@ mod tests {
             .map(|l| l.find("STATE").or_else(|| l.find("closed")).unwrap())
             .collect();
         assert!(state_col.windows(2).all(|w| w[0] == w[1]), "{table}");
-        assert!(table.contains("75%"), "{table}");
+    }
+
+    #[test]
+    fn the_counters_are_labelled_as_streaks_and_no_rate_is_shown() {
+        // 9 successes since a failure: a rate computed from the streaks
+        // would say 100% of an agent that fails one call in ten.
+        let mut agent = fresh("agent-1");
+        agent.metrics.success_count = 9;
+        let table = status_table([&agent]);
+        let header = table.lines().next().unwrap();
+
+        assert!(header.contains("FAILURES IN A ROW"), "{table}");
+        assert!(header.contains("SUCCESSES SINCE LAST FAILURE"), "{table}");
+        assert!(!header.contains("RATE"), "{table}");
+        assert!(!table.contains('%'), "{table}");
     }
 }

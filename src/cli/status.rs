@@ -1,6 +1,6 @@
 //! `status`, `reset` and `force`: one look at, or one change to, the fleet.
 
-use super::output::status_table;
+use super::output::{out, out_line, status_table};
 use super::{CliError, Connection, ForceArgs, ResetArgs, StatusArgs, StoreArgs};
 use crate::agent_id::AgentId;
 use crate::breaker::{AgentMetrics, BreakerError, CircuitBreaker};
@@ -17,74 +17,80 @@ pub(super) async fn status(store: &StoreArgs, args: StatusArgs) -> Result<(), Cl
             Err(BreakerError::Store(StoreError::Corrupt { corruption, .. })) => {
                 AgentMetrics::from_corruption(&agent, corruption)
             }
-            read => read.map_err(|e| admin_error(&agent, e))?,
+            read => read.map_err(|e| admin_error(&connection, &agent, e))?,
         };
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&metrics)?);
+            out_line(&serde_json::to_string_pretty(&metrics)?)?;
         } else {
-            print!("{}", status_table([&metrics]));
-            print_corrupt([&metrics]);
+            out(&status_table([&metrics]))?;
+            print_corrupt([&metrics])?;
         }
         return Ok(());
     }
-    let health = FailoverRouter::new(breaker).health_status().await?;
+    let health = FailoverRouter::new(breaker)
+        .health_status()
+        .await
+        .map_err(|e| connection.error(e))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&health)?);
+        out_line(&serde_json::to_string_pretty(&health)?)?;
     } else if health.agents.is_empty() {
-        println!(
+        out_line(&format!(
             "no agents yet: no pod has made a call through this store ({})",
             connection.description
-        );
+        ))?;
     } else {
-        print!("{}", status_table(health.agents.values()));
+        out(&status_table(health.agents.values()))?;
         let corrupt = if health.corrupt_agents > 0 {
             format!(", {} corrupt", health.corrupt_agents)
         } else {
             String::new()
         };
-        println!(
+        out_line(&format!(
             "\n{} agents: {} healthy, {} half-open, {} open{corrupt}; {} routing decisions",
             health.total_agents,
             health.healthy_agents,
             health.half_open_circuits,
             health.open_circuits,
             health.routing_events
-        );
-        print_corrupt(health.agents.values());
+        ))?;
+        print_corrupt(health.agents.values())?;
     }
     Ok(())
 }
 
 /// One line per corrupt agent: the field, its value, and the repair.
-fn print_corrupt<'a>(agents: impl IntoIterator<Item = &'a AgentMetrics>) {
+fn print_corrupt<'a>(agents: impl IntoIterator<Item = &'a AgentMetrics>) -> Result<(), CliError> {
     for m in agents {
         if let Some(corruption) = &m.corrupt {
-            println!(
+            out_line(&format!(
                 "corrupt {}: {corruption}; `fleet-breaker reset {}` rewrites it",
                 m.agent_id, m.agent_id
-            );
+            ))?;
         }
     }
+    Ok(())
 }
 
 /// Resets one agent fleet-wide and prints the transition.
 pub(super) async fn reset(store: &StoreArgs, args: ResetArgs) -> Result<(), CliError> {
-    let (breaker, agent) = admin(store, &args.agent).await?;
+    let (connection, breaker, agent) = admin(store, &args.agent).await?;
     let transition = breaker
         .reset(&agent)
         .await
-        .map_err(|e| admin_error(&agent, e))?;
-    println!("reset {agent}: {} -> {}", transition.from, transition.to);
-    Ok(())
+        .map_err(|e| admin_error(&connection, &agent, e))?;
+    out_line(&format!(
+        "reset {agent}: {} -> {}",
+        transition.from, transition.to
+    ))
 }
 
 /// Forces one agent fleet-wide and prints the transition.
 pub(super) async fn force(store: &StoreArgs, args: ForceArgs) -> Result<(), CliError> {
-    let (breaker, agent) = admin(store, &args.agent).await?;
+    let (connection, breaker, agent) = admin(store, &args.agent).await?;
     let transition = breaker
         .force(&agent, args.state.into(), args.ttl)
         .await
-        .map_err(|e| admin_error(&agent, e))?;
+        .map_err(|e| admin_error(&connection, &agent, e))?;
     let until = args.ttl.map_or_else(
         || " until changed".to_owned(),
         |ttl| format!(" for {}", humantime::format_duration(ttl)),
@@ -94,29 +100,31 @@ pub(super) async fn force(store: &StoreArgs, args: ForceArgs) -> Result<(), CliE
     } else {
         until
     };
-    println!(
+    out_line(&format!(
         "forced {agent}: {} -> {}{until}",
         transition.from, transition.to
-    );
-    Ok(())
+    ))
 }
 
-async fn admin(store: &StoreArgs, raw: &str) -> Result<(CircuitBreaker, AgentId), CliError> {
+async fn admin(
+    store: &StoreArgs,
+    raw: &str,
+) -> Result<(Connection, CircuitBreaker, AgentId), CliError> {
     let agent = agent_id(raw)?;
     let connection = Connection::redis(store).await?;
     let breaker = connection.breaker(&super::serve::instance_name("admin"), None, false)?;
-    Ok((breaker, agent))
+    Ok((connection, breaker, agent))
 }
 
 fn agent_id(raw: &str) -> Result<AgentId, CliError> {
     AgentId::new(raw).map_err(|e| CliError::new(e.to_string()))
 }
 
-fn admin_error(agent: &AgentId, error: BreakerError) -> CliError {
+fn admin_error(connection: &Connection, agent: &AgentId, error: BreakerError) -> CliError {
     match error {
         BreakerError::UnknownAgent(_) => CliError::new(format!(
             "unknown agent {agent}: no pod has called it through this store (see `fleet-breaker status`)"
         )),
-        other => other.into(),
+        other => connection.error(other),
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::output::transition_line;
+use super::output::{out_line, transition_line};
 use super::{CliError, Connection, StoreArgs, WatchArgs, shutdown_signal};
 
 /// How long the subscription may take to come up.
@@ -42,8 +42,8 @@ pub(super) async fn run(store: &StoreArgs, args: WatchArgs) -> Result<(), CliErr
         tokio::select! {
             () = &mut stop => return Ok(()),
             next = transitions.next() => match next {
-                Some(t) if args.json => println!("{}", serde_json::to_string(&t)?),
-                Some(t) => println!("{}", transition_line(&t)),
+                Some(t) if args.json => out_line(&serde_json::to_string(&t)?)?,
+                Some(t) => out_line(&transition_line(&t))?,
                 None => return Err(CliError::new("the transition stream ended")),
             },
         }

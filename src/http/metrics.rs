@@ -269,7 +269,7 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
             );
             registry.register(
                 "failure_count",
-                "Consecutive failures of the agent (fleet-wide)",
+                "Consecutive failures of the agent in the closed state (an open or half-open circuit shows the count that opened it), fleet-wide",
                 failures,
             );
             registry.register(

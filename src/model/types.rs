@@ -159,9 +159,13 @@ pub struct Lease {
 pub struct Snapshot {
     /// Current state.
     pub state: CircuitState,
-    /// Consecutive failures (closed), or failures counted since the last success.
+    /// Consecutive failures in the closed (or forced-closed) state; a
+    /// success there zeroes it. Probe outcomes leave it alone, so an open or
+    /// half-open circuit shows the count that opened it (`failure_threshold`),
+    /// however often it reopened; closing zeroes it.
     pub failure_count: u64,
-    /// Successes since the last failure.
+    /// Successes since the last failure (probe successes included); a
+    /// streak, not a total.
     pub success_count: u64,
     /// Calls rejected, in any state, since the last reset.
     pub total_rejections: u64,

@@ -30,7 +30,9 @@ pub use error::{Corruption, StoreError};
 pub use journal::{DEFAULT_FAILURES_CAP, FailureRecord, RoutingJournal};
 pub use keys::Keys;
 pub use memory::MemoryStore;
-pub(crate) use redis::{Conn as RedisConn, redact_url};
+#[cfg(feature = "service")] // for the webhook deliveries (alerts/)
+pub(crate) use redis::Conn as RedisConn;
+pub use redis::redact_url;
 pub use redis::{
     DEFAULT_PREFIX, DEFAULT_TIMEOUT, ENV_CLUSTER_URLS, ENV_SENTINEL_MASTER, ENV_SENTINEL_URLS,
     ENV_URL, RedisStore, RedisStoreBuilder, RedisTarget,

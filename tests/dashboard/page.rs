@@ -37,7 +37,7 @@ impl Page {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Row {
     pub(crate) state: String,
-    pub(crate) rate: String,
+    pub(crate) successes: String,
     pub(crate) failures: String,
     pub(crate) retry: String,
     pub(crate) forced: bool,
@@ -60,7 +60,7 @@ const rows = {};
 for (const el of document.querySelectorAll('#agents [data-agent]')) {
   rows[el.dataset.agent] = {
     state: el.dataset.state,
-    rate: text(el, '.agent-success-rate'),
+    successes: text(el, '.agent-successes'),
     failures: text(el, '.agent-failures'),
     retry: text(el, '.agent-retry-after'),
     forced: !el.querySelector('.agent-forced-tag').hidden,

@@ -1,7 +1,7 @@
 //! Redis AUTH as an ACL user that holds only the commands the project runs
 //! (directly and inside its scripts), on only its keys and channels: the
-//! whole flow works, everything else is refused, and the README shows the
-//! same ACL line.
+//! whole flow works, everything else is refused, and docs/operations.md
+//! shows the same ACL line.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use crate::acl_helpers::{
 };
 use crate::support::{TestRedis, init_tracing, unique_prefix, wait_until};
 
-/// Every command fleet-breaker runs, in the order the README lists them.
+/// Every command fleet-breaker runs, in the order docs/operations.md lists them.
 const COMMANDS: &[&str] = &[
     // Connections: the store's check and the watcher's pings; the pool's
     // recycle check is `UNWATCH` + `PING`.
@@ -76,15 +76,15 @@ fn acl_rules(prefix: &str, password: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_readme_shows_the_acl_line_that_these_tests_use() {
+fn the_operations_page_shows_the_acl_line_that_these_tests_use() {
     let line = format!(
         "ACL SETUSER fleet {}",
         acl_rules("fleet-breaker", "CHANGE-ME").join(" ")
     );
-    let readme = include_str!("../../README.md");
+    let page = include_str!("../../docs/operations.md");
     assert!(
-        readme.contains(&line),
-        "README.md should show, in its Security section:\n{line}"
+        page.contains(&line),
+        "docs/operations.md should show, in its Security section:\n{line}"
     );
 }
 

@@ -6,6 +6,7 @@ mod support;
 mod bad_input;
 mod corrupt;
 mod differential;
+mod failure_count;
 mod failures_journal;
 mod fleet_races;
 mod noscript;

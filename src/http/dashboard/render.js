@@ -3,7 +3,7 @@
 // render asks for a refresh through the callback given to onRetryDue.
 
 import { recordTransition, hasHistory, pushHistory, renderHistory } from './transitions.js';
-import { $, setText, successRate, formatSeconds, formatCountdown, formatClock } from './util.js';
+import { $, setText, formatSeconds, formatCountdown, formatClock } from './util.js';
 
 // How long a state from an event outranks an older health answer.
 const EVENT_PRECEDENCE_MS = 5000;
@@ -91,7 +91,7 @@ function makeRow(id) {
       state: q('.agent-state'),
       forced: q('.agent-forced-tag'),
       failures: q('.agent-failures'),
-      rate: q('.agent-success-rate'),
+      successes: q('.agent-successes'),
       rejections: q('.agent-rejections'),
       backoff: q('.agent-backoff'),
       retry: q('.agent-retry-after'),
@@ -149,13 +149,13 @@ function updateRow(row, metrics) {
 
   const counters = metrics.metrics || {};
   setText(row.refs.failures, counters.failure_count ?? 0);
-  setText(row.refs.rate, successRate(counters));
+  setText(row.refs.successes, counters.success_count ?? 0);
   setText(row.refs.rejections, counters.total_rejections ?? 0);
   setText(row.refs.backoff, formatSeconds(metrics.backoff_seconds));
   row.refs.failures.title = counters.last_failure_time
     ? `last failure ${counters.last_failure_time}`
     : 'no failure recorded';
-  row.refs.rate.title = counters.last_success_time
+  row.refs.successes.title = counters.last_success_time
     ? `last success ${counters.last_success_time}`
     : 'no success recorded';
 

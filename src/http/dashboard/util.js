@@ -9,14 +9,6 @@ export function setText(selector, value) {
   if (el && el.textContent !== text) el.textContent = text;
 }
 
-export function successRate(counters) {
-  const ok = Number(counters.success_count) || 0;
-  const failed = Number(counters.failure_count) || 0;
-  const total = ok + failed;
-  if (total === 0) return '-';
-  return `${((ok / total) * 100).toFixed(1)}%`;
-}
-
 export function formatSeconds(seconds) {
   if (seconds == null || !Number.isFinite(seconds)) return '–';
   if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;

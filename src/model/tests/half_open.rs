@@ -30,7 +30,10 @@ fn probe_success_counts_half_open_successes_and_success_count() {
     assert_eq!(c.s.state, CircuitState::HalfOpen);
     assert_eq!(c.s.half_open_successes, 2);
     assert_eq!(c.s.success_count, 2);
-    assert_eq!(c.s.failure_count, 0);
+    assert_eq!(
+        c.s.failure_count, 5,
+        "failure_count counts the closed state only: probes leave the count that opened"
+    );
     assert_eq!(c.s.last_success_ms, Some(at + 6));
     assert!(c.s.probes.is_empty());
 }
@@ -136,4 +139,36 @@ fn with_one_half_open_call_a_single_probe_success_closes() {
 
     assert_eq!(t.map(|t| t.reason), Some(TransitionReason::ProbesSucceeded));
     assert_eq!(c.s.state, CircuitState::Closed);
+}
+
+#[test]
+fn repeated_openings_keep_failure_count_at_the_threshold_that_opened() {
+    let mut c = Circuit::new();
+    c.trip(T0);
+    assert_eq!(c.s.failure_count, 5);
+    for round in 0..6 {
+        let (at, probe) = c.half_open();
+        assert_eq!(c.s.failure_count, 5, "half-open, round {round}");
+
+        let t = c.record(at + 1, &probe, Outcome::Failure);
+
+        assert_eq!(t.map(|t| t.reason), Some(TransitionReason::ProbeFailed));
+        assert_eq!(c.s.failure_count, 5, "reopened, round {round}");
+        assert_eq!(c.s.success_count, 0);
+        assert_eq!(c.s.last_failure_ms, Some(at + 1));
+    }
+}
+
+#[test]
+fn a_probe_failure_after_probe_successes_reopens_with_the_count_that_opened() {
+    let mut c = Circuit::new();
+    c.trip(T0);
+    let (at, first) = c.half_open();
+    let second = c.grant(at);
+    c.record(at + 1, &first, Outcome::Success);
+
+    c.record(at + 2, &second, Outcome::Failure);
+
+    assert_eq!(c.s.state, CircuitState::Open);
+    assert_eq!((c.s.failure_count, c.s.success_count), (5, 0));
 }

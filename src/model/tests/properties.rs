@@ -200,6 +200,11 @@ fn check_step(
     if s.state == CircuitState::Open {
         prop_assert!(s.open_until_ms > 0);
     }
+    if matches!(s.state, CircuitState::Open | CircuitState::HalfOpen) {
+        // Only the closed state counts failures: a circuit is open or
+        // half-open with the count that opened it, however often it reopened.
+        prop_assert_eq!(s.failure_count, u64::from(config.failure_threshold));
+    }
     Ok(())
 }
 

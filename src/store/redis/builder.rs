@@ -336,7 +336,8 @@ fn install_crypto_provider() {
 /// URL, a webhook URL, or a string that failed to parse as either. A lone
 /// user-info part (`redis://secret@host`) is hidden whole, since Redis URLs
 /// may carry a bare password there.
-pub(crate) fn redact_url(url: &str) -> String {
+#[must_use]
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

@@ -81,7 +81,8 @@ pub(crate) enum Conn {
 
 impl Conn {
     /// Whether keys of different slots must go in separate commands (no
-    /// `MULTI` across them).
+    /// `MULTI` across them). Used by the webhook deliveries only.
+    #[cfg(feature = "service")]
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self, Self::Cluster(_))
     }

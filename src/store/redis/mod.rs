@@ -32,7 +32,8 @@ mod target;
 mod topology;
 
 pub use builder::RedisStoreBuilder;
-pub(crate) use builder::redact_url;
+pub use builder::redact_url;
+#[cfg(feature = "service")]
 pub(crate) use conn::Conn;
 pub use target::{ENV_CLUSTER_URLS, ENV_SENTINEL_MASTER, ENV_SENTINEL_URLS, ENV_URL, RedisTarget};
 
