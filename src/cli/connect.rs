@@ -195,7 +195,7 @@ fn connect_message(
         other => return other.to_string(),
     };
     let has = |needles: &[&str]| needles.iter().any(|n| cause.contains(n));
-    let message = if has(&["refused"]) {
+    if has(&["refused"]) {
         format!(
             "cannot connect to {}: connection refused (nothing listens there): check that \
              {} there and that the host and port are right",
@@ -243,8 +243,7 @@ fn connect_message(
         )
     } else {
         format!("cannot use {}: {}", place(shown, kind), plain(cause))
-    };
-    message
+    }
 }
 
 /// `Redis at URL`, `the Redis Cluster nodes URL,URL` or `the sentinels
