@@ -50,6 +50,7 @@ Return value, common to every script (a flat array, numbers as integers):
   [11] half_open_successes  [12] generation  [13] forced_until_ms
   [14] probes: an array id, deadline_ms, id, deadline_ms, ... ordered by
        (deadline, id)
+  [15] epoch: the identity of the agent's history (see "Epochs" below)
 then the script's own values (see its header), then, with 2 KEYS only
 (a cluster), `created`: 1 or 0.
 
@@ -60,6 +61,13 @@ the script with the error reply `ERR fleet-breaker: invalid argument: ...` or
 
 Writes happen last, in `save`, and only for what changed: a closed circuit's
 acquire writes nothing at all.
+
+Epochs: the hash field `epoch` (microseconds of Redis TIME when the hash was
+created) names one history of the agent. A hash deleted (DEL, FLUSHALL, a
+restart without persistence) and created again starts at generation 0 with
+a new epoch, so readers compare generations only within one epoch. A hash
+from before epochs has none: 0. Transition messages carry it as `epoch`,
+failure-count news too.
 
 Needs Redis 5.0 or later (XADD, and scripts replicated by their effects, so
 writing after TIME is allowed); tested on Redis 7.
@@ -181,6 +189,34 @@ local function load_probes(s)
   end
 end
 
+-- Epochs (see the header). Kept apart from the field checks of `load`.
+
+-- A new epoch: microseconds of Redis TIME (always the server's, even with a
+-- test clock), exact in a double until the year 2255.
+local function new_epoch()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- The stored epoch of an existing hash into `s.epoch`: 0 when it has none
+-- (written before epochs), an error when it is not an integer. (HMGET, not
+-- HGET: the README's ACL line allows the commands the scripts use.)
+local function load_epoch(s)
+  local raw = redis.call('HMGET', KEYS[1], 'epoch')[1]
+  if not raw then
+    s.epoch = 0
+    return
+  end
+  local n = to_uint(raw)
+  if n == nil then not_uint('invalid data', 'key ' .. KEYS[1] .. ' field epoch', raw) end
+  s.epoch = n
+end
+
+-- `,"epoch":N` for a transition message (and count news).
+local function epoch_json(s)
+  return ',"epoch":' .. int(s.epoch)
+end
+
 -- The agent's snapshot, checked field by field; nil when the hash is absent.
 local function load()
   local raw = redis.pcall('HMGET', KEYS[1], unpack(FIELDS))
@@ -204,6 +240,7 @@ local function load()
       .. show(raw[9]) .. ', expected at most 2^32 - 1')
   end
   if s.state == 'half_open' then load_probes(s) end
+  load_epoch(s)
   return s
 end
 
@@ -213,7 +250,7 @@ local function fresh(c)
     exists = false, probes = {}, ops = {}, state = 'closed', failure_count = 0,
     success_count = 0, total_rejections = 0, last_failure_ms = 0, last_success_ms = 0,
     backoff_ms = c.base_backoff_ms, open_until_ms = 0, half_open_successes = 0,
-    generation = 0, forced_until_ms = 0,
+    generation = 0, forced_until_ms = 0, epoch = new_epoch(),
   }
 end
 
@@ -241,7 +278,7 @@ local function transition(s, c, to, reason)
   return '{"agent_id":' .. cjson.encode(c.agent) .. ',"from":"' .. from .. '","to":"' .. to
     .. '","generation":' .. int(s.generation) .. ',"at_ms":' .. int(c.now)
     .. ',"reason":"' .. reason .. '","backoff_seconds":' .. seconds(s.backoff_ms)
-    .. ',"open_until_ms":' .. int(s.open_until_ms) .. '}'
+    .. ',"open_until_ms":' .. int(s.open_until_ms) .. epoch_json(s) .. '}'
 end
 
 -- model::close: the clean closed state of a close, a reset and a force ending.
@@ -347,12 +384,16 @@ local function save(s, c, tr)
       changed[#changed + 1] = (f == 'state') and s.state or int(s[f])
     end
   end
+  if not s.exists then
+    changed[#changed + 1] = 'epoch'
+    changed[#changed + 1] = int(s.epoch)
+  end
   if #changed > 0 then redis.call('HSET', KEYS[1], unpack(changed)) end
   if tr then
     redis.call('PUBLISH', c.channel, tr)
   elseif (s.saved and s.saved.failure_count or 0) == 0 ~= (s.failure_count == 0) then
     redis.call('PUBLISH', c.counts_channel, '{"agent_id":' .. cjson.encode(c.agent)
-      .. ',"generation":' .. int(s.generation) .. ',"failure_count":' .. int(s.failure_count) .. '}')
+      .. ',"generation":' .. int(s.generation) .. ',"failure_count":' .. int(s.failure_count) .. epoch_json(s) .. '}')
   end
 end
 
@@ -366,7 +407,7 @@ local function reply(s, c, tr, ...)
   local r = {
     c.now, tr or '', s.state, s.failure_count, s.success_count, s.total_rejections,
     s.last_failure_ms, s.last_success_ms, s.backoff_ms, s.open_until_ms,
-    s.half_open_successes, s.generation, s.forced_until_ms, probes,
+    s.half_open_successes, s.generation, s.forced_until_ms, probes, s.epoch,
   }
   for i = 1, select('#', ...) do r[#r + 1] = select(i, ...) end
   if c.cluster then r[#r + 1] = c.created and 1 or 0 end
