@@ -102,6 +102,9 @@ async fn a_forged_transition_of_another_epoch_does_not_silence_the_agent() {
     .await;
 }
 
+/// Forged agent ids published in [`forged_agent_ids_make_no_metric_series`].
+const FORGED: usize = 2_000;
+
 /// `GET /metrics` of `app` as text.
 async fn metrics_text(app: &axum::Router) -> String {
     let response = app
@@ -126,7 +129,7 @@ async fn forged_agent_ids_make_no_metric_series() {
     pod.acquire(&real).await.unwrap().success().await;
     let opened = pod.force(&real, ForceMode::Open, None).await.unwrap();
 
-    for n in 0..200 {
+    for n in 0..FORGED {
         let forged = Transition {
             agent_id: AgentId::new(&format!("forged-{n}")).unwrap(),
             generation: 1,
@@ -148,6 +151,10 @@ async fn forged_agent_ids_make_no_metric_series() {
     .await;
 
     let text = metrics_text(&app).await;
+    println!(
+        "/metrics is {} bytes after {FORGED} forged agent ids",
+        text.len()
+    );
     assert!(
         !text.contains("forged-"),
         "no series for an agent the store does not know:\n{text}"
