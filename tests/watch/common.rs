@@ -140,8 +140,19 @@ pub(crate) async fn publish(conn: &mut MultiplexedConnection, keys: &Keys, t: &T
 }
 
 /// The agent's hash at the generation (and epoch, when it has one) of
-/// `t`, as the script that made `t` leaves it.
+/// `t`, as the script that made `t` leaves it; never back to a lower
+/// generation (a store's generation only grows), so that tests publishing
+/// old generations again do not take the hash back.
 pub(crate) async fn write_hash(conn: &mut MultiplexedConnection, keys: &Keys, t: &Transition) {
+    let stored: Option<u64> = redis::cmd("HGET")
+        .arg(keys.state(&t.agent_id))
+        .arg("generation")
+        .query_async(conn)
+        .await
+        .expect("HGET");
+    if stored.is_some_and(|stored| stored >= t.generation) {
+        return;
+    }
     let mut hset = redis::cmd("HSET");
     hset.arg(keys.state(&t.agent_id))
         .arg("generation")
