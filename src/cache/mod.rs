@@ -51,20 +51,6 @@ impl PartialEq for EntryRef {
 
 impl Eq for EntryRef {}
 
-/// Which generations may replace an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Generation {
-    /// A snapshot: as complete as the entry, or more. One of another epoch
-    /// (the agent was deleted and made again) replaces the entry whatever
-    /// its generation: the store answered it, so it is the current history.
-    SameOrNewer,
-    /// A transition message: only news, and only of the entry's epoch (or
-    /// of none, from a publisher older than epochs). One of another epoch
-    /// moves nothing but stops the entry being trusted, so the next
-    /// decision asks the store, whose answer says which epoch is current.
-    Newer,
-}
-
 /// The part of a snapshot the cache decides with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct View {
@@ -342,36 +328,22 @@ impl Cache {
 
     fn advance(&self, agent: &AgentId, view: View, verified_at: Option<u64>, accept: Generation) {
         if let Some(entry) = self.entry(agent) {
-            entry.view.update(|current| {
-                let mut view = view;
-                if accept == Generation::Newer && view.epoch == 0 {
-                    // A message without an epoch: of the entry's, presumably.
-                    view.epoch = current.epoch;
-                }
-                if view.epoch != current.epoch {
-                    if accept == Generation::Newer {
+            entry
+                .view
+                .update(|current| match order::step(current, view, accept) {
+                    Step::Keep => false,
+                    Step::Distrust => {
                         entry.verified_at_ms.store(0, Ordering::Relaxed);
-                        return false;
+                        false
                     }
-                    *current = view;
-                    entry
-                        .verified_at_ms
-                        .store(verified_at.unwrap_or(0), Ordering::Relaxed);
-                    return true;
-                }
-                let behind = match accept {
-                    Generation::SameOrNewer => view.generation < current.generation,
-                    Generation::Newer => view.generation <= current.generation,
-                };
-                if behind {
-                    return false;
-                }
-                *current = view;
-                entry
-                    .verified_at_ms
-                    .store(verified_at.unwrap_or(0), Ordering::Relaxed);
-                true
-            });
+                    Step::Replace(view) => {
+                        *current = view;
+                        entry
+                            .verified_at_ms
+                            .store(verified_at.unwrap_or(0), Ordering::Relaxed);
+                        true
+                    }
+                });
             return;
         }
         let entry = Arc::new(Entry {
@@ -403,8 +375,10 @@ impl Cache {
 }
 
 mod counts;
+mod order;
 mod seqview;
 
+use order::{Generation, Step};
 use seqview::SeqView;
 
 #[cfg(test)]
