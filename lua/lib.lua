@@ -62,12 +62,8 @@ the script with the error reply `ERR fleet-breaker: invalid argument: ...` or
 Writes happen last, in `save`, and only for what changed: a closed circuit's
 acquire writes nothing at all.
 
-Epochs: the hash field `epoch` (microseconds of Redis TIME when the hash was
-created) names one history of the agent. A hash deleted (DEL, FLUSHALL, a
-restart without persistence) and created again starts at generation 0 with
-a new epoch, so readers compare generations only within one epoch. A hash
-from before epochs has none: 0. Transition messages carry it as `epoch`,
-failure-count news too.
+Epochs: the hash field `epoch`, written when the hash is created, names one
+history of the agent; see lua/epoch.lua, which comes before this file.
 
 Needs Redis 5.0 or later (XADD, and scripts replicated by their effects, so
 writing after TIME is allowed); tested on Redis 7.
@@ -187,34 +183,6 @@ local function load_probes(s)
     end
     s.probes[#s.probes + 1] = { id = raw[i], deadline = deadline }
   end
-end
-
--- Epochs (see the header). Kept apart from the field checks of `load`.
-
--- A new epoch: microseconds of Redis TIME (always the server's, even with a
--- test clock), exact in a double until the year 2255.
-local function new_epoch()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-
--- The stored epoch of an existing hash into `s.epoch`: 0 when it has none
--- (written before epochs), an error when it is not an integer. (HMGET, not
--- HGET: the README's ACL line allows the commands the scripts use.)
-local function load_epoch(s)
-  local raw = redis.call('HMGET', KEYS[1], 'epoch')[1]
-  if not raw then
-    s.epoch = 0
-    return
-  end
-  local n = to_uint(raw)
-  if n == nil then not_uint('invalid data', 'key ' .. KEYS[1] .. ' field epoch', raw) end
-  s.epoch = n
-end
-
--- `,"epoch":N` for a transition message (and count news).
-local function epoch_json(s)
-  return ',"epoch":' .. int(s.epoch)
 end
 
 -- The agent's snapshot, checked field by field; nil when the hash is absent.
