@@ -30,6 +30,7 @@ async fn transitions_right_after_a_flushall_are_still_delivered() {
     // The stream and its group go; the transitions made at once land in a
     // new stream before the consumer finds its group gone.
     redis.flushall().await;
+    let flushed_at = std::time::Instant::now();
     let agent = AgentId::new("agent-after-flush").unwrap();
     known(&breaker, &agent).await;
     let opened = force_open(&breaker, &agent).await;
@@ -41,6 +42,10 @@ async fn transitions_right_after_a_flushall_are_still_delivered() {
         || async { receiver.accepted().len() >= 3 },
     )
     .await;
+    println!(
+        "both transitions after the FLUSHALL were delivered {:?} after it",
+        flushed_at.elapsed()
+    );
     let after: Vec<_> = receiver
         .accepted()
         .into_iter()
