@@ -8,8 +8,8 @@ Creates the agent (every hash field, and SADD to PREFIX:agents) on first use.
 A closed circuit that exists already is decided with one HGETALL and no write.
 
 Return value: the common array of lib.lua, then the decision:
-  [15] "granted"   [16] the generation granted in  [17] 1 for a probe holding a lease, else 0
-  [15] "rejected"  [16] the state that refused      [17] retry_after_ms, or -1 when unknown
+  [16] "granted"   [17] the generation granted in  [18] 1 for a probe holding a lease, else 0
+  [16] "rejected"  [17] the state that refused      [18] retry_after_ms, or -1 when unknown
 ]]
 
 return guard(function()

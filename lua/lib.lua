@@ -51,6 +51,7 @@ Return value, common to every script (a flat array, numbers as integers):
   [11] half_open_successes  [12] generation  [13] forced_until_ms
   [14] probes: an array id, deadline_ms, id, deadline_ms, ... ordered by
        (deadline, id)
+  [15] epoch: the identity of the agent's history (see "Epochs" below)
 then the script's own values (see its header), then, with 2 KEYS only
 (a cluster), `created`: 1 or 0.
 
@@ -65,6 +66,9 @@ data: they repair it, rewriting every field (see `load_for_repair` in load.lua).
 
 Writes happen last, in `save`, and only for what changed: a closed circuit's
 acquire writes nothing at all.
+
+Epochs: the hash field `epoch`, written when the hash is created, names one
+history of the agent; see lua/epoch.lua, which comes before this file.
 
 Needs Redis 5.0 or later (XADD, and scripts replicated by their effects, so
 writing after TIME is allowed); tested on Redis 7.
@@ -179,7 +183,7 @@ local function fresh(c)
     exists = false, probes = {}, ops = {}, state = 'closed', failure_count = 0,
     success_count = 0, total_rejections = 0, last_failure_ms = 0, last_success_ms = 0,
     backoff_ms = c.base_backoff_ms, open_until_ms = 0, half_open_successes = 0,
-    generation = 0, forced_until_ms = 0,
+    generation = 0, forced_until_ms = 0, epoch = new_epoch(),
   }
 end
 
@@ -207,7 +211,7 @@ local function transition(s, c, to, reason)
   return '{"agent_id":' .. cjson.encode(c.agent) .. ',"from":"' .. from .. '","to":"' .. to
     .. '","generation":' .. int(s.generation) .. ',"at_ms":' .. int(c.now)
     .. ',"reason":"' .. reason .. '","backoff_seconds":' .. seconds(s.backoff_ms)
-    .. ',"open_until_ms":' .. int(s.open_until_ms) .. '}'
+    .. ',"open_until_ms":' .. int(s.open_until_ms) .. epoch_json(s) .. '}'
 end
 
 -- model::close: the clean closed state of a close, a reset and a force ending.
@@ -313,12 +317,16 @@ local function save(s, c, tr)
       changed[#changed + 1] = (f == 'state') and s.state or int(s[f])
     end
   end
+  if not s.exists or s.write_epoch then
+    changed[#changed + 1] = 'epoch'
+    changed[#changed + 1] = int(s.epoch)
+  end
   if #changed > 0 then redis.call('HSET', KEYS[1], unpack(changed)) end
   if tr then
     redis.call('PUBLISH', c.channel, tr)
   elseif (s.saved and s.saved.failure_count or 0) == 0 ~= (s.failure_count == 0) then
     redis.call('PUBLISH', c.counts_channel, '{"agent_id":' .. cjson.encode(c.agent)
-      .. ',"generation":' .. int(s.generation) .. ',"failure_count":' .. int(s.failure_count) .. '}')
+      .. ',"generation":' .. int(s.generation) .. ',"failure_count":' .. int(s.failure_count) .. epoch_json(s) .. '}')
   end
 end
 
@@ -332,7 +340,7 @@ local function reply(s, c, tr, ...)
   local r = {
     c.now, tr or '', s.state, s.failure_count, s.success_count, s.total_rejections,
     s.last_failure_ms, s.last_success_ms, s.backoff_ms, s.open_until_ms,
-    s.half_open_successes, s.generation, s.forced_until_ms, probes,
+    s.half_open_successes, s.generation, s.forced_until_ms, probes, s.epoch,
   }
   for i = 1, select('#', ...) do r[#r + 1] = select(i, ...) end
   if c.cluster then r[#r + 1] = c.created and 1 or 0 end

@@ -1,8 +1,9 @@
 --[[
 load.lua: reading and checking an agent's stored state, and repairing it.
 
-src/store/scripts.rs puts it after lib.lua (whose helpers it uses: FIELDS,
-STATES, raise, to_uint, fresh, save) and before each operation's file.
+src/store/scripts.rs puts it after epoch.lua and lib.lua (whose helpers it
+uses: stored_epoch, FIELDS, STATES, raise, to_uint, fresh, save) and before
+each operation's file.
 
 Corrupt data: a hash or probes key edited by hand, or written by something
 else. Every script but reset and force refuses it with `corrupt`, before any
@@ -92,6 +93,9 @@ local function load()
     s.saved[f] = value
   end
   if s.state == 'half_open' then load_probes(s) end
+  local epoch, text = stored_epoch()
+  if epoch == nil then corrupt(KEYS[1], 'epoch', text, EXPECTED_UINT) end
+  s.epoch = epoch
   return s
 end
 
@@ -119,6 +123,14 @@ local function load_for_repair(c)
     elseif f == 'generation' then
       s.generation = c.now
     end
+  end
+  -- An unreadable epoch (or a key that was not a hash) starts a new
+  -- history: `fresh` drew a new epoch, and `save` writes it.
+  local epoch = (not s.wrong_type) and stored_epoch() or nil
+  if epoch == nil then
+    s.write_epoch = true
+  else
+    s.epoch = epoch
   end
   return s
 end

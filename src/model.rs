@@ -399,6 +399,7 @@ fn transition(
         reason,
         backoff_seconds: backoff_seconds(s.backoff_ms),
         open_until_ms: s.open_until_ms,
+        epoch: s.epoch,
     }
 }
 

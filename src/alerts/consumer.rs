@@ -39,6 +39,11 @@ pub(super) struct Consumer {
     pub(super) next_due: Option<Instant>,
     /// Failed sessions in a row.
     pub(super) failures: u32,
+    /// The newest stream id this consumer knows of (the stream's tip when
+    /// it first made the group, then each entry it read): where its group
+    /// starts again if a flush of Redis took it (see
+    /// `stream::create_group`). `None` before the first session.
+    pub(super) resume_after: Option<String>,
 }
 
 impl Consumer {
@@ -88,7 +93,18 @@ impl Consumer {
     /// then retries and reads until told to stop (`Ok`) or Redis fails.
     async fn session(&mut self) -> Result<(), String> {
         let mut conn = self.link.connect().await?;
-        stream::create_group(&mut conn, &self.key, &self.group, self.link.timeout).await?;
+        let timeout = self.link.timeout;
+        stream::create_group(
+            &mut conn,
+            &self.key,
+            &self.group,
+            self.resume_after.as_deref(),
+            timeout,
+        )
+        .await?;
+        if self.resume_after.is_none() {
+            self.resume_after = Some(stream::tip(&mut conn, &self.key, timeout).await?);
+        }
         if self.failures > 0 {
             tracing::info!(url = %self.endpoint.shown(), "webhooks: Redis reached again");
             self.failures = 0;
@@ -102,6 +118,7 @@ impl Consumer {
             // consumer until the read returns, and they must be handed back.
             let block = self.block_time();
             let entries = self.group(&mut conn).read_new(READ_COUNT, block).await?;
+            self.note_read(&entries);
             let mut entries = entries.into_iter();
             while let Some(entry) = entries.next() {
                 if self.is_stopped() {
@@ -110,6 +127,21 @@ impl Consumer {
                 }
                 self.deliver(&mut conn, entry, 1).await?;
             }
+        }
+    }
+
+    /// Moves [`Self::resume_after`] to the newest entry read.
+    fn note_read(&mut self, entries: &[Entry]) {
+        let Some(newest) = entries
+            .iter()
+            .filter_map(|e| stream::id_order(&e.id).map(|o| (o, e)))
+            .max_by_key(|(o, _)| *o)
+        else {
+            return;
+        };
+        let known = self.resume_after.as_deref().and_then(stream::id_order);
+        if known.is_none_or(|known| newest.0 > known) {
+            self.resume_after = Some(newest.1.id.clone());
         }
     }
 

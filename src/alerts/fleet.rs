@@ -60,7 +60,7 @@ impl Webhooks {
             let mut conn = link.connect().await.map_err(AlertsError::Redis)?;
             for endpoint in self.endpoints.iter() {
                 let group = group_name(endpoint.shown());
-                stream::create_group(&mut conn, &stream_key, &group, redis_timeout)
+                stream::create_group(&mut conn, &stream_key, &group, None, redis_timeout)
                     .await
                     .map_err(AlertsError::Redis)?;
             }
@@ -87,6 +87,7 @@ impl Webhooks {
                     stop: stop_rx.clone(),
                     next_due: None,
                     failures: 0,
+                    resume_after: None,
                 };
                 tokio::spawn(consumer.run())
             })

@@ -51,7 +51,7 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `PREFIX:transitions` | stream (the store's) | one consumer group per URL: `webhook:URL` ([`group_name`]), created with `XGROUP CREATE ... $ MKSTREAM` |
+//! | `PREFIX:transitions` | stream (the store's) | one consumer group per URL: `webhook:URL` ([`group_name`]), created with `XGROUP CREATE ... $ MKSTREAM` (made again after a flush: see below) |
 //! | `PREFIX:webhooks:dead` | stream, `MAXLEN ~` 10,000 | transitions given up on ([`dead_letter_key`]): fields `url`, `id` (the transition's entry id), `msg` (its JSON), `tries`, `error` (the last one) |
 //!
 //! In `URL`, a password is shown as `set` (in group names, dead letters,
@@ -91,6 +91,14 @@
 //! - Every Redis command is bounded by the store's timeout, at least 1 s.
 //!   When Redis fails the task reconnects with backoff (100 ms to 5 s) and
 //!   creates its group again if Redis lost it.
+//! - Each task remembers the newest stream id it knows (the stream's tip
+//!   when it first made the group, then each entry it reads). When it makes
+//!   its group again and the stream was flushed or deleted since (`FLUSHALL`,
+//!   `DEL`, a restart without persistence: the stream is missing, empty, or
+//!   its oldest entry is newer than that id), the group starts after that
+//!   id: the transitions made before the task noticed the loss are
+//!   delivered, none is skipped. A group destroyed on a stream that kept
+//!   its entries starts at the stream's end, as a new one.
 //! - On a Redis Cluster, each task's connection is a cluster connection
 //!   of its own (from a cluster client on the store's seed nodes, with no
 //!   response timeout: the commands are bounded one by one). It sends the

@@ -8,7 +8,7 @@ use redis::Value;
 
 use super::link::Conn;
 use super::reply::parse_pending;
-use crate::watch::entries::{parse_entry, parse_read};
+use crate::watch::entries::{parse_entries, parse_entry, parse_read};
 
 pub(super) use crate::watch::entries::Entry;
 
@@ -68,26 +68,101 @@ async fn run<T: redis::FromRedisValue>(
     }
 }
 
-/// `XGROUP CREATE key group $ MKSTREAM`; an existing group is kept as is.
+/// `XGROUP CREATE key group START MKSTREAM`; an existing group is kept as
+/// is. `START` is `$` the first time (a new group starts at the stream's
+/// end); when the group was made before (`resume_after`, the newest id
+/// this consumer knows of) and is gone, see [`start_id`].
 pub(super) async fn create_group(
     conn: &mut Conn,
     key: &str,
     group: &str,
+    resume_after: Option<&str>,
     timeout: Duration,
 ) -> Result<(), String> {
+    let start = match resume_after {
+        Some(after) => start_id(conn, key, after, timeout).await?,
+        None => "$".to_owned(),
+    };
     let cmd = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(key)
         .arg(group)
-        .arg("$")
+        .arg(&start)
         .arg("MKSTREAM")
         .to_owned();
     match tokio::time::timeout(timeout, cmd.query_async::<Value>(conn)).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(_)) => {
+            if resume_after.is_some() {
+                tracing::info!(
+                    stream = key,
+                    group,
+                    start,
+                    "webhooks: consumer group made again"
+                );
+            }
+            Ok(())
+        }
         Ok(Err(e)) if e.code() == Some("BUSYGROUP") => Ok(()),
         Ok(Err(e)) => Err(format!("XGROUP CREATE {key} {group}: {e}")),
         Err(_) => Err(format!("XGROUP CREATE {key}: no answer within {timeout:?}")),
     }
+}
+
+/// Where a group that existed before starts again, should it be gone:
+///
+/// - the stream is missing or empty, or its oldest entry is newer than
+///   `after` (the stream was flushed or deleted and written again since):
+///   after `after`, so the transitions of the new stream (made while the
+///   consumer had not yet noticed) are delivered, none lost;
+/// - the stream still holds `after` or older entries (only the group was
+///   destroyed): its end, `$`, as for a new group.
+async fn start_id(
+    conn: &mut Conn,
+    key: &str,
+    after: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    // XREAD after 0-0 rather than XRANGE: the README's ACL line allows it.
+    let cmd = redis::cmd("XREAD")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(key)
+        .arg("0-0")
+        .to_owned();
+    let reply: Value = run(conn, &cmd, timeout, "XREAD").await?;
+    let oldest = parse_read(reply).into_iter().next();
+    let kept = oldest.is_some_and(|oldest| match (id_order(&oldest.id), id_order(after)) {
+        (Some(oldest), Some(after)) => oldest <= after,
+        _ => true,
+    });
+    Ok(if kept {
+        "$".to_owned()
+    } else {
+        after.to_owned()
+    })
+}
+
+/// A stream id `ms-seq` as a pair that orders as Redis orders ids.
+pub(super) fn id_order(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// The id of the newest entry of `key`, or `0-0` when it has none.
+pub(super) async fn tip(conn: &mut Conn, key: &str, timeout: Duration) -> Result<String, String> {
+    let cmd = redis::cmd("XREVRANGE")
+        .arg(key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .to_owned();
+    let reply: Value = run(conn, &cmd, timeout, "XREVRANGE").await?;
+    Ok(parse_entries(reply)
+        .into_iter()
+        .next()
+        .map_or_else(|| "0-0".to_owned(), |entry| entry.id))
 }
 
 impl Group<'_> {

@@ -51,18 +51,12 @@ impl PartialEq for EntryRef {
 
 impl Eq for EntryRef {}
 
-/// Which generations may replace an entry.
-#[derive(Debug, Clone, Copy)]
-enum Generation {
-    /// A snapshot: as complete as the entry, or more.
-    SameOrNewer,
-    /// A transition message: only news.
-    Newer,
-}
-
 /// The part of a snapshot the cache decides with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct View {
+    /// The agent's history ([`Snapshot::epoch`]); generations compare
+    /// within one.
+    epoch: u64,
     generation: u64,
     state: CircuitState,
     open_until_ms: u64,
@@ -98,7 +92,12 @@ struct Entry {
 ///   offset measured on every store reply). Half-open always goes to the store:
 ///   probe permits are fleet-wide.
 /// - An entry moves forward only: an event or snapshot of an older generation
-///   is ignored.
+///   is ignored. Generations compare within one epoch (one history of the
+///   agent, [`Snapshot::epoch`]): a snapshot of another epoch (the agent was
+///   deleted, or Redis flushed, and the agent made again) replaces the entry
+///   whatever its generation, so an entry never stays frozen ahead of a
+///   history that started again; an event of another epoch moves nothing
+///   and sends the next decision to the store.
 /// - The cache is trusted only while the pub/sub subscription is known to be
 ///   up (confirmed by a message or a ping within `max_staleness`:
 ///   [`Cache::confirm_subscription`]) and an entry is younger than
@@ -272,6 +271,7 @@ impl Cache {
             Ordering::Relaxed,
         );
         let view = View {
+            epoch: snapshot.epoch,
             generation: snapshot.generation,
             state: snapshot.state,
             open_until_ms: snapshot.open_until_ms,
@@ -286,6 +286,7 @@ impl Cache {
     /// (not for `forced_closed`, whose expiry the message does not carry).
     pub fn apply_transition(&self, t: &Transition) {
         let view = View {
+            epoch: t.epoch,
             generation: t.generation,
             state: t.to,
             open_until_ms: t.open_until_ms,
@@ -327,20 +328,22 @@ impl Cache {
 
     fn advance(&self, agent: &AgentId, view: View, verified_at: Option<u64>, accept: Generation) {
         if let Some(entry) = self.entry(agent) {
-            entry.view.update(|current| {
-                let behind = match accept {
-                    Generation::SameOrNewer => view.generation < current.generation,
-                    Generation::Newer => view.generation <= current.generation,
-                };
-                if behind {
-                    return false;
-                }
-                *current = view;
-                entry
-                    .verified_at_ms
-                    .store(verified_at.unwrap_or(0), Ordering::Relaxed);
-                true
-            });
+            entry
+                .view
+                .update(|current| match order::step(current, view, accept) {
+                    Step::Keep => false,
+                    Step::Distrust => {
+                        entry.verified_at_ms.store(0, Ordering::Relaxed);
+                        false
+                    }
+                    Step::Replace(view) => {
+                        *current = view;
+                        entry
+                            .verified_at_ms
+                            .store(verified_at.unwrap_or(0), Ordering::Relaxed);
+                        true
+                    }
+                });
             return;
         }
         let entry = Arc::new(Entry {
@@ -372,8 +375,10 @@ impl Cache {
 }
 
 mod counts;
+mod order;
 mod seqview;
 
+use order::{Generation, Step};
 use seqview::SeqView;
 
 #[cfg(test)]

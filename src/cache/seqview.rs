@@ -13,6 +13,7 @@ use crate::model::CircuitState;
 #[derive(Debug)]
 pub(super) struct SeqView {
     seq: AtomicU64,
+    epoch: AtomicU64,
     generation: AtomicU64,
     /// State in the low byte, `clean` in bit 8, "has a force expiry" in bit 9.
     flags: AtomicU64,
@@ -48,6 +49,7 @@ impl SeqView {
     pub(super) fn new(view: View) -> Self {
         let this = Self {
             seq: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             flags: AtomicU64::new(0),
             open_until_ms: AtomicU64::new(0),
@@ -92,6 +94,7 @@ impl SeqView {
     fn load_fields(&self) -> View {
         let flags = self.flags.load(Ordering::Relaxed);
         View {
+            epoch: self.epoch.load(Ordering::Relaxed),
             generation: self.generation.load(Ordering::Relaxed),
             state: state_of(flags),
             open_until_ms: self.open_until_ms.load(Ordering::Relaxed),
@@ -109,6 +112,7 @@ impl SeqView {
         if view.forced_until_ms.is_some() {
             flags |= FORCE_EXPIRES;
         }
+        self.epoch.store(view.epoch, Ordering::Relaxed);
         self.generation.store(view.generation, Ordering::Relaxed);
         self.flags.store(flags, Ordering::Relaxed);
         self.open_until_ms
@@ -133,6 +137,7 @@ mod tests {
         ] {
             for (clean, forced_until_ms) in [(true, None), (false, Some(7)), (true, Some(0))] {
                 let view = View {
+                    epoch: 4,
                     generation: 9,
                     state,
                     open_until_ms: 5,
@@ -147,6 +152,7 @@ mod tests {
     #[test]
     fn readers_never_see_a_torn_view_while_a_writer_runs() {
         let view = SeqView::new(View {
+            epoch: 0,
             generation: 0,
             state: CircuitState::Closed,
             open_until_ms: 0,

@@ -39,6 +39,7 @@ fn transition(
         reason: TransitionReason::FailureThreshold,
         backoff_seconds: 1.5,
         open_until_ms,
+        epoch: 0,
     }
 }
 
@@ -244,4 +245,44 @@ fn a_silent_subscription_stops_being_trusted_after_max_staleness() {
         Local::Ask,
         "even though the entry itself is fresh"
     );
+}
+
+#[test]
+fn a_snapshot_of_a_new_epoch_replaces_an_entry_of_a_higher_generation() {
+    let (cache, _clock, agent) = setup();
+    let mut old = snapshot(CircuitState::ForcedOpen, 13);
+    old.epoch = 1;
+    cache.apply_snapshot(&agent, &old, T0);
+    // The agent was deleted (or Redis flushed) and made again.
+    let mut new = snapshot(CircuitState::Closed, 0);
+    new.epoch = 2;
+    cache.apply_snapshot(&agent, &new, T0);
+    assert_eq!(cache.generation(&agent), Some(0));
+    assert!(matches!(
+        cache.decide(&agent),
+        Local::Admit { generation: 0, .. }
+    ));
+    // And it moves on in the new epoch.
+    let mut opened = transition(&agent, CircuitState::Open, 1, T0 + 1_500);
+    opened.epoch = 2;
+    cache.apply_transition(&opened);
+    assert_eq!(cache.state(&agent), Some(CircuitState::Open));
+}
+
+#[test]
+fn a_transition_of_another_epoch_moves_nothing_and_sends_the_next_decision_to_the_store() {
+    let (cache, _clock, agent) = setup();
+    let mut closed = snapshot(CircuitState::Closed, 3);
+    closed.epoch = 1;
+    cache.apply_snapshot(&agent, &closed, T0);
+    let mut forged = transition(&agent, CircuitState::Open, u64::MAX, T0 + 60_000);
+    forged.epoch = 9;
+    cache.apply_transition(&forged);
+    assert_eq!(cache.generation(&agent), Some(3));
+    assert_eq!(cache.state(&agent), Some(CircuitState::Closed));
+    assert_eq!(cache.decide(&agent), Local::Ask);
+    // A message without an epoch is taken as of the entry's.
+    cache.apply_snapshot(&agent, &closed, T0);
+    cache.apply_transition(&transition(&agent, CircuitState::Open, 4, T0 + 1_500));
+    assert_eq!(cache.generation(&agent), Some(4));
 }

@@ -22,21 +22,21 @@ const FALLBACK_PORTS: u16 = 20;
 pub struct ListenArgs {
     /// Most connections served at once, SSE streams included; one more is
     /// answered 503 and closed. Keep it under the open-file limit (ulimit -n).
-    #[arg(long, env = "FLEET_BREAKER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
+    #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
     pub max_connections: u32,
     /// Time a client has to send a request's line and headers.
-    #[arg(long, env = "FLEET_BREAKER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub header_read_timeout: Duration,
     /// Time a client has to send a request's body, from its headers.
-    #[arg(long, env = "FLEET_BREAKER_BODY_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_BODY_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub body_read_timeout: Duration,
     /// Time a keep-alive connection may wait for its next request (an SSE
     /// stream being sent is never idle).
-    #[arg(long, env = "FLEET_BREAKER_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub idle_timeout: Duration,
     /// On Ctrl-C, SIGTERM or the end of --duration: the time requests in
     /// flight get to finish before their connections are closed.
-    #[arg(long, env = "FLEET_BREAKER_SHUTDOWN_GRACE", default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_SHUTDOWN_GRACE", default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub shutdown_grace: Duration,
 }
 

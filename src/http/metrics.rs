@@ -112,6 +112,11 @@ impl Metrics {
 
     /// Counts every transition `breaker` delivers from now on, in a task
     /// that ends with the breaker's subscription.
+    ///
+    /// The `agent` label rule: on Redis the breaker delivers only
+    /// transitions its watcher confirmed against the agent's hash (see
+    /// [`crate::watch`]), so labels name agents the store knows; a forged
+    /// `PUBLISH` with a made-up agent id makes no series.
     pub fn watch(&self, breaker: &CircuitBreaker) {
         let metrics = self.clone();
         let mut transitions = Box::pin(breaker.subscribe());

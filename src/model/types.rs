@@ -188,6 +188,14 @@ pub struct Snapshot {
     pub forced_until_ms: Option<u64>,
     /// Outstanding probe leases, ordered by deadline then permit id.
     pub probes: Vec<Lease>,
+    /// Which history of the agent this is: set by the store when it creates
+    /// the agent (on Redis, the hash field `epoch`: microseconds of Redis
+    /// `TIME`), so an agent deleted and created again (generations start
+    /// again from 0) is told apart from the old one. Generations compare
+    /// only within one epoch. 0: unknown (the embedded store, the model, a
+    /// hash written before epochs). The model only carries it.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 impl Snapshot {
@@ -207,6 +215,7 @@ impl Snapshot {
             generation: 0,
             forced_until_ms: None,
             probes: Vec::new(),
+            epoch: 0,
         }
     }
 }
@@ -309,4 +318,8 @@ pub struct Transition {
     pub backoff_seconds: f64,
     /// See [`Snapshot::open_until_ms`].
     pub open_until_ms: u64,
+    /// The agent's [`Snapshot::epoch`]: `generation` counts within it. 0 in
+    /// a message without the field (a publisher from before epochs).
+    #[serde(default)]
+    pub epoch: u64,
 }

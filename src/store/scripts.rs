@@ -1,10 +1,11 @@
 //! The Lua scripts of `lua/`, loaded with `include_str!`, and the arguments
 //! they take.
 //!
-//! Each operation's script is `lua/lib.lua` (the shared prelude: refresh,
-//! transitions, saving, publishing), then `lua/load.lua` (reading and
-//! checking the stored state, repairing a corrupt one), then the operation's
-//! own file, so the shared code exists once in the tree. Each [`Script`] is built,
+//! Each operation's script is `lua/epoch.lua` (the agent's epoch, which the
+//! others use), `lua/lib.lua` (the shared prelude: refresh, transitions,
+//! saving, publishing), then `lua/load.lua` (reading and checking the stored
+//! state, repairing a corrupt one), then the operation's own file, so the
+//! shared code exists once in the tree. Each [`Script`] is built,
 //! and its SHA1 computed, once per process; [`RedisStore`](super::RedisStore)
 //! invokes it by hash and reloads it on `NOSCRIPT`.
 //!
@@ -19,11 +20,12 @@ use super::Keys;
 use crate::agent_id::AgentId;
 use crate::config::BreakerConfig;
 
-/// Builds a script from the prelude, the loading, and one operation's file.
+/// Builds a script from the preludes, the loading, and one operation's file.
 macro_rules! script {
     ($file:literal) => {
         LazyLock::new(|| {
             Script::new(concat!(
+                include_str!("../../lua/epoch.lua"),
                 include_str!("../../lua/lib.lua"),
                 include_str!("../../lua/load.lua"),
                 include_str!(concat!("../../lua/", $file)),

@@ -32,11 +32,24 @@
 //!   [`confirm_subscription`](crate::cache::Cache::confirm_subscription).
 //!   Messages arriving during the replay wait in the connection and are
 //!   read after it.
-//! - Each transition, live or replayed, goes to
+//! - Each transition, live or replayed, is first judged by its agent's
+//!   (epoch, generation): the epoch names one history of the agent (a new
+//!   one when its hash is created again after a `DEL` or `FLUSHALL`), and
+//!   generations compare only within it. The next generation of the epoch
+//!   last delivered is believed as it comes; one already delivered is old
+//!   news; anything else (an agent's first message, another epoch, a jump)
+//!   is checked against the agent's hash first (`HMGET epoch generation`,
+//!   bounded like every command) and ignored unless the hash exists, has
+//!   its epoch and has reached its generation
+//!   ([`Watcher::unverified`] counts those, a WARN a second at most says
+//!   so). So one forged message (any agent id, any generation) is never
+//!   delivered and cannot silence an agent, and after a flush the agent's
+//!   new generations 1, 2, ... are delivered at once.
+//! - A believed transition goes to
 //!   [`Cache::apply_transition`](crate::cache::Cache::apply_transition)
 //!   (which moves an entry forward only) and to subscribers once per
-//!   (agent, generation), in increasing generation order per agent: one
-//!   that is not newer than the last delivered for its agent is not sent.
+//!   (agent, epoch, generation), in increasing generation order per agent
+//!   and epoch.
 //!   Each count news goes to
 //!   [`Cache::apply_failure_count`](crate::cache::Cache::apply_failure_count).
 //!   Every message, valid or not, and every ping answer confirms the
@@ -63,7 +76,7 @@
 //!   on. If `INFO` is refused (an ACL, say), restarts go undetected and a
 //!   WARN says so once.
 //! - Memory is bounded: the record of delivered generations holds one entry
-//!   per agent seen, and the connection is read continuously (messages do
+//!   per agent the store confirmed, and the connection is read continuously (messages do
 //!   not pile up except while a replay runs).
 
 use std::sync::Arc;
@@ -78,6 +91,7 @@ pub mod message;
 mod replay;
 mod session;
 mod task;
+mod verify;
 mod watcher;
 
 pub use message::{CountNews, MAX_MESSAGE_BYTES, MessageError, decode_counts, decode_transition};

@@ -15,12 +15,15 @@ use tokio::sync::broadcast;
 use super::message::{MessageError, decode_counts, decode_transition};
 use super::replay::{self, PAGE};
 use super::session::{Complaints, Failure, Ping, Session, backoff, bounded};
+use super::verify::{Delivered, Refusals};
 use super::watcher::Shared;
 use super::{Resync, WatchOptions};
 use crate::agent_id::AgentId;
 use crate::cache::Cache;
 use crate::model::Transition;
-use crate::store::{WatchRoute, WatchTarget};
+use crate::store::{RedisConn, WatchRoute, WatchTarget};
+
+mod deliver;
 
 /// The shortest bound on establishing a connection.
 const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -44,9 +47,14 @@ pub(super) struct Task {
     last_id: Option<String>,
     /// The server's `run_id` at the last connection.
     run_id: Option<String>,
-    /// Per agent, the highest generation delivered to subscribers.
-    delivered: HashMap<AgentId, u64>,
+    /// Per agent, the epoch and generation last delivered to subscribers
+    /// (only agents the store confirmed: forged ids take no room).
+    delivered: HashMap<AgentId, Delivered>,
+    /// The plain connection of the last (re)connection: the replay, and the
+    /// checks of transitions against the store (`verify.rs`).
+    plain: Option<RedisConn>,
     complaints: Complaints,
+    refusals: Refusals,
     /// Whether the refusal of `INFO` was logged already.
     info_refusal_logged: bool,
     /// Connection attempts so far: on a cluster, which seed node is next.
@@ -78,6 +86,8 @@ impl Task {
             last_id: None,
             run_id: None,
             delivered: HashMap::new(),
+            plain: None,
+            refusals: Refusals::default(),
             info_refusal_logged: false,
             attempts: 0,
         }
@@ -167,24 +177,26 @@ impl Task {
         bounded(command, "SUBSCRIBE", sink.subscribe(&channels[..])).await?;
         let mut session = Session::new(messages, sink, self.options.ping_interval, command);
 
-        if let WatchRoute::Cluster { cluster, .. } = &self.target.route {
+        let mut conn = if let WatchRoute::Cluster { cluster, .. } = &self.target.route {
             // The stream lives on one node: the cluster client routes there.
-            let mut conn = bounded(connect, "connect", cluster.get_async_connection()).await?;
-            self.check_restart(&mut conn).await?;
-            self.replay(&mut conn).await?;
+            RedisConn::Cluster(bounded(connect, "connect", cluster.get_async_connection()).await?)
         } else {
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(connect))
                 .set_response_timeout(Some(command));
-            let mut conn = bounded(
-                connect,
-                "connect",
-                client.get_multiplexed_async_connection_with_config(&config),
+            RedisConn::Single(
+                bounded(
+                    connect,
+                    "connect",
+                    client.get_multiplexed_async_connection_with_config(&config),
+                )
+                .await?,
             )
-            .await?;
-            self.check_restart(&mut conn).await?;
-            self.replay(&mut conn).await?;
-        }
+        };
+        // Cheap to clone (one multiplexed connection): kept for the checks.
+        self.plain = Some(conn.clone());
+        self.check_restart(&mut conn).await?;
+        self.replay(&mut conn).await?;
         self.resync(&mut session).await?;
         self.cache.confirm_subscription();
         Ok(session)
@@ -269,7 +281,7 @@ impl Task {
             for entry in page {
                 match entry.msg {
                     Some(msg) => match decode_transition(&msg) {
-                        Ok(transition) => self.take_transition(transition),
+                        Ok(transition) => self.take_transition(transition).await,
                         Err(error) => self.complaints.skip(&self.stream, &msg, &error),
                     },
                     None => {
@@ -303,7 +315,7 @@ impl Task {
                     return Ok(());
                 }
                 message = session.messages.next() => match message {
-                    Some(message) => self.take_message(&message, false),
+                    Some(message) => self.take_message(&message, false).await,
                     None => return Err(Failure::new("resync", "the connection closed")),
                 },
                 ping = session.pings.recv() => match ping {
@@ -320,7 +332,7 @@ impl Task {
         loop {
             tokio::select! {
                 message = session.messages.next() => match message {
-                    Some(message) => self.take_message(&message, true),
+                    Some(message) => self.take_message(&message, true).await,
                     None => return Failure::new("read", "the connection closed"),
                 },
                 ping = session.pings.recv() => match ping {
@@ -334,12 +346,12 @@ impl Task {
 
     /// One pub/sub message; `trusted` once setup is over, when a message
     /// also confirms the subscription.
-    fn take_message(&mut self, message: &redis::Msg, trusted: bool) {
+    async fn take_message(&mut self, message: &redis::Msg, trusted: bool) {
         let channel = message.get_channel_name();
         let payload = message.get_payload_bytes();
         if channel == self.events {
             match decode_transition(payload) {
-                Ok(transition) => self.take_transition(transition),
+                Ok(transition) => self.take_transition(transition).await,
                 Err(error) => self.complaints.skip(channel, payload, &error),
             }
         } else if channel == self.counts {
@@ -359,27 +371,5 @@ impl Task {
         if trusted {
             self.cache.confirm_subscription();
         }
-    }
-
-    /// A transition from pub/sub or the stream: to the cache (which moves
-    /// forward only), and to subscribers if it is news for its agent.
-    fn take_transition(&mut self, transition: Transition) {
-        self.cache.apply_transition(&transition);
-        let delivered = self.delivered.get(&transition.agent_id).copied();
-        if delivered.is_some_and(|generation| generation >= transition.generation) {
-            return;
-        }
-        tracing::debug!(
-            agent = %transition.agent_id,
-            from = %transition.from,
-            to = %transition.to,
-            generation = transition.generation,
-            reason = %transition.reason,
-            "watcher: transition"
-        );
-        self.delivered
-            .insert(transition.agent_id.clone(), transition.generation);
-        // No receiver is not an error: nobody listens.
-        let _ = self.sender.send(transition);
     }
 }

@@ -23,6 +23,8 @@ pub(super) struct Shared {
     pub(super) reconnects: AtomicU64,
     /// Messages and stream entries skipped as malformed.
     pub(super) malformed: AtomicU64,
+    /// Transitions refused because the store did not confirm them.
+    pub(super) unverified: AtomicU64,
 }
 
 /// A running watcher: one task that keeps a pub/sub subscription to a Redis
@@ -38,8 +40,12 @@ pub(super) struct Shared {
 /// - Dropping the handle stops the task, closes its connections and marks
 ///   the cache's subscription lost.
 /// - [`Watcher::subscribe`] receivers get each transition at most once per
-///   (agent, generation), in increasing generation order per agent, whether
-///   it came over pub/sub or from the replay of the stream. The channel holds
+///   (agent, epoch, generation), in increasing generation order per agent
+///   and epoch, whether it came over pub/sub or from the replay of the
+///   stream; only transitions the store confirms when they are not plainly
+///   the next one (see [`Watcher::unverified`]). After an agent's hash is
+///   deleted or Redis flushed, its new history (a new epoch, generations
+///   from 1) is delivered as it happens. The channel holds
 ///   [`SUBSCRIBER_CAPACITY`] (1024) transitions; a receiver that falls
 ///   further behind gets [`broadcast::error::RecvError::Lagged`] and loses
 ///   the oldest ones. Transitions published while no receiver exists are
@@ -118,6 +124,16 @@ impl Watcher {
     #[must_use]
     pub fn malformed(&self) -> u64 {
         self.shared.malformed.load(Ordering::Relaxed)
+    }
+
+    /// Well-formed transitions ignored so far because the store did not
+    /// confirm them: an agent it does not know, another epoch, a generation
+    /// the agent has not reached (forged, or made stale by a flush), or the
+    /// store unreadable at the time of the check. See the
+    /// [module docs](crate::watch#behavior).
+    #[must_use]
+    pub fn unverified(&self) -> u64 {
+        self.shared.unverified.load(Ordering::Relaxed)
     }
 }
 

@@ -7,6 +7,7 @@ mod support;
 
 mod common;
 mod fleet;
+mod flush;
 mod force_expiry;
 mod local;
 mod receiver;

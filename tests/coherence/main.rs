@@ -4,5 +4,7 @@
 mod support;
 
 mod fleet;
+mod flush;
+mod forged;
 mod local_counts;
 mod reconnect;

@@ -17,12 +17,13 @@ use crate::{TOKEN, admin_post, agent, get, send};
 
 /// Each corruption of issue 12.1, and a missing field: (field, value);
 /// `None` deletes the field.
-const CORRUPTIONS: [(&str, Option<&str>); 5] = [
+const CORRUPTIONS: [(&str, Option<&str>); 6] = [
     ("state", Some("bogus")),
     ("failure_count", Some("-5")),
     ("failure_count", Some("abc")),
     ("generation", Some("99999999999999999999")),
     ("backoff_ms", None),
+    ("epoch", Some("abc")),
 ];
 
 /// A service on Redis (no health copy) over agents `good-1`, `good-2` and

@@ -15,13 +15,17 @@ use crate::support::{TestRedis, unique_prefix, wait_until};
 
 /// Each corruption of issue 12.1, and a missing field: (field, value);
 /// `None` deletes the field.
-pub(crate) const CORRUPTIONS: [(&str, Option<&str>); 5] = [
+pub(crate) const CORRUPTIONS: [(&str, Option<&str>); 6] = [
     ("state", Some("bogus")),
     ("failure_count", Some("-5")),
     ("failure_count", Some("abc")),
     ("generation", Some("99999999999999999999")),
     ("backoff_ms", None),
+    ("epoch", Some("abc")),
 ];
+
+/// The fields of a whole state hash: the eleven of the model and the epoch.
+const HASH_FIELDS: usize = 12;
 
 /// What a repair does: reset, or force to a mode.
 #[derive(Debug, Clone, Copy)]
@@ -190,7 +194,7 @@ async fn reset_and_force_repair_each_corruption_and_rewrite_every_field() {
             }
             // Every field rewritten, all readable again.
             let after = hash(&mut conn, &prefix, "bad").await;
-            assert_eq!(after.len(), 11, "{case}: every field: {after:?}");
+            assert_eq!(after.len(), HASH_FIELDS, "{case}: every field: {after:?}");
             let snapshot = breaker
                 .snapshot(&bad)
                 .await
@@ -249,7 +253,7 @@ async fn a_key_of_the_wrong_type_is_repaired_by_reset() {
     assert!(breaker.snapshot(&bad).await.is_err());
     let transition = breaker.reset(&bad).await.expect("reset repairs");
     assert_eq!(transition.to, CircuitState::Closed);
-    assert_eq!(hash(&mut conn, &prefix, "bad").await.len(), 11);
+    assert_eq!(hash(&mut conn, &prefix, "bad").await.len(), HASH_FIELDS);
     assert_eq!(
         breaker.snapshot(&bad).await.unwrap().state,
         CircuitState::Closed

@@ -122,15 +122,45 @@ pub(crate) fn transition(agent: &AgentId, generation: u64) -> Transition {
         reason,
         backoff_seconds: 1.5,
         open_until_ms: if open { now_ms() + 60_000 } else { 0 },
+        epoch: 0,
     }
 }
 
-/// What `lua/lib.lua`'s `save` does with a transition: `XADD` to the
+/// What `lua/lib.lua`'s `save` does with a transition: the agent's hash
+/// at its generation (and epoch, when the message has one), `XADD` to the
 /// stream, then `PUBLISH`. Returns how many subscribers received it.
+///
+/// The watcher believes a transition that is not plainly the next one of
+/// its agent only once the hash confirms it, hence the hash.
 pub(crate) async fn publish(conn: &mut MultiplexedConnection, keys: &Keys, t: &Transition) -> u64 {
     let json = serde_json::to_vec(t).unwrap();
+    write_hash(conn, keys, t).await;
     append(conn, keys, &[("msg", &json[..])]).await;
     publish_raw(conn, &keys.events(), &json).await
+}
+
+/// The agent's hash at the generation (and epoch, when it has one) of
+/// `t`, as the script that made `t` leaves it; never back to a lower
+/// generation (a store's generation only grows), so that tests publishing
+/// old generations again do not take the hash back.
+pub(crate) async fn write_hash(conn: &mut MultiplexedConnection, keys: &Keys, t: &Transition) {
+    let stored: Option<u64> = redis::cmd("HGET")
+        .arg(keys.state(&t.agent_id))
+        .arg("generation")
+        .query_async(conn)
+        .await
+        .expect("HGET");
+    if stored.is_some_and(|stored| stored >= t.generation) {
+        return;
+    }
+    let mut hset = redis::cmd("HSET");
+    hset.arg(keys.state(&t.agent_id))
+        .arg("generation")
+        .arg(t.generation);
+    if t.epoch != 0 {
+        hset.arg("epoch").arg(t.epoch);
+    }
+    let _: u64 = hset.query_async(conn).await.expect("HSET");
 }
 
 /// `XADD stream MAXLEN ~ 1000 * field value ...`, nothing published.

@@ -45,9 +45,10 @@ fn transition() -> impl Strategy<Value = Transition> {
         reason(),
         0u64..1 << 40,
         any::<u64>(),
+        any::<u64>(),
     )
         .prop_map(
-            |(agent_id, from, to, generation, at_ms, reason, backoff_ms, open_until_ms)| {
+            |(agent_id, from, to, generation, at_ms, reason, backoff_ms, open_until_ms, epoch)| {
                 Transition {
                     agent_id,
                     from,
@@ -58,6 +59,7 @@ fn transition() -> impl Strategy<Value = Transition> {
                     // As the model computes it, and as the scripts print it.
                     backoff_seconds: backoff_ms as f64 / 1000.0,
                     open_until_ms,
+                    epoch,
                 }
             },
         )

@@ -7,7 +7,7 @@ use fleet_breaker::CircuitState;
 use fleet_breaker::watch::MAX_MESSAGE_BYTES;
 
 use crate::common::{
-    agent, append, fast, next, publish, publish_raw, rig, transition, wait_connected,
+    agent, append, fast, next, publish, publish_raw, rig, transition, wait_connected, write_hash,
 };
 use crate::support::{TestRedis, wait_until};
 
@@ -81,6 +81,7 @@ async fn malformed_stream_entries_are_skipped_during_replay() {
 
     // Only in the stream, while subscribed: pub/sub never carries them, so
     // only the replay after the next reconnection can.
+    write_hash(&mut conn, &rig.keys, &valid).await;
     append(&mut conn, &rig.keys, &[("msg", b"garbage")]).await;
     append(&mut conn, &rig.keys, &[("not_msg", &json)]).await;
     append(&mut conn, &rig.keys, &[("msg", &json)]).await;

@@ -10,3 +10,4 @@ mod decode;
 mod delivery;
 mod garbage;
 mod outages;
+mod unverified;

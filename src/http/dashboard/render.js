@@ -83,6 +83,7 @@ function makeRow(id) {
     el,
     state: null,
     generation: -1,
+    epoch: undefined, // the epoch of the last event applied to this row
     eventAt: 0, // Date.now() of the last event applied to this row
     retryDeadline: null, // performance.now() at which the retry is due
     retryRefreshed: false,
@@ -226,7 +227,10 @@ function noteTransition(t, fromEvent) {
 export function showTransition(t) {
   noteTransition(t, true);
   const row = rows.get(t.agent_id);
-  if (row && Number(t.generation) >= row.generation) {
+  // Generations compare within one epoch (one history of the agent).
+  const newEpoch = row && row.epoch !== undefined && t.epoch !== row.epoch;
+  if (row && (newEpoch || Number(t.generation) >= row.generation)) {
+    row.epoch = t.epoch;
     row.generation = Number(t.generation);
     row.eventAt = Date.now();
     setRowState(row, t.to);

@@ -14,6 +14,7 @@ const loadedAt = Date.now();
 const history = new Map(); // agent id -> [{ at, state }], oldest first
 const transitions = []; // newest first: { key, entry, reason, ... }
 const transitionKeys = new Map(); // `${agent}\n${generation}` -> record
+const epochs = new Map(); // agent id -> the epoch of its last event
 
 // ------------------------------------------------------------ transitions
 
@@ -22,6 +23,17 @@ const transitionKeys = new Map(); // `${agent}\n${generation}` -> record
 // was added to the list and to the agent's history.
 export function recordTransition(t, fromEvent) {
   if (!t || typeof t.agent_id !== 'string') return false;
+  if (fromEvent && t.epoch !== undefined) {
+    // A new epoch: the agent was made again (a flush, a deleted hash) and
+    // counts generations from 1 again; its old keys must not hide them.
+    const last = epochs.get(t.agent_id);
+    if (last !== undefined && last !== t.epoch) {
+      for (const key of [...transitionKeys.keys()]) {
+        if (key.startsWith(`${t.agent_id}\n`)) transitionKeys.delete(key);
+      }
+    }
+    epochs.set(t.agent_id, t.epoch);
+  }
   const key = `${t.agent_id}\n${t.generation}`;
   const known = transitionKeys.get(key);
   if (known) {

@@ -20,6 +20,7 @@ fn fresh_circuit_is_closed_with_zero_counters_and_base_backoff() {
             generation: 0,
             forced_until_ms: None,
             probes: Vec::new(),
+            epoch: 0,
         }
     );
 }

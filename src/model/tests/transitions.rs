@@ -21,6 +21,7 @@ fn transition(
         reason,
         backoff_seconds,
         open_until_ms,
+        epoch: 0,
     }
 }
 

@@ -10,7 +10,8 @@
 //! | 1 | the transition's JSON message, or `""` |
 //! | 2..=12 | the 11 hash fields, in the order of DESIGN.md section 3 (`None` as 0) |
 //! | 13 | probes: an array `id, deadline_ms, id, deadline_ms, ...` |
-//! | 14..=16 | acquire only: `"granted", generation, probe (0/1)` or `"rejected", state, retry_after_ms (-1: none)` |
+//! | 14 | epoch (the hash field `epoch`, 0 when absent) |
+//! | 15..=17 | acquire only: `"granted", generation, probe (0/1)` or `"rejected", state, retry_after_ms (-1: none)` |
 
 use ::redis::Value;
 
@@ -19,7 +20,7 @@ use crate::agent_id::AgentId;
 use crate::model::{CircuitState, Decision, Grant, Lease, Snapshot, Transition};
 
 /// Fields of the common part of every reply.
-const COMMON: usize = 14;
+const COMMON: usize = 15;
 
 /// The reply of the acquire script.
 pub(super) fn acquire(value: Value, agent: &AgentId) -> Result<Applied<Decision>, StoreError> {
@@ -176,7 +177,7 @@ impl<'a> Reply<'a> {
             .map_err(|e| self.invalid(format!("{name}: {e}")))
     }
 
-    /// The 14 items every script answers: the snapshot, the transition and
+    /// The 15 items every script answers: the snapshot, the transition and
     /// the time.
     fn common(&mut self) -> Result<(Snapshot, Option<Transition>, u64), StoreError> {
         let now_ms = self.uint("now_ms")?;
@@ -198,8 +199,10 @@ impl<'a> Reply<'a> {
             generation: self.uint("generation")?,
             forced_until_ms: self.optional_ms("forced_until_ms")?,
             probes: Vec::new(),
+            epoch: 0,
         };
         snapshot.probes = self.probes()?;
+        snapshot.epoch = self.uint("epoch")?;
         let transition = if message.is_empty() {
             None
         } else {
@@ -283,6 +286,7 @@ mod tests {
             bulk("p-1"),
             Value::Int(1_700_000_030_123),
         ]));
+        items.push(Value::Int(1_700_000_000_000_456));
         items
     }
 
@@ -303,6 +307,7 @@ mod tests {
         assert_eq!(applied.snapshot.last_failure_ms, None);
         assert_eq!(applied.snapshot.last_success_ms, Some(1_699_999_999_000));
         assert_eq!(applied.snapshot.probes[0].deadline_ms, 1_700_000_030_123);
+        assert_eq!(applied.snapshot.epoch, 1_700_000_000_000_456);
         let transition = applied.transition.expect("a transition");
         assert_eq!(
             transition.backoff_seconds.to_bits(),
