@@ -113,7 +113,7 @@ class CircuitBreaker:
         max_backoff: float = 60.0,
         redis_url: Optional[str] = _UNSET,
         prefix: Optional[str] = None,
-        store_policy: str = "fail_local",
+        store_policy: Optional[str] = None,
         instance_id: Optional[str] = None,
         redis_timeout: Optional[float] = None,
         max_staleness: Optional[float] = None,

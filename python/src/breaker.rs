@@ -127,7 +127,7 @@ impl NativeBreaker {
     #[new]
     #[pyo3(signature = (
         failure_threshold, recovery_timeout, half_open_max_calls, backoff_multiplier,
-        base_backoff, max_backoff, redis_url=None, prefix=None, store_policy="fail_local",
+        base_backoff, max_backoff, redis_url=None, prefix=None, store_policy=None,
         instance_id=None, redis_timeout=None, max_staleness=None, flush_interval=None
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -141,7 +141,7 @@ impl NativeBreaker {
         max_backoff: f64,
         redis_url: Option<String>,
         prefix: Option<String>,
-        store_policy: &str,
+        store_policy: Option<&str>,
         instance_id: Option<String>,
         redis_timeout: Option<f64>,
         max_staleness: Option<f64>,
@@ -157,7 +157,7 @@ impl NativeBreaker {
         )?;
         let mut builder = CircuitBreaker::builder()
             .config(config)
-            .policy(policy(store_policy)?);
+            .policy(policy(store_policy.unwrap_or("fail_local"))?);
         if let Some(id) = instance_id {
             builder = builder.instance_id(id);
         }
