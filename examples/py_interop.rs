@@ -5,7 +5,8 @@
 //! ```text
 //! py_interop fail        REDIS_URL PREFIX AGENT N     # N failed calls
 //! py_interop expect-open REDIS_URL PREFIX AGENT       # waits for a rejection, prints "ready",
-//!                                                     # then on a stdin line tries 100 calls
+//!                                                     # on a stdin line tries 1,000 calls, prints
+//!                                                     # the count, exits on the next line
 //! py_interop probe       REDIS_URL PREFIX AGENT SECS  # prints "ready", then for SECS s holds
 //!                                                     # every probe permit it gets
 //! ```
@@ -22,6 +23,8 @@ use fleet_breaker::{AgentId, BreakerConfig, CircuitBreaker, RedisStore};
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
+/// `max_staleness` is long so that no cache refresh (a script call) falls
+/// in the test's measuring window by chance.
 async fn breaker(url: &str, prefix: &str) -> Result<CircuitBreaker, AnyError> {
     let store = RedisStore::builder(url).prefix(prefix).build().await?;
     let base_backoff: u64 = match std::env::var("BASE_BACKOFF_MS") {
@@ -33,7 +36,11 @@ async fn breaker(url: &str, prefix: &str) -> Result<CircuitBreaker, AnyError> {
         .half_open_max_calls(3)
         .base_backoff(Duration::from_millis(base_backoff))
         .build()?;
-    Ok(CircuitBreaker::builder().store(store).config(config).build()?)
+    Ok(CircuitBreaker::builder()
+        .store(store)
+        .config(config)
+        .max_staleness(Duration::from_secs(10))
+        .build()?)
 }
 
 #[tokio::main]
@@ -66,12 +73,13 @@ async fn main() -> Result<(), AnyError> {
             println!("ready");
             tokio::task::spawn_blocking(|| std::io::stdin().lock().lines().next()).await?;
             let mut rejected = 0;
-            for _ in 0..100 {
+            for _ in 0..1000 {
                 if breaker.acquire(&agent).await.is_err() {
                     rejected += 1;
                 }
             }
             println!("{{\"rejected\": {rejected}}}");
+            tokio::task::spawn_blocking(|| std::io::stdin().lock().lines().next()).await?;
         }
         ("probe", [secs]) => {
             let until = Instant::now() + Duration::from_secs_f64(secs.parse()?);

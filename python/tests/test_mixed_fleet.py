@@ -65,11 +65,18 @@ def test_a_circuit_opened_by_one_language_is_rejected_by_the_other_with_no_round
     before = script_calls(redis_server)
     waiting.stdin.write("go\n")
     waiting.stdin.flush()
-    answer = finish(waiting)
+    answer = json.loads(waiting.stdout.readline())
     after = script_calls(redis_server)
-    assert answer == {"rejected": 100}
-    # Rejected from the local cache: not one script call for 100 rejections.
-    assert commands_between(before, after) == 0
+    waiting.stdin.write("exit\n")
+    waiting.stdin.flush()
+    assert waiting.wait(30) == 0
+    assert answer == {"rejected": 1000}
+    # Rejected from the local cache, with no round trip: 1,000 rejections
+    # cost no script call of their own (one each would be 1,000). Background
+    # work on timers may fall in the window (the batched flush of the
+    # rejection counter, once per flush interval, and cache refreshes): a
+    # few calls at most.
+    assert commands_between(before, after) <= 5
 
 
 def test_exactly_half_open_max_calls_probes_fleet_wide_across_rust_and_python(redis_server, prefix, rust_pod):
