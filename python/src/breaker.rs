@@ -82,7 +82,9 @@ pub(crate) fn check_config(
 /// Checks an agent id: `ValueError` saying what is wrong with it.
 #[pyfunction]
 pub(crate) fn check_agent_id(agent_id: &str) -> PyResult<()> {
-    AgentId::new(agent_id).map(|_| ()).map_err(errors::value_error)
+    AgentId::new(agent_id)
+        .map(|_| ())
+        .map_err(errors::value_error)
 }
 
 fn agent(agent_id: &str) -> PyResult<AgentId> {
@@ -103,11 +105,18 @@ fn json(value: &impl serde::Serialize) -> PyResult<String> {
 
 /// An agent's metrics; one never called is reported fresh (closed, zero
 /// counters), as the router's health report does.
-async fn metrics_of(breaker: &CircuitBreaker, agent: &AgentId) -> Result<AgentMetrics, BreakerError> {
+async fn metrics_of(
+    breaker: &CircuitBreaker,
+    agent: &AgentId,
+) -> Result<AgentMetrics, BreakerError> {
     match breaker.metrics(agent).await {
         Err(BreakerError::UnknownAgent(_)) => {
             let fresh = Snapshot::fresh(breaker.config());
-            Ok(AgentMetrics::from_snapshot(agent, &fresh, SystemClock.now_ms()))
+            Ok(AgentMetrics::from_snapshot(
+                agent,
+                &fresh,
+                SystemClock.now_ms(),
+            ))
         }
         other => other,
     }
@@ -199,7 +208,10 @@ impl NativeBreaker {
         let agent = agent(agent_id)?;
         let breaker = self.breaker.clone();
         match now_or_later(async move { breaker.acquire(&agent).await }) {
-            Ok(Ok(permit)) => Ok(NativePermit::new(permit).into_pyobject(py)?.into_any().unbind()),
+            Ok(Ok(permit)) => Ok(NativePermit::new(permit)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind()),
             Ok(Err(rejected)) => Err(errors::rejected(py, &rejected)),
             Err(pending) => Ok(future_into_py(py, async move {
                 match pending.await {
@@ -219,7 +231,11 @@ impl NativeBreaker {
     }
 
     /// An awaitable of the agent's metrics as JSON.
-    fn metrics_json_async<'py>(&self, py: Python<'py>, agent_id: &str) -> PyResult<Bound<'py, PyAny>> {
+    fn metrics_json_async<'py>(
+        &self,
+        py: Python<'py>,
+        agent_id: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let agent = agent(agent_id)?;
         let breaker = self.breaker.clone();
         future_into_py(py, async move {
@@ -365,7 +381,12 @@ impl NativePermit {
 impl Drop for NativePermit {
     fn drop(&mut self) {
         // Dropped unsettled: neutral, handed back on the runtime.
-        if let Some(permit) = self.permit.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(permit) = self
+            .permit
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             let _guard = runtime().enter();
             drop(permit);
         }

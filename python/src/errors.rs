@@ -12,9 +12,8 @@ static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
 /// The class `name` of `fleet_breaker._errors`.
 pub(crate) fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
-    let module = ERRORS.get_or_try_init(py, || {
-        py.import("fleet_breaker._errors").map(Bound::unbind)
-    })?;
+    let module =
+        ERRORS.get_or_try_init(py, || py.import("fleet_breaker._errors").map(Bound::unbind))?;
     Ok(module.bind(py).getattr(name)?.cast_into::<PyType>()?)
 }
 

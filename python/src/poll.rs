@@ -14,7 +14,9 @@ pub(crate) type Pending<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// ready, else the future itself, to be finished on the runtime (every
 /// future registers a fresh waker on each poll, so the real poll that
 /// follows is not lost).
-pub(crate) fn now_or_later<T>(fut: impl Future<Output = T> + Send + 'static) -> Result<T, Pending<T>> {
+pub(crate) fn now_or_later<T>(
+    fut: impl Future<Output = T> + Send + 'static,
+) -> Result<T, Pending<T>> {
     let mut fut: Pending<T> = Box::pin(fut);
     let _guard = runtime().enter();
     let mut cx = Context::from_waker(Waker::noop());

@@ -99,7 +99,8 @@ impl NativeRouter {
         let router = self.router.clone();
         future_into_py_with_locals(py, locals, async move {
             let raised: Raised = Arc::default();
-            let task_fn = |agent: AgentId, ()| call(&func, kwargs.as_ref(), &call_locals, agent, &raised);
+            let task_fn =
+                |agent: AgentId, ()| call(&func, kwargs.as_ref(), &call_locals, agent, &raised);
             let result = router.route_task(&task_id, &agents, task_fn, ()).await;
             match result {
                 Ok(routed) => Ok(routed.value),
@@ -168,7 +169,9 @@ fn call(
     raised: &Raised,
 ) -> Call {
     let started: PyResult<Call> = Python::attach(|py| {
-        let out = func.bind(py).call((agent.as_str(),), kwargs.map(|k| k.bind(py)))?;
+        let out = func
+            .bind(py)
+            .call((agent.as_str(),), kwargs.map(|k| k.bind(py)))?;
         if out.hasattr(pyo3::intern!(py, "__await__"))? {
             let call: Call = Box::pin(pyo3_async_runtimes::into_future_with_locals(locals, out)?);
             Ok(call)
@@ -199,9 +202,8 @@ fn call(
 /// each failed call raised is on its attempt, and the last one is the
 /// `__cause__`, traceback and all.
 fn all_failed(py: Python<'_>, failed: &AllAgentsFailed, raised: &Raised) -> PyErr {
-    let raised: Vec<(String, PyErr)> = std::mem::take(
-        &mut *raised.lock().unwrap_or_else(PoisonError::into_inner),
-    );
+    let raised: Vec<(String, PyErr)> =
+        std::mem::take(&mut *raised.lock().unwrap_or_else(PoisonError::into_inner));
     let build = || -> PyResult<PyErr> {
         let attempt_class = errors::class(py, "AgentAttempt")?;
         let mut attempts = Vec::with_capacity(failed.agents.len());
