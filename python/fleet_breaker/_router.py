@@ -9,6 +9,12 @@ from . import _native
 from ._breaker import CircuitBreaker
 
 
+def _wake(future: Any) -> None:
+    """Completes `future` (a route's wake-up) unless it is already done."""
+    if not future.done():
+        future.set_result(None)
+
+
 class FailoverRouter:
     """Routes each task to the first agent, in priority order, whose circuit
     admits it and whose call succeeds.
@@ -94,7 +100,7 @@ class FailoverRouter:
             raise ValueError(
                 f"task {task_id!r}: agents must be a list of agent ids, not one string ({agents!r})"
             )
-        return await self._router().route(task_id, list(agents), task_func, kwargs)
+        return await self._router().route(task_id, list(agents), task_func, kwargs, _wake)
 
     def get_health_status(self) -> Dict[str, Any]:
         """The original's health dict (blocks briefly with the GIL released)."""

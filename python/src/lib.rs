@@ -8,11 +8,13 @@
 //!   the transitions iterator.
 //! - `router.rs`: `NativeRouter` (a `FailoverRouter` calling Python).
 //! - `errors.rs`: the crate's errors as the package's Python exceptions.
+//! - `drive.rs`: `Drive`, a route polled on the asyncio loop's thread.
 //! - `poll.rs`: decide at once when the answer needs no round trip.
 
 use pyo3::prelude::*;
 
 mod breaker;
+mod drive;
 mod errors;
 mod poll;
 mod router;

@@ -12,9 +12,10 @@ use pyo3::exceptions::asyncio::CancelledError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_async_runtimes::TaskLocals;
-use pyo3_async_runtimes::tokio::{future_into_py, future_into_py_with_locals, get_current_locals};
+use pyo3_async_runtimes::tokio::{future_into_py, get_current_locals};
 
 use crate::breaker::{NativeBreaker, seconds};
+use crate::drive::{Drive, PyFuture};
 use crate::{block_on, errors};
 
 type Call = Pin<Box<dyn Future<Output = PyResult<Py<PyAny>>> + Send>>;
@@ -85,22 +86,23 @@ impl NativeRouter {
 
     /// An awaitable routing one task: `func(agent_id, **kwargs)` on the
     /// agents in priority order, by the crate's `route_task`.
-    #[pyo3(signature = (task_id, agents, func, kwargs=None))]
-    fn route<'py>(
+    #[pyo3(signature = (task_id, agents, func, kwargs, wake))]
+    fn route(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         task_id: String,
         agents: Vec<String>,
         func: Py<PyAny>,
         kwargs: Option<Py<PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+        wake: Py<PyAny>,
+    ) -> PyResult<Drive> {
         let locals = get_current_locals(py)?;
-        let call_locals = locals.clone();
+        let event_loop = locals.event_loop(py).unbind();
         let router = self.router.clone();
-        future_into_py_with_locals(py, locals, async move {
+        let future: PyFuture = Box::pin(async move {
             let raised: Raised = Arc::default();
             let task_fn =
-                |agent: AgentId, ()| call(&func, kwargs.as_ref(), &call_locals, agent, &raised);
+                |agent: AgentId, ()| call(&func, kwargs.as_ref(), &locals, agent, &raised);
             let result = router.route_task(&task_id, &agents, task_fn, ()).await;
             match result {
                 Ok(routed) => Ok(routed.value),
@@ -110,7 +112,8 @@ impl NativeRouter {
                 Err(RouteError::Inner { error, .. }) => Err(error),
                 Err(other) => Err(errors::value_error(other)),
             }
-        })
+        });
+        Ok(Drive::new(future, event_loop, wake))
     }
 
     /// The health report as JSON (blocks with the GIL released).

@@ -235,3 +235,39 @@ def _pings(server):
         return server.command("PING").startswith(b"+PONG")
     except OSError:
         return False
+
+
+async def test_a_cancelled_route_hands_its_probe_back_and_counts_nothing(store):
+    router = FailoverRouter(**store)
+    router.circuit_breaker = CircuitBreaker(failure_threshold=1, half_open_max_calls=1, base_backoff=0.01, max_backoff=0.02)
+    breaker = router.circuit_breaker
+
+    async def down(agent_id):
+        raise ConnectionError("refused")
+
+    with pytest.raises(AllAgentsFailed):
+        await router.route_task(task_id="t0", agents=["agent-r"], task_func=down)
+    await asyncio.sleep(0.05)  # past the 15 ms backoff (a time rule, not a wait for a state)
+    entered = asyncio.Event()
+
+    async def hang(agent_id):
+        entered.set()
+        await asyncio.sleep(30)
+
+    task = asyncio.create_task(router.route_task(task_id="t1", agents=["agent-r"], task_func=hang))
+    await asyncio.wait_for(entered.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        try:
+            async with breaker.guard("agent-r") as permit:
+                assert permit.is_probe
+            break
+        except CircuitOpenError:
+            assert asyncio.get_running_loop().time() < deadline, "the probe permit was not handed back"
+            await asyncio.sleep(0.01)
+    # The cancelled call counted no failure (one would have reopened it); the
+    # returned probe's success closed the circuit.
+    assert breaker.get_state("agent-r") is CircuitState.CLOSED
