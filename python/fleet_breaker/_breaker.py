@@ -57,36 +57,6 @@ class Permit:
         self._native.settle_now("neutral")
 
 
-class _Guard:
-    """``async with breaker.guard(agent_id):`` — see ``CircuitBreaker.guard``."""
-
-    __slots__ = ("_breaker", "_agent_id", "_permit")
-
-    def __init__(self, breaker: Any, agent_id: str) -> None:
-        self._breaker = breaker
-        self._agent_id = agent_id
-        self._permit: Any = None
-
-    async def __aenter__(self) -> Any:
-        permit = self._breaker.acquire_now(self._agent_id)
-        if type(permit) is not _native.NativePermit:
-            permit = await permit
-        self._permit = permit
-        return permit
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        permit, self._permit = self._permit, None
-        if exc_type is None:
-            pending = permit.settle_now("success")
-        elif issubclass(exc_type, asyncio.CancelledError):
-            pending = permit.settle_now("neutral")
-        else:
-            pending = permit.settle_now("failure", repr(exc))
-        if pending is not None:
-            await pending
-        return False
-
-
 _UNSET: Any = object()
 
 
@@ -172,12 +142,12 @@ class CircuitBreaker:
     def redis_url(self) -> Optional[str]:
         return None if self._redis_url is _UNSET else self._redis_url
 
-    def guard(self, agent_id: str) -> _Guard:
+    def guard(self, agent_id: str) -> Any:
         """``async with breaker.guard("agent-1"):`` runs the block under a
         permit: raises ``CircuitOpenError`` (block not run) when the circuit
         refuses; an exception in the block is a failure (and propagates),
         ``asyncio.CancelledError`` is neutral, a normal exit a success."""
-        return _Guard(self._native, agent_id)
+        return self._native.guard(agent_id)
 
     async def acquire(self, agent_id: str) -> Permit:
         """A permit to call ``agent_id``, or ``CircuitOpenError``."""

@@ -87,7 +87,7 @@ pub(crate) fn check_agent_id(agent_id: &str) -> PyResult<()> {
         .map_err(errors::value_error)
 }
 
-fn agent(agent_id: &str) -> PyResult<AgentId> {
+pub(crate) fn agent(agent_id: &str) -> PyResult<AgentId> {
     AgentId::new(agent_id).map_err(errors::value_error)
 }
 
@@ -223,6 +223,14 @@ impl NativeBreaker {
         }
     }
 
+    /// `async with` this to run a block under a permit.
+    fn guard(&self, agent_id: &str) -> PyResult<crate::guard::NativeGuard> {
+        Ok(crate::guard::NativeGuard::new(
+            self.breaker.clone(),
+            agent(agent_id)?,
+        ))
+    }
+
     /// The agent's metrics as JSON (blocks with the GIL released).
     fn metrics_json(&self, py: Python<'_>, agent_id: &str) -> PyResult<String> {
         let agent = agent(agent_id)?;
@@ -302,7 +310,7 @@ pub(crate) struct NativePermit {
 }
 
 impl NativePermit {
-    fn new(permit: Permit) -> Self {
+    pub(crate) fn new(permit: Permit) -> Self {
         Self {
             agent_id: permit.agent().as_str().to_owned(),
             probe: permit.is_probe(),
@@ -317,7 +325,7 @@ impl NativePermit {
     /// Settles the permit: `None` when done at once, else an awaitable (a
     /// neutral outcome never waits: it is finished on the runtime).
     #[pyo3(signature = (outcome, reason=None))]
-    fn settle_now<'py>(
+    pub(crate) fn settle_now<'py>(
         &self,
         py: Python<'py>,
         outcome: &str,

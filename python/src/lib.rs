@@ -9,6 +9,7 @@
 //! - `router.rs`: `NativeRouter` (a `FailoverRouter` calling Python).
 //! - `errors.rs`: the crate's errors as the package's Python exceptions.
 //! - `drive.rs`: `Drive`, a route polled on the asyncio loop's thread.
+//! - `guard.rs`: `NativeGuard`, `async with breaker.guard(...)`.
 //! - `poll.rs`: decide at once when the answer needs no round trip.
 
 use pyo3::prelude::*;
@@ -16,6 +17,7 @@ use pyo3::prelude::*;
 mod breaker;
 mod drive;
 mod errors;
+mod guard;
 mod poll;
 mod router;
 
@@ -59,6 +61,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<breaker::NativePermit>()?;
     m.add_class::<breaker::NativeTransitions>()?;
     m.add_class::<router::NativeRouter>()?;
+    m.add_class::<guard::NativeGuard>()?;
+    m.add_class::<guard::Ready>()?;
     m.add_function(wrap_pyfunction!(breaker::check_config, m)?)?;
     m.add_function(wrap_pyfunction!(breaker::check_agent_id, m)?)?;
     m.add_function(wrap_pyfunction!(_quiesce, m)?)?;
