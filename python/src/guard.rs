@@ -12,8 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyType;
 use pyo3_async_runtimes::tokio::future_into_py;
 
-use crate::breaker::NativePermit;
 use crate::errors;
+use crate::permit::NativePermit;
 use crate::poll::now_or_later;
 
 /// An awaitable that is already done: `await ready` is its value.

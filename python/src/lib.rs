@@ -4,8 +4,8 @@
 //! the journal) is the crate's. The Python package `fleet_breaker` wraps
 //! these classes in the original specification's API.
 //!
-//! - `breaker.rs`: `NativeBreaker` (a `CircuitBreaker`), `NativePermit`,
-//!   the transitions iterator.
+//! - `breaker.rs`: `NativeBreaker` (a `CircuitBreaker`).
+//! - `permit.rs`: `NativePermit`, the transitions iterator.
 //! - `router.rs`: `NativeRouter` (a `FailoverRouter` calling Python).
 //! - `errors.rs`: the crate's errors as the package's Python exceptions.
 //! - `drive.rs`: `Drive`, a route polled on the asyncio loop's thread.
@@ -18,6 +18,7 @@ mod breaker;
 mod drive;
 mod errors;
 mod guard;
+mod permit;
 mod poll;
 mod router;
 
@@ -58,8 +59,8 @@ fn _quiesce(py: Python<'_>) {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<breaker::NativeBreaker>()?;
-    m.add_class::<breaker::NativePermit>()?;
-    m.add_class::<breaker::NativeTransitions>()?;
+    m.add_class::<permit::NativePermit>()?;
+    m.add_class::<permit::NativeTransitions>()?;
     m.add_class::<router::NativeRouter>()?;
     m.add_class::<guard::NativeGuard>()?;
     m.add_class::<guard::Ready>()?;
