@@ -271,3 +271,18 @@ async def test_a_cancelled_route_hands_its_probe_back_and_counts_nothing(store):
     # The cancelled call counted no failure (one would have reopened it); the
     # returned probe's success closed the circuit.
     assert breaker.get_state("agent-r") is CircuitState.CLOSED
+
+
+async def test_attempt_timeout_fails_over_from_a_hanging_agent(store):
+    router = FailoverRouter(attempt_timeout=0.05, **store)
+
+    async def agent(agent_id):
+        if agent_id == "slow-1":
+            await asyncio.sleep(30)
+        return agent_id
+
+    assert await router.route_task(task_id="t", agents=["slow-1", "fast-1"], task_func=agent) == "fast-1"
+    with pytest.raises(AllAgentsFailed) as failed:
+        await router.route_task(task_id="t2", agents=["slow-1"], task_func=agent)
+    assert failed.value.attempts[0].outcome == "timed_out"
+    assert "timed out after 50ms" in str(failed.value)
