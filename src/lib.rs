@@ -14,6 +14,7 @@ pub mod http;
 pub mod model;
 pub mod router;
 pub mod store;
+mod task;
 pub mod watch;
 
 pub use agent_id::{AgentId, AgentIdError};

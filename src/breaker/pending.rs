@@ -35,13 +35,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{CircuitBreaker, Inner};
 use crate::agent_id::AgentId;
 use crate::model::{Outcome, Ticket};
 use crate::store::StoreError;
+use crate::task::LazyTask;
 
 /// Outcomes kept at most.
 pub(super) const MAX_PENDING: usize = 4096;
@@ -61,7 +61,7 @@ struct Pending {
 pub(super) struct PendingProbes {
     queue: Mutex<VecDeque<Pending>>,
     signal: Arc<Signal>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: LazyTask,
 }
 
 /// Whether an outcome may be written again after a write whose fate is
@@ -106,13 +106,10 @@ impl PendingProbes {
                 expires: Instant::now() + lease,
             });
         }
-        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-        if task.as_ref().is_none_or(JoinHandle::is_finished)
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            *task = Some(runtime.spawn(run(breaker, Arc::clone(&self.signal))));
-        }
-        drop(task);
+        self.task.ensure(|| {
+            let runtime = tokio::runtime::Handle::try_current().ok()?;
+            Some(runtime.spawn(run(breaker, Arc::clone(&self.signal))))
+        });
         self.signal.wake.notify_one();
     }
 
@@ -133,19 +130,6 @@ impl PendingProbes {
                 break;
             }
             queue.push_front(item);
-        }
-    }
-}
-
-impl Drop for PendingProbes {
-    fn drop(&mut self) {
-        if let Some(task) = self
-            .task
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            task.abort();
         }
     }
 }

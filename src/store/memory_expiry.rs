@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::agent_id::AgentId;
 use crate::config::BreakerConfig;
+use crate::task::LazyTask;
 
 /// The expiries noted, and the task that acts on them.
 #[derive(Debug, Default)]
@@ -35,7 +36,7 @@ pub(super) struct Expiries {
     /// Wakes the task when an earlier expiry is noted (shared with the
     /// task, which holds the store only weakly while it waits).
     wake: Arc<Notify>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: LazyTask,
 }
 
 impl Expiries {
@@ -68,10 +69,7 @@ impl Expiries {
                 earliest.is_none_or(|e| until_ms < e)
             }
         };
-        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-        if task.as_ref().is_none_or(JoinHandle::is_finished) {
-            *task = spawn();
-        } else if earlier {
+        if self.task.ensure(spawn) && earlier {
             self.wake.notify_one();
         }
     }
@@ -95,19 +93,6 @@ impl Expiries {
     }
 }
 
-impl Drop for Expiries {
-    fn drop(&mut self) {
-        if let Some(task) = self
-            .task
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            task.abort();
-        }
-    }
-}
-
 /// What the task needs of the store, without keeping it alive.
 pub(super) trait Expire: Send + Sync + 'static {
     /// The store's clock.
@@ -124,7 +109,7 @@ pub(super) fn spawn<S: Expire>(store: Weak<S>, wake: Arc<Notify>) -> Option<Join
     Some(runtime.spawn(async move {
         loop {
             // The store is held only between waits: dropping it aborts
-            // this task (see `Drop for Expiries`).
+            // this task (a `LazyTask`, aborted with `Expiries`).
             let wait = {
                 let Some(store) = store.upgrade() else {
                     break;

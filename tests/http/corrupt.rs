@@ -12,19 +12,9 @@ use fleet_breaker::{CircuitBreaker, RedisStore};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
+use crate::support::corrupt::CORRUPTIONS;
 use crate::support::{self, TestRedis};
 use crate::{TOKEN, admin_post, agent, get, send};
-
-/// Each corruption of issue 12.1, and a missing field: (field, value);
-/// `None` deletes the field.
-const CORRUPTIONS: [(&str, Option<&str>); 6] = [
-    ("state", Some("bogus")),
-    ("failure_count", Some("-5")),
-    ("failure_count", Some("abc")),
-    ("generation", Some("99999999999999999999")),
-    ("backoff_ms", None),
-    ("epoch", Some("abc")),
-];
 
 /// A service on Redis (no health copy) over agents `good-1`, `good-2` and
 /// `agent-0001`, each called once; returns the app and the key prefix.
@@ -49,13 +39,10 @@ async fn app_on_redis(redis: &TestRedis) -> (Router, String) {
     (http::router(state), prefix)
 }
 
-async fn corrupt(redis: &TestRedis, prefix: &str, (field, value): (&str, Option<&str>)) {
+/// Writes one corruption into `agent-0001`'s hash.
+async fn corrupt(redis: &TestRedis, prefix: &str, corruption: (&str, Option<&str>)) {
     let mut conn = redis.connection().await;
-    let key = format!("{prefix}:{{agent-0001}}:state");
-    match value {
-        Some(value) => conn.hset::<_, _, _, ()>(&key, field, value).await.unwrap(),
-        None => conn.hdel::<_, _, ()>(&key, field).await.unwrap(),
-    }
+    support::corrupt::corrupt(&mut conn, prefix, "agent-0001", corruption).await;
 }
 
 async fn metrics_text(app: &Router) -> String {

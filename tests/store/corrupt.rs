@@ -11,18 +11,8 @@ use fleet_breaker::{
 use fleet_breaker::{BreakerError, BreakerStore, StoreError};
 use redis::AsyncCommands;
 
+use crate::support::corrupt::{CORRUPTIONS, corrupt};
 use crate::support::{TestRedis, unique_prefix, wait_until};
-
-/// Each corruption of issue 12.1, and a missing field: (field, value);
-/// `None` deletes the field.
-pub(crate) const CORRUPTIONS: [(&str, Option<&str>); 6] = [
-    ("state", Some("bogus")),
-    ("failure_count", Some("-5")),
-    ("failure_count", Some("abc")),
-    ("generation", Some("99999999999999999999")),
-    ("backoff_ms", None),
-    ("epoch", Some("abc")),
-];
 
 /// The fields of a whole state hash: the eleven of the model and the epoch.
 const HASH_FIELDS: usize = 12;
@@ -59,20 +49,6 @@ pub(crate) async fn fleet(redis: &TestRedis, test: &str) -> (RedisStore, Circuit
         breaker.acquire(&agent).await.unwrap().success().await;
     }
     (store, breaker, prefix)
-}
-
-/// Writes one corruption into `agent`'s hash.
-pub(crate) async fn corrupt(
-    conn: &mut redis::aio::MultiplexedConnection,
-    prefix: &str,
-    agent: &str,
-    (field, value): (&str, Option<&str>),
-) {
-    let key = format!("{prefix}:{{{agent}}}:state");
-    match value {
-        Some(value) => conn.hset::<_, _, _, ()>(&key, field, value).await.unwrap(),
-        None => conn.hdel::<_, _, ()>(&key, field).await.unwrap(),
-    }
 }
 
 async fn hash(

@@ -13,6 +13,7 @@ mod admin;
 pub mod cluster;
 #[cfg(feature = "testcontainers")]
 mod container;
+pub mod corrupt;
 pub mod fleet;
 pub mod procs;
 pub mod proxy;
