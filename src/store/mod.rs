@@ -30,7 +30,7 @@ pub use error::{Corruption, StoreError};
 pub use journal::{DEFAULT_FAILURES_CAP, FailureRecord, RoutingJournal};
 pub use keys::Keys;
 pub use memory::MemoryStore;
-#[cfg(feature = "service")] // for the webhook deliveries (alerts/)
+// One server or a cluster: the watcher's replay and the webhook deliveries.
 pub(crate) use redis::Conn as RedisConn;
 pub use redis::redact_url;
 pub use redis::{

@@ -33,7 +33,6 @@ mod topology;
 
 pub use builder::RedisStoreBuilder;
 pub use builder::redact_url;
-#[cfg(feature = "service")]
 pub(crate) use conn::Conn;
 pub use target::{ENV_CLUSTER_URLS, ENV_SENTINEL_MASTER, ENV_SENTINEL_URLS, ENV_URL, RedisTarget};
 
