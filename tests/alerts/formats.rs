@@ -285,4 +285,20 @@ fn bad_options_are_refused_naming_the_webhook() {
         .build()
         .unwrap_err();
     assert!(empty_key.to_string().contains("routing key"), "{empty_key}");
+    let hooks = Webhooks::builder(Vec::<String>::new())
+        .webhook(
+            "https://events.pagerduty.com/v2/enqueue",
+            WebhookOptions::new()
+                .secret(SECRET)
+                .format(WebhookFormat::PagerDuty {
+                    routing_key: "R0UTINGKEY0123456789".into(),
+                }),
+        )
+        .build()
+        .unwrap();
+    let debug = format!("{hooks:?}");
+    assert!(
+        !debug.contains(SECRET) && !debug.contains("R0UTINGKEY"),
+        "{debug}"
+    );
 }
