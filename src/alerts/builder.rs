@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::AlertsError;
 use super::endpoint::Endpoint;
+use super::options::WebhookOptions;
 use super::stats::{DeliveryOutcome, Observer};
 
 /// The default number of tries of one transition before it is dead-lettered.
@@ -33,7 +34,7 @@ const USER_AGENT: &str = concat!("fleet-breaker/", env!("CARGO_PKG_VERSION"));
 /// Builds [`Webhooks`]; every setting has a default but the URLs.
 #[must_use]
 pub struct WebhooksBuilder {
-    urls: Vec<String>,
+    urls: Vec<(String, WebhookOptions)>,
     max_tries: u32,
     backoff_base: Duration,
     backoff_max: Duration,
@@ -65,7 +66,10 @@ impl fmt::Debug for WebhooksBuilder {
 impl WebhooksBuilder {
     pub(super) fn new(urls: Vec<String>) -> Self {
         Self {
-            urls,
+            urls: urls
+                .into_iter()
+                .map(|url| (url, WebhookOptions::default()))
+                .collect(),
             max_tries: DEFAULT_MAX_TRIES,
             backoff_base: DEFAULT_BACKOFF_BASE,
             backoff_max: DEFAULT_BACKOFF_MAX,
@@ -76,6 +80,36 @@ impl WebhooksBuilder {
             consumer: None,
             observer: None,
         }
+    }
+
+    /// Adds a webhook to `url` with its own `options`: a signing secret,
+    /// a filter, a payload format (Slack, PagerDuty). The URLs given to
+    /// [`Webhooks::builder`] have the default options.
+    ///
+    /// ```
+    /// use fleet_breaker::CircuitState;
+    /// use fleet_breaker::alerts::{WebhookFilter, WebhookFormat, WebhookOptions, Webhooks};
+    ///
+    /// let hooks = Webhooks::builder(Vec::<String>::new())
+    ///     .webhook(
+    ///         "https://hooks.slack.com/services/T0/B0/XXXX",
+    ///         WebhookOptions::new()
+    ///             .format(WebhookFormat::Slack)
+    ///             .filter(WebhookFilter::new().to([CircuitState::Open, CircuitState::Closed])),
+    ///     )
+    ///     .webhook(
+    ///         "https://alerts.example.com/breaker",
+    ///         WebhookOptions::new()
+    ///             .secret("a shared secret of 16 bytes or more")
+    ///             .filter(WebhookFilter::new().agents(["gpu-*"])),
+    ///     )
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(hooks.urls().len(), 2);
+    /// ```
+    pub fn webhook(mut self, url: impl Into<String>, options: WebhookOptions) -> Self {
+        self.urls.push((url.into(), options));
+        self
     }
 
     /// Tries of one transition per URL, the first included, before it is
@@ -162,8 +196,8 @@ impl WebhooksBuilder {
     /// [`AlertsError::Client`] when the HTTP client cannot be built.
     pub fn build(self) -> Result<Webhooks, AlertsError> {
         let mut endpoints: Vec<Endpoint> = Vec::with_capacity(self.urls.len());
-        for raw in &self.urls {
-            let endpoint = Endpoint::parse(raw)?;
+        for (raw, options) in self.urls {
+            let endpoint = Endpoint::with_options(&raw, options)?;
             if endpoints.iter().any(|e| e.shown() == endpoint.shown()) {
                 return Err(AlertsError::InvalidUrl {
                     url: endpoint.shown().to_owned(),

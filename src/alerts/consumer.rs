@@ -34,6 +34,8 @@ pub(super) struct Consumer {
     pub(super) key: String,
     pub(super) dead_key: String,
     pub(super) group: String,
+    /// The store's key prefix, for the PagerDuty dedup key and messages.
+    pub(super) prefix: String,
     pub(super) stop: watch::Receiver<bool>,
     /// When this consumer's earliest failed delivery is due for a retry.
     pub(super) next_due: Option<Instant>,
@@ -205,9 +207,9 @@ impl Consumer {
         let started = Instant::now();
         let settings = Arc::clone(&self.hooks.settings);
         let url = self.endpoint.shown();
-        let msg = match entry.msg {
+        let (msg, transition) = match entry.msg {
             Some(msg) => match decode_transition(&msg) {
-                Ok(_) => msg,
+                Ok(transition) => (msg, transition),
                 Err(error) => {
                     tracing::warn!(
                         url, stream = %self.key, id = %entry.id, %error, payload = %Shown(&msg),
@@ -224,6 +226,11 @@ impl Consumer {
                 return self.group(conn).ack(&entry.id).await;
             }
         };
+        let Some(body) = self.endpoint.body_for(&transition, &msg, &self.prefix) else {
+            self.stats.record(self.index, DeliveryOutcome::Filtered);
+            tracing::debug!(url, id = %entry.id, "webhooks: filtered out");
+            return self.group(conn).ack(&entry.id).await;
+        };
         let max_tries = u64::from(settings.max_tries);
         if tries > max_tries {
             // Its last try was handed to an instance that stopped before it
@@ -235,13 +242,7 @@ impl Consumer {
         }
         let result = self
             .endpoint
-            .post(
-                &self.hooks.client,
-                msg.clone(),
-                &entry.id,
-                tries,
-                settings.timeout,
-            )
+            .post(&self.hooks.client, body, &entry.id, tries, settings.timeout)
             .await;
         match result {
             Ok(()) => {

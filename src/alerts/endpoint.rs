@@ -6,6 +6,9 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{Client, Url};
 
 use super::AlertsError;
+use super::options::WebhookOptions;
+use super::payload::{SIGNATURE_HEADER, TIMESTAMP_HEADER, render, signature};
+use crate::Transition;
 use crate::store::redact_url;
 
 /// The header that carries the delivery id, the same on every retry of one
@@ -22,6 +25,7 @@ pub(super) struct Endpoint {
     /// The URL with its password, if any, shown as `set`: for logs, metrics
     /// labels, dead letters and the consumer group's name.
     shown: String,
+    options: WebhookOptions,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -31,8 +35,15 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `raw`: an absolute `http` or `https` URL with a host.
+    /// Parses `raw`: an absolute `http` or `https` URL with a host, with
+    /// default options.
+    #[cfg(test)]
     pub(super) fn parse(raw: &str) -> Result<Self, AlertsError> {
+        Self::with_options(raw, WebhookOptions::default())
+    }
+
+    /// Parses `raw` (see [`Self::parse`]) and checks `options`.
+    pub(super) fn with_options(raw: &str, options: WebhookOptions) -> Result<Self, AlertsError> {
         let invalid = |reason: String| AlertsError::InvalidUrl {
             url: redact_url(raw),
             reason,
@@ -59,7 +70,28 @@ impl Endpoint {
         } else {
             url.to_string()
         };
-        Ok(Self { url, shown })
+        options
+            .check()
+            .map_err(|reason| AlertsError::InvalidSettings(format!("webhook {shown}: {reason}")))?;
+        Ok(Self {
+            url,
+            shown,
+            options,
+        })
+    }
+
+    /// The body to POST for `transition` (whose JSON is `raw_json`), or
+    /// `None` when this webhook's filter or format leaves it out.
+    pub(super) fn body_for(
+        &self,
+        transition: &Transition,
+        raw_json: &[u8],
+        prefix: &str,
+    ) -> Option<Vec<u8>> {
+        if !self.options.filter.allows(transition) {
+            return None;
+        }
+        render(&self.options.format, transition, raw_json, prefix)
     }
 
     /// The URL as logs and Redis show it (password as `set`).
@@ -83,12 +115,19 @@ impl Endpoint {
             .post(self.url.clone())
             .timeout(timeout)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(ATTEMPT_HEADER, attempt)
-            .body(body);
+            .header(ATTEMPT_HEADER, attempt);
         if let Ok(id) = HeaderValue::from_str(delivery_id) {
             request = request.header(DELIVERY_HEADER, id);
         }
-        match request.send().await {
+        if let Some(secret) = &self.options.secret {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            request = request
+                .header(TIMESTAMP_HEADER, now)
+                .header(SIGNATURE_HEADER, signature(secret.as_bytes(), now, &body));
+        }
+        match request.body(body).send().await {
             Ok(response) if response.status().is_success() => Ok(()),
             Ok(response) => Err(format!("HTTP status {}", response.status())),
             Err(e) if e.is_timeout() => Err(format!("no answer within {timeout:?}")),

@@ -84,6 +84,7 @@ impl Webhooks {
                     key: stream_key.clone(),
                     dead_key: dead_key.clone(),
                     group: group_name(endpoint.shown()),
+                    prefix: store.keys().prefix().to_owned(),
                     stop: stop_rx.clone(),
                     next_due: None,
                     failures: 0,

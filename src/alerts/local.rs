@@ -10,7 +10,9 @@ use super::builder::Webhooks;
 use super::endpoint::Endpoint;
 use super::handle::{WebhookHandle, stopped};
 use super::stats::{DeliveryOutcome, Stats};
+use crate::Transition;
 use crate::breaker::CircuitBreaker;
+use crate::store::DEFAULT_PREFIX;
 
 /// Transitions waiting per URL; past this, new ones are dropped (and
 /// counted as dead-lettered).
@@ -20,6 +22,7 @@ pub const LOCAL_QUEUE: usize = 1024;
 struct Job {
     id: String,
     body: Arc<[u8]>,
+    transition: Arc<Transition>,
 }
 
 impl Webhooks {
@@ -36,6 +39,9 @@ impl Webhooks {
     ///   drops new ones.
     /// - A transition given up on is logged at ERROR (with its JSON) and
     ///   counted as dead-lettered; nothing is stored.
+    /// - A transition a webhook's filter or format leaves out is counted as
+    ///   filtered, not POSTed. The PagerDuty dedup key uses the default
+    ///   prefix, `fleet-breaker`.
     /// - The delivery id (`X-Fleet-Breaker-Delivery`) is `local-` and a
     ///   random UUID, the same for every try of one transition.
     /// - On a Redis store this delivers what *this* process observes: every
@@ -87,10 +93,12 @@ impl Webhooks {
                         }
                     };
                     let id = format!("local-{}", uuid::Uuid::new_v4().simple());
+                    let shared = Arc::new(transition.clone());
                     for (index, queue) in queues.iter().enumerate() {
                         let job = Job {
                             id: id.clone(),
                             body: Arc::clone(&body),
+                            transition: Arc::clone(&shared),
                         };
                         if queue.try_send(job).is_err() {
                             stats.record(index, DeliveryOutcome::DeadLettered);
@@ -143,6 +151,13 @@ impl Worker {
     async fn deliver(&mut self, job: &Job) -> bool {
         let settings = Arc::clone(&self.hooks.settings);
         let url = self.endpoint.shown();
+        let Some(body) = self
+            .endpoint
+            .body_for(&job.transition, &job.body, DEFAULT_PREFIX)
+        else {
+            self.stats.record(self.index, DeliveryOutcome::Filtered);
+            return true;
+        };
         let max_tries = u64::from(settings.max_tries);
         for tries in 1..=max_tries {
             let started = tokio::time::Instant::now();
@@ -150,7 +165,7 @@ impl Worker {
                 .endpoint
                 .post(
                     &self.hooks.client,
-                    job.body.to_vec(),
+                    body.clone(),
                     &job.id,
                     tries,
                     settings.timeout,

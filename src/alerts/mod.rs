@@ -33,7 +33,8 @@
 //!
 //! ## What a receiver gets
 //!
-//! - `POST` with the transition JSON as body, e.g.
+//! - `POST` with the transition JSON as body (unless the webhook has another
+//!   [format](WebhookFormat)), e.g.
 //!   `{"agent_id":"agent-1","from":"closed","to":"open","generation":4,...}`.
 //! - `X-Fleet-Breaker-Delivery`: the delivery id, the same on every try of
 //!   one transition to one URL: the stream entry id on Redis
@@ -43,6 +44,55 @@
 //! - Any 2xx answer is success. Anything else (3xx included: redirects are
 //!   not followed), a connection error or no answer within the attempt
 //!   timeout is a failed try.
+//!
+//! ## Per-webhook options
+//!
+//! [`WebhooksBuilder::webhook`] adds a URL with [`WebhookOptions`]:
+//!
+//! - a **signing secret** (below);
+//! - a **filter** ([`WebhookFilter`]): the states transitions go `to` or
+//!   come `from`, the agents (ids, `*` for any run of characters). A
+//!   transition it leaves out is acknowledged without a POST and counted
+//!   as [`DeliveryOutcome::Filtered`] (`outcome="filtered"` in
+//!   `/metrics`);
+//! - a **format** ([`WebhookFormat`]): the transition JSON (default), a
+//!   Slack incoming webhook message `{"text": "..."}`, or a PagerDuty
+//!   Events API v2 event: `trigger` when a circuit opens (`open`,
+//!   `forced_open`; severity `error`, `warning` when forced), `resolve`
+//!   when it closes (`closed`, `forced_closed`), with the dedup key
+//!   `fleet-breaker/PREFIX/AGENT`, so one incident per agent. PagerDuty is
+//!   not sent transitions to `half_open` (counted as filtered). The
+//!   trigger's `payload` has `summary`, `source` (the agent), `severity`,
+//!   `timestamp` (RFC 3339), `component` (the prefix) and `custom_details`
+//!   (the transition JSON).
+//!
+//! Retries, dead letters (which keep the transition JSON, whatever the
+//! format) and once-per-fleet delivery are the same for every option.
+//!
+//! ## Signatures
+//!
+//! With a secret (at least [`MIN_SECRET_LEN`] bytes), every POST carries
+//!
+//! - `X-Fleet-Breaker-Timestamp: T` ([`TIMESTAMP_HEADER`]): when it was
+//!   signed, Unix seconds (each try is signed anew);
+//! - `X-Fleet-Breaker-Signature: v1=HEX` ([`SIGNATURE_HEADER`]): the
+//!   lowercase hex HMAC-SHA256 under the secret of `T`, a `.`, and the
+//!   body's exact bytes ([`signature`]).
+//!
+//! A receiver verifies it by recomputing HMAC-SHA256(secret, `T.BODY`)
+//! over the raw body (before any JSON parsing), comparing it with the hex
+//! after `v1=` **in constant time**, and refusing the request when `T` is
+//! more than 5 minutes from its own clock (a replayed request). To rotate
+//! a secret, accept either of two for a while. In Python:
+//!
+//! ```text
+//! import hmac, hashlib, time
+//! def verify(secret: bytes, headers, body: bytes) -> bool:
+//!     t = headers["X-Fleet-Breaker-Timestamp"]
+//!     sig = headers["X-Fleet-Breaker-Signature"].removeprefix("v1=")
+//!     want = hmac.new(secret, t.encode() + b"." + body, hashlib.sha256).hexdigest()
+//!     return hmac.compare_digest(want, sig) and abs(time.time() - int(t)) <= 300
+//! ```
 //!
 //! ## Redis layout
 //!
@@ -125,6 +175,8 @@
 //!
 //! - `builder.rs`: [`WebhooksBuilder`], [`Webhooks`], the defaults.
 //! - `endpoint.rs`: URL checks and one POST attempt.
+//! - `options.rs`: [`WebhookOptions`], [`WebhookFilter`], [`WebhookFormat`].
+//! - `payload.rs`: the Slack and PagerDuty bodies, [`signature`].
 //! - `fleet.rs`: [`Webhooks::spawn_redis`], the names of the group and the
 //!   dead-letter stream.
 //! - `consumer.rs`: the delivery task of one URL on Redis.
@@ -144,6 +196,8 @@ mod fleet;
 mod handle;
 mod link;
 mod local;
+mod options;
+mod payload;
 mod reply;
 mod stats;
 mod stream;
@@ -157,4 +211,6 @@ pub use error::AlertsError;
 pub use fleet::{dead_letter_key, group_name};
 pub use handle::WebhookHandle;
 pub use local::LOCAL_QUEUE;
+pub use options::{MIN_SECRET_LEN, WebhookFilter, WebhookFormat, WebhookOptions};
+pub use payload::{SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
 pub use stats::{DeliveryOutcome, EndpointStats};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// What became of one delivery attempt, as counted by [`EndpointStats`] and
 /// told to the [observer](super::WebhooksBuilder::observer).
 ///
-/// The same three outcomes as the `outcome` label of the
+/// The same outcomes as the `outcome` label of the
 /// `webhook_deliveries` series of `fleet_breaker::http::Metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -19,16 +19,20 @@ pub enum DeliveryOutcome {
     /// The last try failed (or the transition could not be tried): it went
     /// to the dead letters.
     DeadLettered,
+    /// The webhook's filter or format leaves the transition out: it is
+    /// acknowledged without a POST.
+    Filtered,
 }
 
 impl DeliveryOutcome {
-    /// `delivered`, `failed` or `dead_lettered`.
+    /// `delivered`, `failed`, `dead_lettered` or `filtered`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
             Self::Failed => "failed",
             Self::DeadLettered => "dead_lettered",
+            Self::Filtered => "filtered",
         }
     }
 }
@@ -51,6 +55,9 @@ pub struct EndpointStats {
     pub failed: u64,
     /// Transitions given up on and dead-lettered.
     pub dead_lettered: u64,
+    /// Transitions the webhook's filter or format left out (acknowledged
+    /// without a POST).
+    pub filtered: u64,
 }
 
 /// Called with the URL (password shown as `set`) and the outcome of every
@@ -59,7 +66,7 @@ pub(super) type Observer = Arc<dyn Fn(&str, DeliveryOutcome) + Send + Sync>;
 
 /// The counters of one handle, one set per URL, and the observer.
 pub(super) struct Stats {
-    urls: Vec<(String, [AtomicU64; 3])>,
+    urls: Vec<(String, [AtomicU64; 4])>,
     observer: Option<Observer>,
 }
 
@@ -84,6 +91,7 @@ impl Stats {
             DeliveryOutcome::Delivered => 0,
             DeliveryOutcome::Failed => 1,
             DeliveryOutcome::DeadLettered => 2,
+            DeliveryOutcome::Filtered => 3,
         };
         counters[slot].fetch_add(1, Ordering::Relaxed);
         if let Some(observer) = &self.observer {
@@ -94,11 +102,12 @@ impl Stats {
     pub(super) fn snapshot(&self) -> Vec<EndpointStats> {
         self.urls
             .iter()
-            .map(|(url, [delivered, failed, dead])| EndpointStats {
+            .map(|(url, [delivered, failed, dead, filtered])| EndpointStats {
                 url: url.clone(),
                 delivered: delivered.load(Ordering::Relaxed),
                 failed: failed.load(Ordering::Relaxed),
                 dead_lettered: dead.load(Ordering::Relaxed),
+                filtered: filtered.load(Ordering::Relaxed),
             })
             .collect()
     }

@@ -179,14 +179,20 @@ pub struct ServeArgs {
     )]
     pub admin_token: Option<Secret>,
     /// POST every transition to this URL, once fleet-wide (repeatable; env: comma-separated).
+    /// Options follow the URL in the same value, separated by spaces: `secret=S` or
+    /// `secret-env=VAR` (sign with HMAC-SHA256), `format=json|slack|pagerduty` (pagerduty
+    /// needs `routing-key=K` or `routing-key-env=VAR`), and filters `to=STATE|STATE...`,
+    /// `from=STATE|...`, `agents=PATTERN|...` (`*` matches any run of characters), e.g.
+    /// --webhook 'https://hooks.slack.com/services/T/B/X format=slack to=open|closed'.
+    /// A comma always starts a new webhook: give a secret holding commas or spaces with secret-env.
     #[arg(
         long = "webhook",
         env = "FLEET_BREAKER_WEBHOOKS",
         hide_env_values = true,
         value_delimiter = ',',
-        value_name = "URL"
+        value_name = "URL [OPTION=VALUE]..."
     )]
-    pub webhooks: Vec<SecretUrl>,
+    pub webhooks: Vec<super::WebhookArg>,
     /// How long one read of the fleet's health serves every request
     /// (`/api/circuit-breaker/health`, `/metrics`); a transition drops it at
     /// once. 0 reads the store on every request.

@@ -21,6 +21,7 @@ mod output;
 mod serve;
 mod status;
 mod watch;
+mod webhook_arg;
 
 pub use args::{
     Cli, Command, DemoArgs, ForceArgs, ForceState, ResetArgs, Secret, SecretUrl, ServeArgs,
@@ -28,6 +29,7 @@ pub use args::{
 };
 pub use connect::Connection;
 pub use listen::ListenArgs;
+pub use webhook_arg::WebhookArg;
 
 /// A command's failure: printed as one line, `error: ...`; or the end of
 /// a command whose stdout reader went away ([`CliError::is_closed_stdout`]).

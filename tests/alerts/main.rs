@@ -9,6 +9,7 @@ mod common;
 mod fleet;
 mod flush;
 mod force_expiry;
+mod formats;
 mod local;
 mod receiver;
 mod retries;

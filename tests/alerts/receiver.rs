@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use fleet_breaker::Transition;
-use fleet_breaker::alerts::{ATTEMPT_HEADER, DELIVERY_HEADER};
+use fleet_breaker::alerts::{ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use tokio::task::JoinHandle;
 
 /// One request the receiver got.
@@ -20,6 +20,52 @@ pub(crate) struct Received {
     pub(crate) attempt: u64,
     pub(crate) content_type: String,
     pub(crate) transition: Option<Transition>,
+    /// The body as JSON (`Null` when it is not JSON).
+    pub(crate) json: serde_json::Value,
+    /// The raw body.
+    pub(crate) body: Vec<u8>,
+    /// `X-Fleet-Breaker-Timestamp` and `X-Fleet-Breaker-Signature`, empty
+    /// when missing.
+    pub(crate) timestamp: String,
+    pub(crate) signature: String,
+}
+
+impl Received {
+    /// Verifies the signature as the docs tell a receiver to, computed
+    /// here with `hmac` directly (not the crate's own function): recompute
+    /// HMAC-SHA256(secret, "TIMESTAMP.BODY"), compare in constant time,
+    /// and refuse a timestamp more than 5 minutes from now.
+    pub(crate) fn verify(&self, secret: &str) -> Result<(), String> {
+        use hmac::{Hmac, Mac};
+        let timestamp: u64 = self
+            .timestamp
+            .parse()
+            .map_err(|_| format!("bad timestamp {:?}", self.timestamp))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        if now.abs_diff(timestamp) > 300 {
+            return Err(format!(
+                "timestamp {timestamp} is more than 5 min from {now}"
+            ));
+        }
+        let hex = self
+            .signature
+            .strip_prefix("v1=")
+            .ok_or_else(|| format!("no v1= in {:?}", self.signature))?;
+        let given: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("not hex: {e}"))?;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(self.timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(&self.body);
+        mac.verify_slice(&given)
+            .map_err(|_| "signature mismatch".to_owned())
+    }
 }
 
 #[derive(Default)]
@@ -114,6 +160,10 @@ async fn hook(State(book): State<Arc<Mutex<Book>>>, headers: HeaderMap, body: By
         attempt: header(ATTEMPT_HEADER).parse().unwrap_or(0),
         content_type: header("content-type"),
         transition: serde_json::from_slice(&body).ok(),
+        json: serde_json::from_slice(&body).unwrap_or_default(),
+        body: body.to_vec(),
+        timestamp: header(TIMESTAMP_HEADER),
+        signature: header(SIGNATURE_HEADER),
     };
     let answer = {
         let mut book = book.lock().unwrap();

@@ -70,6 +70,11 @@ impl Hook {
         .await;
         self.received.lock().unwrap()[0].clone()
     }
+
+    /// Every body received so far.
+    pub(crate) fn all(&self) -> Vec<Value> {
+        self.received.lock().unwrap().clone()
+    }
 }
 
 /// A running `fleet-breaker serve`, killed and reaped on drop (even when

@@ -67,6 +67,88 @@ async fn serve_posts_transitions_to_webhooks_and_counts_them() {
 }
 
 #[test]
+fn a_mistaken_webhook_option_is_refused_before_connecting_without_its_secret() {
+    for (hook, expected) in [
+        (
+            "http://127.0.0.1:9/h secret=hunter2hunter2hunter2 format=teams",
+            "unknown format \"teams\"",
+        ),
+        ("http://127.0.0.1:9/h secret=hunter2", "at least 16"),
+        (
+            "http://127.0.0.1:9/h to=opened",
+            "\"opened\" is not a state",
+        ),
+    ] {
+        // Nothing listens on port 1: the check comes before any connection.
+        let output = run(&[
+            "--redis-url",
+            "redis://127.0.0.1:1",
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--webhook",
+            hook,
+        ]);
+        assert_one_line_error(&output, expected);
+        assert!(!crate::stderr(&output).contains("hunter2"), "{hook}");
+    }
+}
+
+/// `--webhook 'URL format=slack to=forced_open'`: Slack messages, and the
+/// transitions the filter leaves out are counted as filtered, not POSTed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_posts_slack_messages_and_counts_the_filtered_transitions() {
+    let redis = TestRedis::start().await;
+    let prefix = support::unique_prefix("cli_webhook_slack");
+    let pod = fleet_with_agents(&redis, &prefix, &["agent-1"]).await;
+    let hook = Hook::start().await;
+    let spec = format!("{} format=slack to=forced_open", hook.url);
+    let serving = Serving::start(
+        &["--redis-url", &redis.url(), "--prefix", &prefix],
+        &["--webhook", &spec],
+    )
+    .await;
+
+    let agent = AgentId::new("agent-1").unwrap();
+    pod.force(&agent, fleet_breaker::ForceMode::Open, None)
+        .await
+        .unwrap();
+    pod.force(&agent, fleet_breaker::ForceMode::Auto, None)
+        .await
+        .unwrap();
+    let metrics_url = format!("{}/metrics", serving.addr);
+    let counted = |outcome: &str| {
+        format!(
+            "fleet_breaker_webhook_deliveries_total{{url=\"{}\",outcome=\"{outcome}\"}} 1",
+            hook.url
+        )
+    };
+    support::wait_until(
+        "one delivered, one filtered",
+        Duration::from_secs(5),
+        || {
+            let metrics_url = metrics_url.clone();
+            let (delivered, filtered) = (counted("delivered"), counted("filtered"));
+            async move {
+                let metrics = reqwest::get(metrics_url)
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                metrics.contains(&delivered) && metrics.contains(&filtered)
+            }
+        },
+    )
+    .await;
+    let bodies = hook.all();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let text = bodies[0]["text"].as_str().unwrap();
+    assert_eq!(bodies[0].as_object().unwrap().len(), 1, "{bodies:?}");
+    assert!(text.contains("`agent-1` closed -> *forced_open*"), "{text}");
+}
+
+#[test]
 fn debug_of_a_parsed_command_line_hides_the_token_and_the_password() {
     use clap::Parser;
     let cli = fleet_breaker::cli::Cli::try_parse_from([
@@ -77,12 +159,15 @@ fn debug_of_a_parsed_command_line_hides_the_token_and_the_password() {
         "--admin-token",
         "supersecret-0123456789",
         "--webhook",
-        "https://bot:hookpass@alerts.example.com/hook",
+        "https://bot:hookpass@alerts.example.com/hook secret=hooksecret0123456789",
     ])
     .unwrap();
     let debug = format!("{cli:?}");
     assert!(
-        !debug.contains("hunter2") && !debug.contains("supersecret") && !debug.contains("hookpass"),
+        !debug.contains("hunter2")
+            && !debug.contains("supersecret")
+            && !debug.contains("hookpass")
+            && !debug.contains("hooksecret"),
         "{debug}"
     );
     assert!(

@@ -10,19 +10,19 @@ use axum::routing::future::RouteFuture;
 use tokio::sync::watch;
 
 use super::{
-    CliError, Connection, Secret, SecretUrl, ServeArgs, Stop, StoreArgs, listen, stop_signals,
-    stopped,
+    CliError, Connection, Secret, ServeArgs, Stop, StoreArgs, listen, stop_signals, stopped,
 };
-use crate::alerts::{WebhookHandle, Webhooks};
+use crate::alerts::{WebhookHandle, Webhooks, WebhooksBuilder};
 use crate::http::{self, AdminToken, AppState, Metrics};
 use crate::router::FailoverRouter;
-use crate::store::redact_url;
 
 /// Serves the API, dashboard, SSE and metrics of the fleet in Redis until
 /// Ctrl-C or SIGTERM. When Redis does not answer at start, listens anyway:
 /// `/healthz` answers 200, `/readyz` and the rest 503, until it does.
 pub(super) async fn run(store: &StoreArgs, args: ServeArgs) -> Result<(), CliError> {
     let admin_token = admin_token(args.admin_token.as_ref())?;
+    // Refuse a mistaken webhook (URL, option) before connecting to anything.
+    webhooks(&args)?.max_tries(args.webhook_max_tries).build()?;
     let stop = stop_signals(None);
     let first_try = Connection::redis(store).await;
     if let Err(error) = &first_try
@@ -146,8 +146,8 @@ async fn wait_for_store(
 /// its webhooks.
 fn announce_store(connection: &Connection, args: &ServeArgs, note: &str) {
     println!("  store: {}{note}", connection.description);
-    for url in &args.webhooks {
-        println!("  webhook: {}", redact_url(url.expose()));
+    for hook in &args.webhooks {
+        println!("  webhook: {}", hook.shown());
     }
 }
 
@@ -205,12 +205,25 @@ async fn start_webhooks(
         return Ok(None);
     }
     let counted = metrics.clone();
-    let hooks = Webhooks::builder(args.webhooks.iter().map(SecretUrl::expose))
+    let hooks = webhooks(args)?
         .max_tries(args.webhook_max_tries)
         .consumer(instance)
         .observer(move |url, outcome| counted.webhook_delivery(url, outcome))
         .build()?;
     Ok(Some(hooks.spawn_redis(store).await?))
+}
+
+/// The `--webhook` values, parsed, in a builder (whose `build` checks
+/// the URLs and options).
+fn webhooks(args: &ServeArgs) -> Result<WebhooksBuilder, CliError> {
+    let mut builder = Webhooks::builder(Vec::<String>::new());
+    for arg in &args.webhooks {
+        let hook = arg
+            .parse(|var| std::env::var(var).ok())
+            .map_err(CliError::new)?;
+        builder = builder.webhook(hook.url, hook.options);
+    }
+    Ok(builder)
 }
 
 /// The admin token from the flag or environment, checked: `None` when not
