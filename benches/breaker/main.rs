@@ -1,4 +1,5 @@
-//! What one breaker decision costs, with and without the local cache.
+//! What one breaker decision costs, with and without the local cache, next
+//! to a bare `EVALSHA` round trip and to two in-process peers.
 //!
 //! ```text
 //! cargo bench --bench breaker                                  # starts a private redis-server
@@ -11,26 +12,41 @@
 //! - `uncached_round_trip`: the same with `.local_cache(false)`: one script
 //!   call for the acquire, one for the record. The cached path must be at
 //!   least 200 times cheaper.
+//! - `uncached_open_reject`: `acquire` on a forced-open circuit with
+//!   `.local_cache(false)`: one script decision, one `EVALSHA`.
+//! - `evalsha_round_trip`: a trivial script (`return 1`) by `EVALSHA` on the
+//!   kind of connection the store sends its scripts down (a multiplexed
+//!   connection out of the store's pool): the floor under an uncached
+//!   decision.
 //! - `cached_open_reject`: `acquire` on a circuit the cache holds forced
 //!   open: a local rejection. Target: median <= 100 ns.
-//! - `memory_admit_and_success`: the embedded store, for reference.
+//! - `memory_admit_and_success`, `memory_open_reject`: the embedded store.
+//! - `recloser_closed_call`, `recloser_open_reject`, `failsafe_closed_call`,
+//!   `failsafe_open_reject`: the peers (recloser 1.x `Recloser::call`,
+//!   failsafe 1.x `CircuitBreaker::call`), see `peers.rs`. Not measured: a
+//!   pre-resolved agent handle of fleet-breaker, which does not exist yet.
 //!
-//! Each sample runs its iterations in a tight loop inside one `block_on`
-//! (`iter_custom`) and times the loop, so the figure is the per-call cost,
-//! not the cost of entering the runtime. The runtime is multi-threaded: the
-//! watcher and the flusher keep the cache trusted on the worker threads while
-//! the loop runs on the bench thread. After criterion's report, a summary
-//! prints each median (criterion's `estimates.json`), the ratio, the targets
-//! and the cache hits and misses seen during each cached bench.
+//! Each fleet-breaker sample runs its iterations in a tight loop inside one
+//! `block_on` (`iter_custom`) and times the loop, so the figure is the
+//! per-call cost, not the cost of entering the runtime. The runtime is
+//! multi-threaded: the watcher and the flusher keep the cache trusted on the
+//! worker threads while the loop runs on the bench thread. The peers are
+//! synchronous and timed by criterion's `iter`. After criterion's report, a
+//! summary prints a table of each median (criterion's `estimates.json`) with
+//! its ratio to recloser's of the same kind (admission or rejection), the
+//! targets, the uncached / cached and uncached / `EVALSHA` ratios, and the
+//! cache hits and misses seen during each cached bench.
 //!
 //! Without `REDIS_URL`, a `redis-server` from `PATH` is started on a free
 //! loopback port (`--save '' --appendonly no`, a temporary `--dir`) and
-//! killed at the end; the keys of the run are deleted either way.
+//! killed at the end; the keys of the run are deleted either way. Nothing
+//! goes beyond loopback unless `REDIS_URL` says so.
+
+mod peers;
+mod server;
+mod summary;
 
 use std::hint::black_box;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,54 +55,48 @@ use fleet_breaker::cache::{Cache, CacheStats};
 use fleet_breaker::{AgentId, CircuitBreaker, CircuitState, ForceMode, RedisStore};
 use tokio::runtime::Runtime;
 
+use peers::{FAILSAFE_CLOSED, FAILSAFE_OPEN, Peers, RECLOSER_CLOSED, RECLOSER_OPEN};
+use server::EvalSha;
+use summary::Kind;
+
 const GROUP: &str = "breaker";
 const CACHED_CLOSED: &str = "cached_closed_admit_and_success";
 const UNCACHED: &str = "uncached_round_trip";
+const UNCACHED_OPEN: &str = "uncached_open_reject";
+const EVALSHA: &str = "evalsha_round_trip";
 const CACHED_OPEN: &str = "cached_open_reject";
 const MEMORY: &str = "memory_admit_and_success";
+const MEMORY_OPEN: &str = "memory_open_reject";
 
-/// A `redis-server` this bench started; killed on drop.
-struct PrivateRedis {
-    child: Child,
-    _dir: tempfile::TempDir,
+/// One line of the summary.
+struct Row {
+    name: &'static str,
+    kind: Kind,
+    target_ns: Option<f64>,
 }
 
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+const fn row(name: &'static str, kind: Kind, target_ns: Option<f64>) -> Row {
+    Row {
+        name,
+        kind,
+        target_ns,
     }
 }
 
-/// `REDIS_URL`, or a private server on a free port (never 6379 implicitly).
-fn redis() -> (String, Option<PrivateRedis>) {
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        return (url, None);
-    }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("no free loopback port")
-        .port();
-    let dir = tempfile::tempdir().expect("no temporary directory");
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("these benches need Redis: set REDIS_URL, or put redis-server on PATH");
-    let server = PrivateRedis { child, _dir: dir };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not listen on port {port} within 5 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (format!("redis://127.0.0.1:{port}"), Some(server))
-}
+/// The summary's rows, in the order the benches run.
+const ROWS: &[Row] = &[
+    row(CACHED_CLOSED, Kind::Admit, Some(100.0)),
+    row(UNCACHED, Kind::Admit, None),
+    row(UNCACHED_OPEN, Kind::Reject, None),
+    row(EVALSHA, Kind::RoundTrip, None),
+    row(CACHED_OPEN, Kind::Reject, Some(100.0)),
+    row(MEMORY, Kind::Admit, None),
+    row(MEMORY_OPEN, Kind::Reject, None),
+    row(RECLOSER_CLOSED, Kind::Admit, None),
+    row(RECLOSER_OPEN, Kind::Reject, None),
+    row(FAILSAFE_CLOSED, Kind::Admit, None),
+    row(FAILSAFE_OPEN, Kind::Reject, None),
+];
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -104,6 +114,8 @@ struct Setup {
     cached: CircuitBreaker,
     uncached: CircuitBreaker,
     memory: CircuitBreaker,
+    evalsha: EvalSha,
+    peers: Peers,
     closed: AgentId,
     open: AgentId,
     plain: AgentId,
@@ -115,8 +127,10 @@ async fn setup(url: &str, prefix: &str) -> Setup {
         .store(store(url).await.expect("Redis cannot be reached"))
         .build()
         .expect("default config");
+    let uncached_store = store(url).await.expect("Redis cannot be reached");
+    let evalsha = EvalSha::new(&uncached_store).await;
     let uncached = CircuitBreaker::builder()
-        .store(store(url).await.expect("Redis cannot be reached"))
+        .store(uncached_store)
         .local_cache(false)
         .build()
         .expect("default config");
@@ -161,10 +175,31 @@ async fn setup(url: &str, prefix: &str) -> Setup {
         cached.acquire(&open).await.is_err(),
         "a forced-open circuit rejects"
     );
+    assert!(
+        uncached.acquire(&open).await.is_err(),
+        "the forced-open circuit rejects without the cache too"
+    );
+    let memory = CircuitBreaker::in_memory();
+    // Only an acquire or a record creates an agent; a force needs one.
+    let permit = memory
+        .acquire(&open)
+        .await
+        .expect("a new circuit is closed");
+    permit.success().await;
+    memory
+        .force(&open, ForceMode::Open, None)
+        .await
+        .expect("force open in memory");
+    assert!(
+        memory.acquire(&open).await.is_err(),
+        "a forced-open circuit rejects in memory"
+    );
     Setup {
         cached,
         uncached,
-        memory: CircuitBreaker::in_memory(),
+        memory,
+        evalsha,
+        peers: Peers::new(),
         closed,
         open,
         plain,
@@ -202,7 +237,8 @@ fn stats_delta(cache: &Cache, before: CacheStats) -> CacheStats {
     }
 }
 
-/// Runs the four benches; returns the cache hits and misses during the two cached ones.
+/// Runs the benches of [`ROWS`], in its order; returns the cache hits and
+/// misses during the two cached ones.
 fn benches(c: &mut Criterion, rt: &Runtime, s: &Setup) -> Vec<(&'static str, CacheStats)> {
     let cache = Arc::clone(s.cached.cache().expect("cached"));
     let mut seen = Vec::new();
@@ -217,6 +253,14 @@ fn benches(c: &mut Criterion, rt: &Runtime, s: &Setup) -> Vec<(&'static str, Cac
         b.to_async(rt)
             .iter_custom(|n| admit_and_succeed(s.uncached.clone(), s.plain.clone(), n));
     });
+    group.bench_function(UNCACHED_OPEN, |b| {
+        b.to_async(rt)
+            .iter_custom(|n| rejections(s.uncached.clone(), s.open.clone(), n));
+    });
+    group.bench_function(EVALSHA, |b| {
+        b.to_async(rt)
+            .iter_custom(|n| s.evalsha.clone().round_trips(n));
+    });
     let before = cache.stats();
     group.bench_function(CACHED_OPEN, |b| {
         b.to_async(rt)
@@ -227,100 +271,18 @@ fn benches(c: &mut Criterion, rt: &Runtime, s: &Setup) -> Vec<(&'static str, Cac
         b.to_async(rt)
             .iter_custom(|n| admit_and_succeed(s.memory.clone(), s.plain.clone(), n));
     });
+    group.bench_function(MEMORY_OPEN, |b| {
+        b.to_async(rt)
+            .iter_custom(|n| rejections(s.memory.clone(), s.open.clone(), n));
+    });
+    s.peers.bench(&mut group);
     group.finish();
     seen
 }
 
-/// Where criterion writes its estimates (its own order of preference, with
-/// `cargo metadata` replaced by the default target directory).
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(
-            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
-            PathBuf::from,
-        )
-        .join("criterion")
-}
-
-/// The median (ns) criterion estimated in this run, if it ran the bench.
-fn median_ns(name: &str, since: SystemTime) -> Option<f64> {
-    let path = criterion_dir()
-        .join(GROUP)
-        .join(name)
-        .join("new/estimates.json");
-    let fresh = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .is_ok_and(|t| t >= since);
-    let text = std::fs::read_to_string(&path).ok().filter(|_| fresh)?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["median"]["point_estimate"].as_f64()
-}
-
-fn summary(since: SystemTime, seen: &[(&str, CacheStats)]) {
-    println!("\nbreaker bench summary (medians from criterion's estimates.json)");
-    let medians: Vec<_> = [CACHED_CLOSED, UNCACHED, CACHED_OPEN, MEMORY]
-        .into_iter()
-        .map(|name| (name, median_ns(name, since)))
-        .collect();
-    for (name, median) in &medians {
-        let target = match *name {
-            CACHED_CLOSED | CACHED_OPEN => match median {
-                Some(m) if *m <= 100.0 => "  (target <= 100 ns: met)",
-                Some(_) => "  (target <= 100 ns: MISSED)",
-                None => "",
-            },
-            _ => "",
-        };
-        match median {
-            Some(m) => println!("  {name:<34} median {m:>12.1} ns{target}"),
-            None => println!("  {name:<34} not measured in this run"),
-        }
-    }
-    if let (Some(cached), Some(uncached)) = (medians[0].1, medians[1].1) {
-        let ratio = uncached / cached;
-        let verdict = if ratio >= 200.0 { "met" } else { "MISSED" };
-        println!("  uncached / cached ratio: {ratio:.0}x (target >= 200x: {verdict})");
-    }
-    for (name, stats) in seen {
-        println!(
-            "  cache during {name}: {} hits, {} misses",
-            stats.hits, stats.misses
-        );
-    }
-}
-
-/// Deletes the keys under `prefix` (SCAN MATCH + UNLINK).
-async fn clean_up(url: &str, prefix: &str) -> redis::RedisResult<()> {
-    let mut conn = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .query_async(&mut conn)
-            .await?;
-        if !keys.is_empty() {
-            redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async::<()>(&mut conn)
-                .await?;
-        }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
-    }
-}
-
 fn main() {
     let since = SystemTime::now();
-    let (url, server) = redis();
+    let (url, server) = server::redis();
     let millis = since
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -335,9 +297,9 @@ fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     let seen = benches(&mut criterion, &rt, &setup);
     criterion.final_summary();
-    summary(since, &seen);
+    summary::print(since, &seen);
     drop(setup);
-    if let Err(error) = rt.block_on(clean_up(&url, &prefix)) {
+    if let Err(error) = rt.block_on(server::clean_up(&url, &prefix)) {
         eprintln!("could not delete the keys under {prefix}: {error}");
     }
     drop(server);
