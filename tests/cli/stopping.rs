@@ -1,11 +1,12 @@
 //! `demo` and `serve` stop on Ctrl-C, SIGTERM or the end of `--duration`
 //! within 2 s, whatever clients are connected (issue 11.1).
 
+use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::command;
-use crate::running::{Running, closed_within, connect, sse_client};
+use crate::running::{Running, closed_within, connect, read_until, sse_client};
 use crate::support::TestRedis;
 
 /// An admin token of the right length.
@@ -120,12 +121,19 @@ fn a_second_sigint_ends_the_process_at_once() {
     let mut running = Running::spawn(slow);
     let addr = running.addr();
     let _sse = sse_client(&addr);
+    // `Expect: 100-continue`: the server answers `100 Continue` when the
+    // handler starts reading the body, so the test knows the request is in
+    // flight before it signals (a request still unread is not, and would
+    // let the first Ctrl-C end the process at once).
     let request = format!(
         "POST /api/circuit-breaker/force/agent-1 HTTP/1.1\r\nHost: t\r\n\
          Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
-         Content-Length: 100\r\n\r\n{{\"sta"
+         Expect: 100-continue\r\nContent-Length: 100\r\n\r\n"
     );
-    let _unfinished = connect(&addr, request.as_bytes());
+    let mut unfinished = connect(&addr, request.as_bytes());
+    let continued = read_until(&mut unfinished, "100 Continue", Duration::from_secs(5));
+    assert!(continued.contains("100 Continue"), "{continued:?}");
+    unfinished.write_all(b"{\"sta").expect("part of the body");
     running.signal("INT");
     assert!(
         running.exit_within(Duration::from_millis(500)).is_none(),
