@@ -75,19 +75,54 @@ async fn half_open_with_three_probes(pod: &CircuitBreaker, agent: &AgentId) -> V
     probes
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_healthy_agent_closes_within_a_probe_interval_after_a_redis_stall() {
-    let _one_at_a_time = serial().await;
+/// A pod behind a fault proxy whose `agent-1` is half-open with its three
+/// probes taken, and a store that reads Redis directly (the truth).
+struct HalfOpen {
+    _redis: TestRedis,
+    proxy: FaultProxy,
+    pod: CircuitBreaker,
+    truth: RedisStore,
+    agent: AgentId,
+    probes: Vec<Permit>,
+}
+
+/// [`HalfOpen`] on a fresh Redis and `name`'s prefix; `None` when the test
+/// Redis is not on loopback (the proxy needs it).
+async fn half_open_behind_a_proxy(name: &str) -> Option<HalfOpen> {
     let redis = TestRedis::start().await;
     if !on_loopback(&redis) {
-        return;
+        return None;
     }
-    let prefix = unique_prefix("stall-half-open");
+    let prefix = unique_prefix(name);
     let proxy = FaultProxy::start(redis.port()).await;
     let pod = pod(&proxy, &prefix).await;
     let truth = store(redis.url(), &prefix).await;
     let agent = id("agent-1");
-    let mut probes = half_open_with_three_probes(&pod, &agent).await;
+    let probes = half_open_with_three_probes(&pod, &agent).await;
+    Some(HalfOpen {
+        _redis: redis,
+        proxy,
+        pod,
+        truth,
+        agent,
+        probes,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_agent_closes_within_a_probe_interval_after_a_redis_stall() {
+    let _one_at_a_time = serial().await;
+    let Some(HalfOpen {
+        _redis,
+        proxy,
+        pod,
+        truth,
+        agent,
+        mut probes,
+    }) = half_open_behind_a_proxy("stall-half-open").await
+    else {
+        return;
+    };
 
     // The stall. Two probe outcomes are sent and time out (their bytes are
     // then lost with the connection); a call to another agent times out
@@ -142,16 +177,17 @@ async fn a_healthy_agent_closes_within_a_probe_interval_after_a_redis_stall() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_probe_outcome_whose_first_write_landed_is_not_counted_twice() {
     let _one_at_a_time = serial().await;
-    let redis = TestRedis::start().await;
-    if !on_loopback(&redis) {
+    let Some(HalfOpen {
+        _redis,
+        proxy,
+        pod,
+        truth,
+        agent,
+        mut probes,
+    }) = half_open_behind_a_proxy("stall-write-landed").await
+    else {
         return;
-    }
-    let prefix = unique_prefix("stall-write-landed");
-    let proxy = FaultProxy::start(redis.port()).await;
-    let pod = pod(&proxy, &prefix).await;
-    let truth = store(redis.url(), &prefix).await;
-    let agent = id("agent-1");
-    let mut probes = half_open_with_three_probes(&pod, &agent).await;
+    };
 
     // The outcome is sent into the stall and times out; when the stall
     // ends its bytes go on and the first write lands, then the retry.
