@@ -1,16 +1,27 @@
 //! A flushed Redis (`FLUSHALL`, or the stream deleted) takes the consumer
 //! groups with it: the transitions made right after must still be POSTed.
 
-use fleet_breaker::AgentId;
+use fleet_breaker::alerts::WebhookHandle;
+use fleet_breaker::{AgentId, CircuitBreaker};
 
 use crate::common::{WAIT, breaker, force_auto, force_open, hooks, known, open_agent_1, store};
 use crate::receiver::Receiver;
 use crate::support::{TestRedis, unique_prefix, wait_until};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transitions_right_after_a_flushall_are_still_delivered() {
+/// A webhook consumer on a fresh Redis under `name`'s prefix, whose first
+/// transition (agent-1 opened) has been delivered.
+struct Delivering {
+    redis: TestRedis,
+    prefix: String,
+    receiver: Receiver,
+    handle: WebhookHandle,
+    breaker: CircuitBreaker,
+    agent_1: AgentId,
+}
+
+async fn delivering(name: &str) -> Delivering {
     let redis = TestRedis::start().await;
-    let prefix = unique_prefix("alerts-flushall");
+    let prefix = unique_prefix(name);
     let store = store(&redis, &prefix).await;
     let receiver = Receiver::start().await;
     let handle = hooks([receiver.url()])
@@ -21,11 +32,30 @@ async fn transitions_right_after_a_flushall_are_still_delivered() {
         .await
         .unwrap();
     let breaker = breaker(&store);
-    let _ = open_agent_1(&breaker).await;
+    let (agent_1, _) = open_agent_1(&breaker).await;
     wait_until("the first transition is delivered", WAIT, || async {
         receiver.accepted().len() == 1
     })
     .await;
+    Delivering {
+        redis,
+        prefix,
+        receiver,
+        handle,
+        breaker,
+        agent_1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transitions_right_after_a_flushall_are_still_delivered() {
+    let Delivering {
+        redis,
+        receiver,
+        handle,
+        breaker,
+        ..
+    } = delivering("alerts-flushall").await;
 
     // The stream and its group go; the transitions made at once land in a
     // new stream before the consumer finds its group gone.
@@ -58,23 +88,14 @@ async fn transitions_right_after_a_flushall_are_still_delivered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transitions_right_after_the_stream_is_deleted_are_still_delivered() {
-    let redis = TestRedis::start().await;
-    let prefix = unique_prefix("alerts-del-stream");
-    let store = store(&redis, &prefix).await;
-    let receiver = Receiver::start().await;
-    let handle = hooks([receiver.url()])
-        .consumer("pod-a")
-        .build()
-        .unwrap()
-        .spawn_redis(&store)
-        .await
-        .unwrap();
-    let breaker = breaker(&store);
-    let (agent, _) = open_agent_1(&breaker).await;
-    wait_until("the first transition is delivered", WAIT, || async {
-        receiver.accepted().len() == 1
-    })
-    .await;
+    let Delivering {
+        redis,
+        prefix,
+        receiver,
+        handle,
+        breaker,
+        agent_1: agent,
+    } = delivering("alerts-del-stream").await;
 
     let _: () = redis::cmd("DEL")
         .arg(format!("{prefix}:transitions"))
