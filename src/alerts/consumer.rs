@@ -215,6 +215,7 @@ impl Consumer {
                         url, stream = %self.key, id = %entry.id, %error, payload = %Shown(&msg),
                         "webhooks: skipping a malformed transition entry"
                     );
+                    self.stats.record(self.index, DeliveryOutcome::Malformed);
                     return self.group(conn).ack(&entry.id).await;
                 }
             },
@@ -223,6 +224,7 @@ impl Consumer {
                     url, stream = %self.key, id = %entry.id,
                     "webhooks: skipping a transition entry without a `msg` field"
                 );
+                self.stats.record(self.index, DeliveryOutcome::Malformed);
                 return self.group(conn).ack(&entry.id).await;
             }
         };

@@ -22,10 +22,13 @@ pub enum DeliveryOutcome {
     /// The webhook's filter or format leaves the transition out: it is
     /// acknowledged without a POST.
     Filtered,
+    /// The stream entry is not a transition (written by something else): it
+    /// is acknowledged without a POST.
+    Malformed,
 }
 
 impl DeliveryOutcome {
-    /// `delivered`, `failed`, `dead_lettered` or `filtered`.
+    /// `delivered`, `failed`, `dead_lettered`, `filtered` or `malformed`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +36,7 @@ impl DeliveryOutcome {
             Self::Failed => "failed",
             Self::DeadLettered => "dead_lettered",
             Self::Filtered => "filtered",
+            Self::Malformed => "malformed",
         }
     }
 }
@@ -58,6 +62,8 @@ pub struct EndpointStats {
     /// Transitions the webhook's filter or format left out (acknowledged
     /// without a POST).
     pub filtered: u64,
+    /// Stream entries that were not transitions (skipped, acknowledged).
+    pub malformed: u64,
 }
 
 /// Called with the URL (password shown as `set`) and the outcome of every
@@ -66,7 +72,7 @@ pub(super) type Observer = Arc<dyn Fn(&str, DeliveryOutcome) + Send + Sync>;
 
 /// The counters of one handle, one set per URL, and the observer.
 pub(super) struct Stats {
-    urls: Vec<(String, [AtomicU64; 4])>,
+    urls: Vec<(String, [AtomicU64; 5])>,
     observer: Option<Observer>,
 }
 
@@ -92,6 +98,7 @@ impl Stats {
             DeliveryOutcome::Failed => 1,
             DeliveryOutcome::DeadLettered => 2,
             DeliveryOutcome::Filtered => 3,
+            DeliveryOutcome::Malformed => 4,
         };
         counters[slot].fetch_add(1, Ordering::Relaxed);
         if let Some(observer) = &self.observer {
@@ -102,13 +109,16 @@ impl Stats {
     pub(super) fn snapshot(&self) -> Vec<EndpointStats> {
         self.urls
             .iter()
-            .map(|(url, [delivered, failed, dead, filtered])| EndpointStats {
-                url: url.clone(),
-                delivered: delivered.load(Ordering::Relaxed),
-                failed: failed.load(Ordering::Relaxed),
-                dead_lettered: dead.load(Ordering::Relaxed),
-                filtered: filtered.load(Ordering::Relaxed),
-            })
+            .map(
+                |(url, [delivered, failed, dead, filtered, malformed])| EndpointStats {
+                    url: url.clone(),
+                    delivered: delivered.load(Ordering::Relaxed),
+                    failed: failed.load(Ordering::Relaxed),
+                    dead_lettered: dead.load(Ordering::Relaxed),
+                    filtered: filtered.load(Ordering::Relaxed),
+                    malformed: malformed.load(Ordering::Relaxed),
+                },
+            )
             .collect()
     }
 }

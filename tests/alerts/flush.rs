@@ -121,3 +121,40 @@ async fn transitions_right_after_the_stream_is_deleted_are_still_delivered() {
     assert_eq!(after, [closed, reopened]);
     handle.shutdown().await;
 }
+
+/// Entries of the transitions stream that are not transitions (written by
+/// something else) are skipped, acknowledged and counted; the transitions
+/// after them are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_stream_entries_are_skipped_and_counted() {
+    let Delivering {
+        redis,
+        prefix,
+        receiver,
+        handle,
+        breaker,
+        agent_1: agent,
+    } = delivering("alerts-malformed").await;
+    let mut conn = redis.connection().await;
+    for fields in [&["msg", "not json"][..], &["garbage", "only"][..]] {
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{prefix}:transitions"))
+            .arg("*")
+            .arg(fields)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let closed = force_auto(&breaker, &agent).await;
+    wait_until(
+        "the transition after the garbage is delivered",
+        WAIT,
+        || async { receiver.accepted().len() >= 2 },
+    )
+    .await;
+    let stats = &handle.stats()[0];
+    assert_eq!((stats.delivered, stats.malformed), (2, 2), "{stats:?}");
+    let last = receiver.accepted().pop().and_then(|r| r.transition);
+    assert_eq!(last, Some(closed));
+    handle.shutdown().await;
+}

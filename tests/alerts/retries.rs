@@ -102,6 +102,7 @@ async fn a_url_that_always_fails_gets_the_transition_dead_lettered_after_max_tri
             failed: 2,
             dead_lettered: 1,
             filtered: 0,
+            malformed: 0,
         }]
     );
     let outcomes: Vec<_> = seen.lock().unwrap().iter().map(|(_, o)| *o).collect();
