@@ -3,7 +3,7 @@
 //! [`CircuitBreaker::subscribe`] is a stream of every transition: an alert
 //! hook is a task that reads it. Here it prints an alert when agent-1's
 //! circuit opens and a resolution when it closes again; with the default
-//! feature `service`, [`Webhooks::spawn_local`] also POSTs every transition
+//! feature `service`, [`Webhooks::spawn_in_process`] also POSTs every transition
 //! to a webhook (a receiver in this process that prints what it gets).
 //!
 //! The agent fails three times (the circuit opens), the backoff of one
@@ -16,7 +16,7 @@
 //! On a fleet sharing Redis, `fleet-breaker serve --webhook URL` delivers
 //! each transition once fleet-wide ([`Webhooks::spawn_redis`]).
 //!
-//! [`Webhooks::spawn_local`]: fleet_breaker::alerts::Webhooks::spawn_local
+//! [`Webhooks::spawn_in_process`]: fleet_breaker::alerts::Webhooks::spawn_in_process
 //! [`Webhooks::spawn_redis`]: fleet_breaker::alerts::Webhooks::spawn_redis
 
 use std::time::Duration;
@@ -139,7 +139,7 @@ mod webhook {
         let handle = Webhooks::builder([url])
             .retry_backoff(Duration::from_millis(100), Duration::from_secs(1))
             .build()?
-            .spawn_local(breaker);
+            .spawn_in_process(breaker);
         Ok(Running { handle })
     }
 

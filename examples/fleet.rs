@@ -188,7 +188,7 @@ impl World {
         let mut tally = Tally(std::array::from_fn(|i| {
             self.counts.get(i).map_or(0, |c| c.load(Ordering::Relaxed))
         }));
-        for stats in pods.iter().filter_map(|p| p.cache()).map(|c| c.stats()) {
+        for stats in pods.iter().filter_map(CircuitBreaker::cache_stats) {
             tally.0[HITS] += stats.hits;
             tally.0[MISSES] += stats.misses;
         }
@@ -479,9 +479,7 @@ async fn run(
         shared.push(breaker);
     }
     wait_for("every pod's subscription", Duration::from_secs(5), || {
-        shared
-            .iter()
-            .all(|b| b.is_watching() && b.cache().is_some_and(|c| c.is_subscribed()))
+        shared.iter().all(CircuitBreaker::is_watching)
     })
     .await?;
     let world = Arc::new(World::new(options.pods)?);

@@ -10,7 +10,7 @@
 //! sums `MEMORY USAGE` of every agent's keys, prints one JSON line, and
 //! deletes its keys.
 
-use fleet_breaker::store::BreakerStore;
+use fleet_breaker::store::StoreExt;
 use fleet_breaker::{AgentId, BreakerConfig, Outcome, RedisStore};
 use redis::AsyncCommands;
 

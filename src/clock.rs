@@ -106,3 +106,16 @@ impl Clock for ManualClock {
         self.now.load(Ordering::SeqCst)
     }
 }
+
+/// Milliseconds since the epoch as RFC 3339 / ISO-8601 UTC (past the year
+/// 9999, the count of milliseconds, said so).
+#[must_use]
+pub fn iso8601(ms: u64) -> String {
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    let nanos = i128::from(ms) * 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("{ms} ms after the epoch"))
+}

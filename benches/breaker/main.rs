@@ -47,12 +47,12 @@ mod server;
 mod summary;
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::Criterion;
-use fleet_breaker::cache::{Cache, CacheStats};
+use fleet_breaker::breaker::CacheStats;
 use fleet_breaker::{AgentId, CircuitBreaker, CircuitState, ForceMode, RedisStore};
+use futures::StreamExt;
 use tokio::runtime::Runtime;
 
 use peers::{FAILSAFE_CLOSED, FAILSAFE_OPEN, Peers, RECLOSER_CLOSED, RECLOSER_OPEN};
@@ -140,12 +140,11 @@ async fn setup(url: &str, prefix: &str) -> Setup {
         agent("bench-open"),
         agent("bench-plain"),
     );
-    let cache = Arc::clone(
-        cached
-            .cache()
-            .expect("a Redis store with the cache on has a cache"),
+    assert!(
+        cached.cache_stats().is_some(),
+        "a Redis store with the cache on has a cache"
     );
-    wait_until("the subscription", || cache.is_subscribed()).await;
+    wait_until("the subscription", || cached.is_watching()).await;
     // First decisions go to Redis (and create the agents); the cache takes
     // the snapshots they answer with.
     for (breaker, agent) in [(&cached, &closed), (&cached, &open), (&uncached, &plain)] {
@@ -155,22 +154,30 @@ async fn setup(url: &str, prefix: &str) -> Setup {
             .expect("a new circuit is closed");
         permit.success().await;
     }
-    let before = cache.stats();
+    let before = cached.cache_stats().expect("cached");
     let permit = cached.acquire(&closed).await.expect("closed");
     permit.success().await;
     assert_eq!(
-        cache.stats().hits,
+        cached.cache_stats().expect("cached").hits,
         before.hits + 1,
         "the closed circuit should be decided locally"
     );
+    // The feed gives the cache a transition before its subscribers.
+    let mut heard = Box::pin(cached.subscribe());
     cached
         .force(&open, ForceMode::Open, None)
         .await
         .expect("force open");
-    wait_until("the forced_open state in the cache", || {
-        cache.state(&open) == Some(CircuitState::ForcedOpen)
-    })
-    .await;
+    let forced = async {
+        while let Some(t) = heard.next().await {
+            if t.agent_id == open && t.to == CircuitState::ForcedOpen {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), forced)
+        .await
+        .expect("the forced_open transition reaches the cache within 5 s");
     assert!(
         cached.acquire(&open).await.is_err(),
         "a forced-open circuit rejects"
@@ -229,8 +236,8 @@ async fn rejections(breaker: CircuitBreaker, agent: AgentId, iters: u64) -> Dura
     start.elapsed()
 }
 
-fn stats_delta(cache: &Cache, before: CacheStats) -> CacheStats {
-    let after = cache.stats();
+fn stats_delta(breaker: &CircuitBreaker, before: CacheStats) -> CacheStats {
+    let after = breaker.cache_stats().expect("cached");
     CacheStats {
         hits: after.hits - before.hits,
         misses: after.misses - before.misses,
@@ -240,15 +247,14 @@ fn stats_delta(cache: &Cache, before: CacheStats) -> CacheStats {
 /// Runs the benches of [`ROWS`], in its order; returns the cache hits and
 /// misses during the two cached ones.
 fn benches(c: &mut Criterion, rt: &Runtime, s: &Setup) -> Vec<(&'static str, CacheStats)> {
-    let cache = Arc::clone(s.cached.cache().expect("cached"));
     let mut seen = Vec::new();
     let mut group = c.benchmark_group(GROUP);
-    let before = cache.stats();
+    let before = s.cached.cache_stats().expect("cached");
     group.bench_function(CACHED_CLOSED, |b| {
         b.to_async(rt)
             .iter_custom(|n| admit_and_succeed(s.cached.clone(), s.closed.clone(), n));
     });
-    seen.push((CACHED_CLOSED, stats_delta(&cache, before)));
+    seen.push((CACHED_CLOSED, stats_delta(&s.cached, before)));
     group.bench_function(UNCACHED, |b| {
         b.to_async(rt)
             .iter_custom(|n| admit_and_succeed(s.uncached.clone(), s.plain.clone(), n));
@@ -261,12 +267,12 @@ fn benches(c: &mut Criterion, rt: &Runtime, s: &Setup) -> Vec<(&'static str, Cac
         b.to_async(rt)
             .iter_custom(|n| s.evalsha.clone().round_trips(n));
     });
-    let before = cache.stats();
+    let before = s.cached.cache_stats().expect("cached");
     group.bench_function(CACHED_OPEN, |b| {
         b.to_async(rt)
             .iter_custom(|n| rejections(s.cached.clone(), s.open.clone(), n));
     });
-    seen.push((CACHED_OPEN, stats_delta(&cache, before)));
+    seen.push((CACHED_OPEN, stats_delta(&s.cached, before)));
     group.bench_function(MEMORY, |b| {
         b.to_async(rt)
             .iter_custom(|n| admit_and_succeed(s.memory.clone(), s.plain.clone(), n));

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use fleet_breaker::cache::CacheStats;
+use fleet_breaker::breaker::CacheStats;
 
 use crate::peers::{RECLOSER_CLOSED, RECLOSER_OPEN};
 use crate::{GROUP, ROWS, Row};

@@ -304,7 +304,7 @@ impl Settings {
 
 /// Webhooks that POST every transition to each URL; built by
 /// [`Webhooks::builder`], started by [`spawn_redis`](Self::spawn_redis) or
-/// [`spawn_local`](Self::spawn_local). See the [module docs](super).
+/// [`spawn_in_process`](Self::spawn_in_process). See the [module docs](super).
 ///
 /// Cheap to clone. Debug shows URLs with their password as `set`.
 #[derive(Clone)]

@@ -10,11 +10,11 @@ use tokio::time::Instant;
 use super::builder::Webhooks;
 use super::endpoint::Endpoint;
 use super::handle::stopped;
-use super::link::{Conn, Link};
 use super::stats::{DeliveryOutcome, Stats};
-use super::stream::{self, Claim, DeadLetter, Entry, Group};
-use crate::watch::decode_transition;
-use crate::watch::message::Shown;
+use crate::store::redis::alerts::link::{Conn, Link};
+use crate::store::redis::alerts::stream::{self, Claim, DeadLetter, Entry, Group};
+use crate::store::redis::watch::message::Shown;
+use crate::store::redis::watch::message::decode_transition;
 
 /// New entries asked for per `XREADGROUP`.
 const READ_COUNT: usize = 16;

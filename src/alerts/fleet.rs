@@ -10,10 +10,10 @@ use super::AlertsError;
 use super::builder::Webhooks;
 use super::consumer::Consumer;
 use super::handle::WebhookHandle;
-use super::link::Link;
 use super::stats::Stats;
-use super::stream;
-use crate::store::{BreakerStore, RedisStore};
+use crate::store::RedisStore;
+use crate::store::redis::alerts::link::Link;
+use crate::store::redis::alerts::stream;
 
 /// The shortest bound on a Redis command of the delivery tasks (the store's
 /// timeout, 100 ms by default, is meant for the breaker's hot path).
@@ -49,13 +49,11 @@ impl Webhooks {
     /// create a group (a key of another type, a Redis older than 6.2 or an
     /// ACL without stream commands).
     pub async fn spawn_redis(&self, store: &RedisStore) -> Result<WebhookHandle, AlertsError> {
-        let target = store.watch_target().ok_or_else(|| {
-            AlertsError::Redis("the store gave no Redis connection settings".to_owned())
-        })?;
+        let target = store.watch_target();
         let stream_key = store.keys().transitions();
         let dead_key = dead_letter_key(store.keys());
         let redis_timeout = store.timeout().max(MIN_REDIS_TIMEOUT);
-        let link = Link::new(target, redis_timeout)?;
+        let link = Link::new(target, redis_timeout).map_err(AlertsError::Redis)?;
         if !self.endpoints.is_empty() {
             let mut conn = link.connect().await.map_err(AlertsError::Redis)?;
             for endpoint in self.endpoints.iter() {

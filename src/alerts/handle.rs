@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use super::stats::{EndpointStats, Stats};
 
 /// The delivery tasks started by [`Webhooks::spawn_redis`] or
-/// [`Webhooks::spawn_local`](super::Webhooks::spawn_local).
+/// [`Webhooks::spawn_in_process`](super::Webhooks::spawn_in_process).
 ///
 /// ## Behavior
 ///

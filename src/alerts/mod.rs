@@ -9,7 +9,7 @@
 //!   transition is delivered to each URL **once fleet-wide**, however many
 //!   instances run, and survives the crash of the instance that was
 //!   delivering it.
-//! - [`Webhooks::spawn_local`], for the embedded store: delivers what one
+//! - [`Webhooks::spawn_in_process`], for the embedded store: delivers what one
 //!   [`CircuitBreaker`](crate::CircuitBreaker) observes, retrying in the
 //!   process.
 //!
@@ -183,7 +183,7 @@
 //! - `link.rs`: how a task reaches Redis (one server, a cluster, the master
 //!   Sentinel names) and the connection it gets.
 //! - `stream.rs`: the Redis stream commands; `reply.rs`: their replies.
-//! - `local.rs`: [`Webhooks::spawn_local`].
+//! - `in_process.rs`: [`Webhooks::spawn_in_process`].
 //! - `handle.rs`: [`WebhookHandle`].
 //! - `stats.rs`: [`EndpointStats`], [`DeliveryOutcome`].
 //! - `error.rs`: [`AlertsError`].
@@ -194,13 +194,10 @@ mod endpoint;
 mod error;
 mod fleet;
 mod handle;
-mod link;
-mod local;
+mod in_process;
 mod options;
 mod payload;
-mod reply;
 mod stats;
-mod stream;
 
 pub use builder::{
     DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_DEAD_LETTER_MAX_LEN, DEFAULT_MAX_TRIES,
@@ -210,7 +207,7 @@ pub use endpoint::{ATTEMPT_HEADER, DELIVERY_HEADER};
 pub use error::AlertsError;
 pub use fleet::{dead_letter_key, group_name};
 pub use handle::WebhookHandle;
-pub use local::LOCAL_QUEUE;
+pub use in_process::IN_PROCESS_QUEUE;
 pub use options::{MIN_SECRET_LEN, WebhookFilter, WebhookFormat, WebhookOptions};
 pub use payload::{SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
 pub use stats::{DeliveryOutcome, EndpointStats};

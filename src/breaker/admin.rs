@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{AgentMetrics, BreakerError, CircuitBreaker};
 use crate::agent_id::AgentId;
 use crate::model::{ForceMode, Snapshot, Transition};
+use crate::store::StoreExt;
 use crate::store::{Applied, StoreError};
 
 impl CircuitBreaker {

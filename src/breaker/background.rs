@@ -13,8 +13,9 @@ use super::{BreakerError, CircuitBreaker, Inner};
 use crate::agent_id::AgentId;
 use crate::cache::Cache;
 use crate::model::{Batch, Transition};
+use crate::store::Resync;
 use crate::store::StoreError;
-use crate::watch::Resync;
+use crate::store::StoreExt;
 
 impl CircuitBreaker {
     /// Sends the outcomes counted locally (successes on a clean closed

@@ -12,10 +12,9 @@ use super::store_health::{DEFAULT_DEGRADE_AFTER, DEFAULT_STORE_PROBE_INTERVAL, S
 use super::{CircuitBreaker, Inner, StorePolicy};
 use crate::agent_id::AgentId;
 use crate::cache::Cache;
-use crate::clock::CoarseClock;
+use crate::clock::{Clock, CoarseClock, SystemClock};
 use crate::config::{BreakerConfig, ConfigError};
-use crate::store::{BreakerStore, MemoryStore};
-use crate::watch::{WatchOptions, Watcher};
+use crate::store::{BreakerStore, FeedOptions, FeedTarget, MemoryStore};
 
 /// Default of [`CircuitBreakerBuilder::max_staleness`].
 pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(1);
@@ -175,41 +174,46 @@ impl CircuitBreakerBuilder {
             .instance_id
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let permit_prefix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let target = self.local_cache.then(|| store.watch_target()).flatten();
+        let feed = store.feed();
+        let clock: Arc<dyn Clock> = feed.clock().unwrap_or_else(|| Arc::new(SystemClock));
         let runtime = tokio::runtime::Handle::try_current().ok();
-        if target.is_some() && runtime.is_none() {
+        let wants_cache = self.local_cache && feed.is_remote();
+        if wants_cache && runtime.is_none() {
             tracing::warn!(
                 "CircuitBreaker built outside a tokio runtime: no local cache, every decision is a round trip"
             );
         }
-        let cached = target.zip(runtime);
+        let cached = runtime.filter(|_| wants_cache);
         let (max_staleness, flush_interval) = (self.max_staleness, self.flush_interval);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
-            let (cache, watcher, flusher, follower, force_timers) = match cached {
-                Some((target, runtime)) => {
+            let (cache, feed, flusher, follower, force_timers) = match cached {
+                Some(runtime) => {
                     let _guard = runtime.enter();
-                    let clock = target
-                        .clock_override
-                        .clone()
-                        .unwrap_or_else(|| Arc::new(CoarseClock::new()));
+                    let clock = feed.clock().unwrap_or_else(|| Arc::new(CoarseClock::new()));
                     let cache = Arc::new(Cache::new(max_staleness, clock));
-                    let options = WatchOptions {
-                        ping_interval: max_staleness / 2,
-                        ..WatchOptions::default()
+                    let target = FeedTarget {
+                        sink: cache.clone(),
+                        resync: background::resync(weak.clone()),
+                        options: FeedOptions {
+                            ping_interval: max_staleness / 2,
+                            ..FeedOptions::default()
+                        },
                     };
-                    let resync = background::resync(weak.clone());
-                    let watcher = Watcher::spawn(target, Arc::clone(&cache), resync, options);
+                    let feed = feed.start(Some(target));
                     let flusher = Flusher::spawn(weak.clone(), max_staleness, flush_interval);
-                    let follower = Follower::spawn(weak.clone(), watcher.subscribe());
+                    let follower = Follower::spawn(weak.clone(), feed.subscribe());
                     let force_timers = ForceTimers::spawn(weak.clone());
                     (
                         Some(cache),
-                        Some(watcher),
+                        Some(feed),
                         Some(flusher),
                         Some(follower),
                         Some(force_timers),
                     )
                 }
+                // A store of this process answers at once: no cache, and
+                // its feed only serves `subscribe()`.
+                None if !feed.is_remote() => (None, Some(feed.start(None)), None, None, None),
                 None => (None, None, None, None, None),
             };
             Inner {
@@ -222,11 +226,13 @@ impl CircuitBreakerBuilder {
                 health: Arc::new(StoreHealth::new(
                     self.degrade_after,
                     self.store_probe_interval,
+                    Arc::clone(&clock),
                 )),
+                clock,
                 prober: Mutex::new(None),
                 pending: super::pending::PendingProbes::default(),
                 cache,
-                watcher,
+                feed,
                 _flusher: flusher,
                 _follower: follower,
                 force_timers,

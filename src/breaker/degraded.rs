@@ -12,9 +12,9 @@ use super::{
     log_transition,
 };
 use crate::agent_id::AgentId;
-use crate::clock::{Clock, SystemClock};
 use crate::model::{CircuitState, Outcome, Snapshot, Ticket};
 use crate::store::StoreError;
+use crate::store::StoreExt;
 
 /// Snapshots read at once by the recovery's resync.
 const RESYNC_CONCURRENCY: usize = 16;
@@ -70,7 +70,7 @@ impl CircuitBreaker {
                     .fallback
                     .acquire(&self.inner.config, agent, &permit_id);
                 log_transition(applied.transition.as_ref());
-                self.permit_or_reject(agent, permit_id, applied.value, Origin::Local)
+                self.permit_or_reject(agent, permit_id, applied.value, Origin::Fallback)
             }
         }
     }
@@ -196,7 +196,7 @@ impl CircuitBreaker {
             .inner
             .cache
             .as_ref()
-            .map_or_else(|| SystemClock.now_ms(), |cache| cache.store_now_ms());
+            .map_or_else(|| self.inner.clock.now_ms(), |cache| cache.store_now_ms());
         self.inner.fallback.view(&self.inner.config, now_ms)
     }
 }

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 use super::{CircuitBreaker, Inner};
 use crate::agent_id::AgentId;
 use crate::model::{CircuitState, Snapshot, Transition, TransitionReason};
+use crate::store::StoreExt;
 
 /// Between two tries of a read that failed.
 const RETRY: Duration = Duration::from_millis(250);

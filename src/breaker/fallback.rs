@@ -12,6 +12,7 @@ use crate::config::BreakerConfig;
 use crate::model::{
     CircuitState, Decision, Outcome, Snapshot, Ticket, Transition, TransitionReason,
 };
+use crate::store::StoreExt;
 use crate::store::{Applied, BreakerStore, MemoryStore};
 
 /// A [`MemoryStore`] per pod, seeded per agent from the last snapshot the

@@ -1,10 +1,9 @@
 //! [`AgentMetrics`]: one agent's state and counters, in the original JSON shape.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::agent_id::AgentId;
+use crate::clock::iso8601;
 use crate::model::{CircuitState, Snapshot, backoff_seconds};
 use crate::store::Corruption;
 
@@ -190,16 +189,6 @@ impl AgentMetrics {
     pub fn is_corrupt(&self) -> bool {
         self.corrupt.is_some()
     }
-}
-
-/// Milliseconds since the epoch as RFC 3339 / ISO-8601 UTC.
-#[must_use]
-pub fn iso8601(ms: u64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("{ms} ms after the epoch"))
 }
 
 #[cfg(test)]

@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::agent_id::AgentId;
-use crate::cache::{Cache, EntryRef, Local};
+use crate::cache::{Cache, Cached, EntryRef};
+use crate::clock::Clock;
 use crate::config::BreakerConfig;
 use crate::model::{Decision, Outcome, Ticket};
 use crate::store::BreakerStore;
-use crate::watch::Watcher;
+use crate::store::FeedHandle;
+use crate::store::StoreExt;
 
 mod admin;
 mod background;
@@ -27,9 +29,11 @@ mod permit;
 mod policy;
 mod store_health;
 
+pub use crate::cache::CacheStats;
+pub use crate::clock::iso8601;
 pub use builder::{CircuitBreakerBuilder, DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_STALENESS};
 pub use error::{BreakerError, CallError, RejectCause, Rejected};
-pub use metrics::{AgentMetrics, Counters, iso8601};
+pub use metrics::{AgentMetrics, Counters};
 pub use permit::Permit;
 pub use policy::StorePolicy;
 pub use store_health::{
@@ -124,10 +128,13 @@ struct Inner {
     prober: Mutex<Option<Prober>>,
     /// Probe outcomes the store could not take, written when it answers.
     pending: pending::PendingProbes,
+    /// The clock of the store's operations where it is this process's (an
+    /// injected one, or the system's): outage times, failure records.
+    clock: Arc<dyn Clock>,
     /// The local cache, for a store shared through Redis.
     cache: Option<Arc<Cache>>,
     /// Feeds the cache; also the source of `subscribe()`.
-    watcher: Option<Watcher>,
+    feed: Option<FeedHandle>,
     /// Sends locally counted outcomes to the store and keeps entries fresh;
     /// held only so that it stops with the breaker.
     _flusher: Option<background::Flusher>,
@@ -185,6 +192,14 @@ impl CircuitBreaker {
             .unwrap_or(self.inner.policy)
     }
 
+    /// The clock the breaker reads where it needs the time of day (failure
+    /// records, outages): the store's, when it was given one (a test clock),
+    /// else the system's.
+    #[must_use]
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     /// This pod's id.
     #[must_use]
     pub fn instance_id(&self) -> &str {
@@ -205,10 +220,10 @@ impl CircuitBreaker {
         }
         if let Some(cache) = &self.inner.cache {
             match cache.decide(agent) {
-                Local::Admit { generation, entry } => {
+                Cached::Admit { generation, entry } => {
                     return Ok(Permit::cached(self.clone(), generation, entry));
                 }
-                Local::Reject {
+                Cached::Reject {
                     state,
                     retry_after_ms,
                 } => {
@@ -219,7 +234,7 @@ impl CircuitBreaker {
                         cause: RejectCause::Circuit,
                     });
                 }
-                Local::Ask => {}
+                Cached::Ask => {}
             }
         }
         let permit_id = self.next_permit_id();
@@ -287,7 +302,7 @@ impl CircuitBreaker {
         let config = &self.inner.config;
         match origin {
             Origin::Unrecorded => {}
-            Origin::Local => {
+            Origin::Fallback => {
                 let transition = self
                     .inner
                     .fallback

@@ -2,6 +2,7 @@
 //! [`CircuitBreaker::subscribe`], the cache, and what every store answer
 //! updates.
 
+#[cfg(feature = "testing")]
 use std::sync::Arc;
 
 use futures::future;
@@ -11,10 +12,11 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::CircuitBreaker;
 use crate::agent_id::AgentId;
+#[cfg(feature = "testing")]
 use crate::cache::Cache;
+use crate::cache::CacheStats;
 use crate::model::Transition;
 use crate::store::Applied;
-use crate::watch::Watcher;
 
 impl CircuitBreaker {
     /// Every transition of every agent from now on, as it happens.
@@ -25,10 +27,7 @@ impl CircuitBreaker {
     /// is fed by the store itself. A subscriber more than 1,024 transitions
     /// behind skips the oldest (a warning is logged).
     pub fn subscribe(&self) -> impl Stream<Item = Transition> + Send + use<> {
-        let receiver = match &self.inner.watcher {
-            Some(watcher) => Some(watcher.subscribe()),
-            None => self.inner.store.local_transitions(),
-        };
+        let receiver = self.inner.feed.as_ref().map(|feed| feed.subscribe());
         stream::iter(receiver.map(BroadcastStream::new))
             .flatten()
             .filter_map(|item| {
@@ -42,20 +41,31 @@ impl CircuitBreaker {
             })
     }
 
-    /// The local cache, when the store is shared through Redis.
+    /// The local cache, when the store is shared through Redis (**testing**
+    /// feature: tests look inside it).
+    #[cfg(feature = "testing")]
     #[must_use]
     pub fn cache(&self) -> Option<&Arc<Cache>> {
         self.inner.cache.as_ref()
     }
 
-    /// Whether the watcher's subscription is connected (always `false` on
-    /// the embedded store, which needs none).
+    /// The local cache's hits and misses, when the store is shared through
+    /// Redis (`None` on the embedded store, which needs no cache).
+    #[must_use]
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(|cache| cache.stats())
+    }
+
+    /// Whether the cache's feed (the Redis subscription) is connected
+    /// (always `false` on the embedded store, which needs none).
     #[must_use]
     pub fn is_watching(&self) -> bool {
-        self.inner
-            .watcher
-            .as_ref()
-            .is_some_and(Watcher::is_connected)
+        self.inner.cache.is_some()
+            && self
+                .inner
+                .feed
+                .as_ref()
+                .is_some_and(|feed| feed.is_connected())
     }
 
     /// Remembers the snapshot and logs the transition of a store answer.

@@ -41,6 +41,7 @@ use super::{CircuitBreaker, Inner};
 use crate::agent_id::AgentId;
 use crate::model::{Outcome, Ticket};
 use crate::store::StoreError;
+use crate::store::StoreExt;
 use crate::task::LazyTask;
 
 /// Outcomes kept at most.

@@ -12,8 +12,8 @@ use crate::model::{Outcome, Ticket};
 pub(crate) enum Origin {
     /// The breaker's store.
     Store,
-    /// The local fallback breaker (store failed, `FailLocal`).
-    Local,
+    /// The fallback breaker of this pod (store failed, `FailLocal`).
+    Fallback,
     /// Admitted without a decision (store failed, `FailOpen`): nothing to record.
     Unrecorded,
 }

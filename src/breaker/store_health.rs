@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::{CircuitBreaker, Inner};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::store::StoreError;
 
 /// Whether this pod decides with its store, or alone (DESIGN.md section 5).
@@ -82,6 +82,8 @@ struct Outage {
 /// prober task.
 #[derive(Debug)]
 pub(super) struct StoreHealth {
+    /// The breaker's clock: when an outage began.
+    clock: Arc<dyn Clock>,
     degrade_after: u32,
     probe_interval: Duration,
     /// Mirrors `outage.is_some()`, for the hot path; written under `outage`.
@@ -100,8 +102,9 @@ pub(super) struct StoreHealth {
 }
 
 impl StoreHealth {
-    pub(super) fn new(degrade_after: u32, probe_interval: Duration) -> Self {
+    pub(super) fn new(degrade_after: u32, probe_interval: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
+            clock,
             degrade_after: degrade_after.max(1),
             probe_interval,
             degraded: AtomicBool::new(false),
@@ -194,7 +197,7 @@ impl StoreHealth {
                 return false;
             }
             *outage = Some(Outage {
-                since_ms: SystemClock.now_ms(),
+                since_ms: self.clock.now_ms(),
                 started: Instant::now(),
                 reason: error.to_string(),
             });
@@ -283,7 +286,11 @@ mod tests {
 
     #[test]
     fn only_unavailability_errors_in_a_row_call_for_degraded_mode() {
-        let health = StoreHealth::new(3, DEFAULT_STORE_PROBE_INTERVAL);
+        let health = StoreHealth::new(
+            3,
+            DEFAULT_STORE_PROBE_INTERVAL,
+            Arc::new(crate::clock::SystemClock),
+        );
         assert!(!health.failed(&timeout()));
         assert!(!health.failed(&StoreError::Unavailable("refused".into())));
         let bad_data = StoreError::InvalidData {
@@ -300,7 +307,11 @@ mod tests {
 
     #[test]
     fn an_answer_starts_the_run_again() {
-        let health = StoreHealth::new(2, DEFAULT_STORE_PROBE_INTERVAL);
+        let health = StoreHealth::new(
+            2,
+            DEFAULT_STORE_PROBE_INTERVAL,
+            Arc::new(crate::clock::SystemClock),
+        );
         assert!(!health.failed(&timeout()));
         health.succeeded();
         assert!(!health.failed(&timeout()));
@@ -309,7 +320,11 @@ mod tests {
 
     #[test]
     fn entering_and_leaving_are_counted_once_each_and_shown() {
-        let health = StoreHealth::new(1, DEFAULT_STORE_PROBE_INTERVAL);
+        let health = StoreHealth::new(
+            1,
+            DEFAULT_STORE_PROBE_INTERVAL,
+            Arc::new(crate::clock::SystemClock),
+        );
         assert_eq!(health.status(), StoreStatus::Ok);
         health.leave();
         assert_eq!(health.stats(), StoreStats::default(), "nothing to leave");
@@ -333,7 +348,11 @@ mod tests {
 
     #[test]
     fn degrade_after_is_at_least_one() {
-        let health = StoreHealth::new(0, DEFAULT_STORE_PROBE_INTERVAL);
+        let health = StoreHealth::new(
+            0,
+            DEFAULT_STORE_PROBE_INTERVAL,
+            Arc::new(crate::clock::SystemClock),
+        );
         assert!(health.failed(&timeout()));
     }
 }

@@ -12,7 +12,7 @@ use crate::model::{Batch, CircuitState};
 impl Cache {
     /// Counts a success locally when the circuit is known closed and clean in
     /// `generation`; `false` means it must go to the store. `entry` is the
-    /// one [`Local::Admit`] handed out, when the permit was admitted locally.
+    /// one [`Cached::Admit`] handed out, when the permit was admitted locally.
     pub(crate) fn count_success(
         &self,
         agent: &AgentId,

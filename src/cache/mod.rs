@@ -1,5 +1,9 @@
 //! [`Cache`]: versioned local snapshots, so a closed circuit is decided with
 //! no round trip (DESIGN.md section 4).
+//!
+//! Internal: its `pub` items are reached from outside only through the
+//! `testing` feature (`fleet_breaker::testing::Cache`).
+#![cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -10,10 +14,11 @@ use crate::agent_id::AgentId;
 use crate::clock::Clock;
 use crate::config::duration_ms;
 use crate::model::{CircuitState, Snapshot, Transition};
+use crate::store::FeedSink;
 
 /// What the cache can decide alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Local {
+pub(crate) enum Cached {
     /// Closed (or forced closed): admit, in this generation.
     Admit {
         /// The cached generation.
@@ -159,6 +164,7 @@ impl Cache {
     }
 
     /// Whether the subscription counts as up.
+    #[cfg(any(test, feature = "testing"))]
     #[must_use]
     pub fn is_subscribed(&self) -> bool {
         self.clock.now_ms() < self.alive_until_ms.load(Ordering::Acquire)
@@ -189,24 +195,24 @@ impl Cache {
     }
 
     /// Decides locally where the cache may; counts a local rejection.
-    pub(crate) fn decide(&self, agent: &AgentId) -> Local {
+    pub(crate) fn decide(&self, agent: &AgentId) -> Cached {
         let decision = self.decide_inner(agent);
-        if decision == Local::Ask {
+        if decision == Cached::Ask {
             self.misses.fetch_add(1, Ordering::Relaxed);
         }
         decision
     }
 
-    fn decide_inner(&self, agent: &AgentId) -> Local {
+    fn decide_inner(&self, agent: &AgentId) -> Cached {
         let local_now = self.clock.now_ms();
         if local_now >= self.alive_until_ms.load(Ordering::Acquire) {
-            return Local::Ask;
+            return Cached::Ask;
         }
         let Some(entry) = self.entry(agent) else {
-            return Local::Ask;
+            return Cached::Ask;
         };
         if !self.fresh(&entry, local_now) {
-            return Local::Ask;
+            return Cached::Ask;
         }
         if !entry.touched.load(Ordering::Relaxed) {
             entry.touched.store(true, Ordering::Relaxed);
@@ -215,29 +221,29 @@ impl Cache {
         let store_now = local_now.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed));
         let force_running = view.forced_until_ms.is_none_or(|until| store_now < until);
         match view.state {
-            CircuitState::Closed => Local::Admit {
+            CircuitState::Closed => Cached::Admit {
                 generation: view.generation,
                 entry: EntryRef(entry),
             },
-            CircuitState::ForcedClosed if force_running => Local::Admit {
+            CircuitState::ForcedClosed if force_running => Cached::Admit {
                 generation: view.generation,
                 entry: EntryRef(entry),
             },
             CircuitState::Open if store_now < view.open_until_ms => {
                 entry.pending_rejections.fetch_add(1, Ordering::Relaxed);
-                Local::Reject {
+                Cached::Reject {
                     state: view.state,
                     retry_after_ms: Some(view.open_until_ms - store_now),
                 }
             }
             CircuitState::ForcedOpen if force_running => {
                 entry.pending_rejections.fetch_add(1, Ordering::Relaxed);
-                Local::Reject {
+                Cached::Reject {
                     state: view.state,
                     retry_after_ms: view.forced_until_ms.map(|until| until - store_now),
                 }
             }
-            _ => Local::Ask,
+            _ => Cached::Ask,
         }
     }
 
@@ -255,6 +261,7 @@ impl Cache {
     }
 
     /// The cached state of `agent`, if any.
+    #[cfg(any(test, feature = "testing"))]
     #[must_use]
     pub fn state(&self, agent: &AgentId) -> Option<CircuitState> {
         self.entry(agent).map(|e| e.view.load().state)
@@ -380,6 +387,33 @@ mod seqview;
 
 use order::{Generation, Step};
 use seqview::SeqView;
+
+/// The cache is what the store's feed delivers to.
+impl FeedSink for Cache {
+    fn transition(&self, transition: &Transition) {
+        self.apply_transition(transition);
+    }
+
+    fn failure_count(&self, agent: &AgentId, generation: u64, failure_count: u64) {
+        self.apply_failure_count(agent, generation, failure_count);
+    }
+
+    fn trusted(&self) {
+        self.confirm_subscription();
+    }
+
+    fn untrusted(&self) {
+        self.lose_subscription();
+    }
+
+    fn forget_all(&self) {
+        self.clear();
+    }
+
+    fn agents(&self) -> Vec<AgentId> {
+        Cache::agents(self)
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Cache, Local};
+use super::{Cache, Cached};
 use crate::agent_id::AgentId;
 use crate::clock::ManualClock;
 use crate::config::BreakerConfig;
@@ -49,16 +49,16 @@ fn nothing_is_decided_locally_without_the_subscription() {
     cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 0), T0);
     assert!(matches!(
         cache.decide(&agent),
-        Local::Admit { generation: 0, .. }
+        Cached::Admit { generation: 0, .. }
     ));
     cache.lose_subscription();
-    assert_eq!(cache.decide(&agent), Local::Ask);
+    assert_eq!(cache.decide(&agent), Cached::Ask);
 }
 
 #[test]
 fn an_unknown_agent_goes_to_the_store() {
     let (cache, _clock, agent) = setup();
-    assert_eq!(cache.decide(&agent), Local::Ask);
+    assert_eq!(cache.decide(&agent), Cached::Ask);
     assert_eq!(cache.stats().misses, 1);
 }
 
@@ -70,11 +70,11 @@ fn a_closed_entry_is_trusted_for_max_staleness_only() {
     cache.confirm_subscription();
     assert!(matches!(
         cache.decide(&agent),
-        Local::Admit { generation: 3, .. }
+        Cached::Admit { generation: 3, .. }
     ));
     assert!(cache.count_success(&agent, None, 3));
     clock.advance(Duration::from_millis(1));
-    assert_eq!(cache.decide(&agent), Local::Ask);
+    assert_eq!(cache.decide(&agent), Cached::Ask);
     assert_eq!(cache.stats(), super::CacheStats { hits: 1, misses: 1 });
 }
 
@@ -88,7 +88,7 @@ fn an_open_entry_rejects_until_open_until_in_store_time() {
     cache.apply_snapshot(&agent, &open, store_now);
     assert_eq!(
         cache.decide(&agent),
-        Local::Reject {
+        Cached::Reject {
             state: CircuitState::Open,
             retry_after_ms: Some(500)
         }
@@ -96,7 +96,7 @@ fn an_open_entry_rejects_until_open_until_in_store_time() {
     clock.advance(Duration::from_millis(500));
     assert_eq!(
         cache.decide(&agent),
-        Local::Ask,
+        Cached::Ask,
         "the backoff elapsed: the store decides"
     );
     let drained = cache.drain();
@@ -112,7 +112,7 @@ fn an_open_entry_rejects_until_open_until_in_store_time() {
 fn half_open_always_goes_to_the_store() {
     let (cache, _clock, agent) = setup();
     cache.apply_snapshot(&agent, &snapshot(CircuitState::HalfOpen, 2), T0);
-    assert_eq!(cache.decide(&agent), Local::Ask);
+    assert_eq!(cache.decide(&agent), Cached::Ask);
 }
 
 #[test]
@@ -144,14 +144,14 @@ fn an_old_event_does_not_move_the_entry_back() {
 fn a_transition_event_alone_lets_a_pod_reject_locally() {
     let (cache, _clock, agent) = setup();
     cache.apply_transition(&transition(&agent, CircuitState::Open, 1, T0 + 1_500));
-    assert!(matches!(cache.decide(&agent), Local::Reject { .. }));
+    assert!(matches!(cache.decide(&agent), Cached::Reject { .. }));
 }
 
 #[test]
 fn a_forced_closed_event_is_confirmed_with_the_store_first() {
     let (cache, _clock, agent) = setup();
     cache.apply_transition(&transition(&agent, CircuitState::ForcedClosed, 1, 0));
-    assert_eq!(cache.decide(&agent), Local::Ask);
+    assert_eq!(cache.decide(&agent), Cached::Ask);
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn news_of_a_newer_generation_distrusts_the_entry() {
     let (cache, _clock, agent) = setup();
     cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 2), T0);
     cache.apply_failure_count(&agent, 3, 1);
-    assert_eq!(cache.decide(&agent), Local::Ask);
+    assert_eq!(cache.decide(&agent), Cached::Ask);
 }
 
 #[test]
@@ -202,7 +202,7 @@ fn due_picks_entries_in_use_that_would_go_stale_before_the_next_tick() {
     clock.advance(Duration::from_millis(700));
     cache.confirm_subscription();
     assert!(cache.due(tick, flush).is_empty(), "not in use");
-    assert!(matches!(cache.decide(&agent), Local::Admit { .. }));
+    assert!(matches!(cache.decide(&agent), Cached::Admit { .. }));
     clock.advance(Duration::from_millis(50));
     let due = cache.due(tick, flush);
     assert_eq!(
@@ -234,7 +234,7 @@ fn a_silent_subscription_stops_being_trusted_after_max_staleness() {
     let (cache, clock, agent) = setup();
     clock.advance(Duration::from_millis(600));
     cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 0), T0 + 600);
-    assert!(matches!(cache.decide(&agent), Local::Admit { .. }));
+    assert!(matches!(cache.decide(&agent), Cached::Admit { .. }));
     clock.advance(Duration::from_millis(400));
     assert!(
         !cache.is_subscribed(),
@@ -242,7 +242,7 @@ fn a_silent_subscription_stops_being_trusted_after_max_staleness() {
     );
     assert_eq!(
         cache.decide(&agent),
-        Local::Ask,
+        Cached::Ask,
         "even though the entry itself is fresh"
     );
 }
@@ -260,7 +260,7 @@ fn a_snapshot_of_a_new_epoch_replaces_an_entry_of_a_higher_generation() {
     assert_eq!(cache.generation(&agent), Some(0));
     assert!(matches!(
         cache.decide(&agent),
-        Local::Admit { generation: 0, .. }
+        Cached::Admit { generation: 0, .. }
     ));
     // And it moves on in the new epoch.
     let mut opened = transition(&agent, CircuitState::Open, 1, T0 + 1_500);
@@ -280,7 +280,7 @@ fn a_transition_of_another_epoch_moves_nothing_and_sends_the_next_decision_to_th
     cache.apply_transition(&forged);
     assert_eq!(cache.generation(&agent), Some(3));
     assert_eq!(cache.state(&agent), Some(CircuitState::Closed));
-    assert_eq!(cache.decide(&agent), Local::Ask);
+    assert_eq!(cache.decide(&agent), Cached::Ask);
     // A message without an epoch is taken as of the entry's.
     cache.apply_snapshot(&agent, &closed, T0);
     cache.apply_transition(&transition(&agent, CircuitState::Open, 4, T0 + 1_500));

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use super::{CliError, StoreArgs};
 use crate::breaker::{BreakerError, CircuitBreaker};
 use crate::config::BreakerConfig;
-use crate::http::{MeteredStore, Metrics};
+use crate::http::Metrics;
+use crate::store::MeteredStore;
 use crate::store::{BreakerStore, MemoryStore, RedisStore, RedisTarget, StoreError};
 
 /// What a command runs on: the store, and how to name it in messages
@@ -110,7 +111,10 @@ impl Connection {
         watch: bool,
     ) -> Result<CircuitBreaker, CliError> {
         let store: Arc<dyn BreakerStore> = match metrics {
-            Some(metrics) => Arc::new(MeteredStore::new(Arc::clone(&self.store), metrics.clone())),
+            Some(metrics) => Arc::new(MeteredStore::new(
+                Arc::clone(&self.store),
+                Arc::new(metrics.clone()),
+            )),
             None => Arc::clone(&self.store),
         };
         Ok(CircuitBreaker::builder()

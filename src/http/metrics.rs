@@ -9,7 +9,7 @@
 //!   serves `/metrics` reports the same values.
 //! - **This process's own counters**: transitions and probe outcomes it
 //!   observed on its subscription, the latency and errors of its store
-//!   calls (through a [`MeteredStore`](super::MeteredStore)), its local cache's hits and misses,
+//!   calls (through a [`MeteredStore`](crate::store::MeteredStore)), its local cache's hits and misses,
 //!   its degraded mode, and its webhook deliveries. Scrape every pod for
 //!   these.
 
@@ -44,7 +44,7 @@ type Labels = Vec<(&'static str, String)>;
 ///   serves `/metrics` reports the same values.
 /// - **This process's own counters**, kept here: transitions and probe
 ///   outcomes it observed ([`watch`](Self::watch)), the latency and errors
-///   of its store calls (through a [`MeteredStore`](super::MeteredStore)),
+///   of its store calls (through a [`MeteredStore`](crate::store::MeteredStore)),
 ///   its webhook deliveries ([`webhook_delivery`](Self::webhook_delivery));
 ///   and, read from the breaker at scrape time, its degraded mode and its
 ///   cache's hits and misses. Scrape every pod for these.
@@ -128,7 +128,7 @@ impl Metrics {
     }
 
     /// Records one store call `op` that took `elapsed`, and whether it failed.
-    pub fn observe_store_op(&self, op: &'static str, elapsed: Duration, failed: bool) {
+    fn store_op(&self, op: &'static str, elapsed: Duration, failed: bool) {
         let labels = vec![("op", op.to_owned())];
         self.inner
             .store_op_seconds
@@ -376,8 +376,7 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         "Malformed entries of the failures stream that this process's reads skipped",
         router.failures_skipped(),
     );
-    if let Some(cache) = breaker.cache() {
-        let cache = cache.stats();
+    if let Some(cache) = breaker.cache_stats() {
         counter(
             &mut registry,
             "cache_hits",
@@ -403,4 +402,10 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         )],
         body,
     )
+}
+
+impl crate::store::StoreObserver for Metrics {
+    fn observe_store_op(&self, op: &'static str, elapsed: Duration, failed: bool) {
+        self.store_op(op, elapsed, failed);
+    }
 }

@@ -61,14 +61,12 @@ mod auth;
 mod dashboard;
 mod error;
 mod events;
-mod metered;
 mod metrics;
 mod server;
 mod snapshot;
 
 pub use auth::{AdminToken, AdminTokenError};
 pub use error::ApiError;
-pub use metered::MeteredStore;
 pub use metrics::Metrics;
 pub use server::{ServeOptions, serve};
 pub use snapshot::DEFAULT_HEALTH_MAX_AGE;
@@ -125,7 +123,7 @@ impl AppState {
     }
 
     /// The same state reporting `metrics` (to share one [`Metrics`] with a
-    /// [`MeteredStore`] or webhooks).
+    /// [`MeteredStore`](crate::store::MeteredStore) or webhooks).
     #[must_use]
     pub fn with_metrics(self, metrics: Metrics) -> Self {
         self.map(|inner| inner.metrics = metrics)

@@ -12,7 +12,7 @@ use crate::store::DEFAULT_FAILURES_CAP;
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
 /// The default interval between flushes of the routing-decision counter.
-pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_EVENTS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Largest accepted `failures_cap`.
 const MAX_FAILURES_CAP: usize = 1_000_000;
@@ -46,7 +46,7 @@ impl Default for Settings {
             slow_call_threshold: None,
             panic_mode: false,
             failures_cap: DEFAULT_FAILURES_CAP,
-            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            flush_interval: DEFAULT_EVENTS_FLUSH_INTERVAL,
         }
     }
 }

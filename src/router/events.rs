@@ -12,14 +12,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::store::{BreakerStore, StoreError};
+use crate::store::{RoutingJournal, StoreError};
 
 /// Routing decisions counted here and not yet added to the store's counter.
 pub(super) struct EventCounter {
     pending: AtomicU64,
     /// The fleet-wide total the store last answered.
     last_total: AtomicU64,
-    store: Arc<dyn BreakerStore>,
+    store: Arc<dyn RoutingJournal>,
     every: Duration,
     flusher_started: AtomicBool,
 }
@@ -34,7 +34,7 @@ impl fmt::Debug for EventCounter {
 }
 
 impl EventCounter {
-    pub(super) fn new(store: Arc<dyn BreakerStore>, every: Duration) -> Arc<Self> {
+    pub(super) fn new(store: Arc<dyn RoutingJournal>, every: Duration) -> Arc<Self> {
         Arc::new(Self {
             pending: AtomicU64::new(0),
             last_total: AtomicU64::new(0),

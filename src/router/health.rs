@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use super::FailoverRouter;
 use crate::agent_id::AgentId;
 use crate::breaker::{AgentMetrics, BreakerError, StoreStatus};
-use crate::clock::{Clock, SystemClock};
 use crate::model::{CircuitState, Snapshot, Transition};
 use crate::store::{FailureRecord, StoreError};
 
@@ -194,7 +193,7 @@ impl<C> FailoverRouter<C> {
                 // Named in a route, never called by any pod: a fresh circuit.
                 Err(BreakerError::UnknownAgent(_)) => {
                     let fresh = Snapshot::fresh(breaker.config());
-                    AgentMetrics::from_snapshot(&agent, &fresh, SystemClock.now_ms())
+                    AgentMetrics::from_snapshot(&agent, &fresh, breaker.clock().now_ms())
                 }
                 // One corrupt agent is reported as such; the others as usual.
                 Err(BreakerError::Store(StoreError::Corrupt { corruption, .. })) => {
@@ -226,7 +225,7 @@ impl<C> FailoverRouter<C> {
         for agent in self.named_agents() {
             agents.entry(agent).or_insert_with_key(|agent| {
                 let fresh = Snapshot::fresh(breaker.config());
-                AgentMetrics::from_snapshot(agent, &fresh, SystemClock.now_ms())
+                AgentMetrics::from_snapshot(agent, &fresh, breaker.clock().now_ms())
             });
         }
         HealthStatus::from_agents(agents, self.inner.events.estimate(), breaker.store_status())
@@ -238,7 +237,7 @@ impl<C> FailoverRouter<C> {
     ///
     /// [`BreakerError::Store`] when the store fails.
     pub async fn recent_failures(&self, limit: usize) -> Result<Vec<FailureRecord>, BreakerError> {
-        Ok(self.inner.breaker.store().recent_failures(limit).await?)
+        Ok(self.inner.journal.recent_failures(limit).await?)
     }
 
     /// Malformed records of the fleet's failure journal that
@@ -246,7 +245,7 @@ impl<C> FailoverRouter<C> {
     /// process (see [`RoutingJournal::failures_skipped`](crate::store::RoutingJournal::failures_skipped)).
     #[must_use]
     pub fn failures_skipped(&self) -> u64 {
-        self.inner.breaker.store().failures_skipped()
+        self.inner.journal.failures_skipped()
     }
 
     /// The admin reset, fleet-wide: the agent's circuit closed, its counters

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::agent_id::AgentId;
 use crate::breaker::CircuitBreaker;
+use crate::store::{MemoryStore, RoutingJournal};
 
 mod agents;
 mod builder;
@@ -29,7 +30,7 @@ mod route;
 pub mod tower;
 
 pub use agents::AgentInput;
-pub use builder::{DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_RETRIES, FailoverRouterBuilder};
+pub use builder::{DEFAULT_EVENTS_FLUSH_INTERVAL, DEFAULT_MAX_RETRIES, FailoverRouterBuilder};
 pub use classify::{Classify, DefaultClassifier};
 pub use error::{AgentReport, AllAgentsFailed, Attempt, RouteError, RouterConfigError};
 pub use health::HealthStatus;
@@ -121,6 +122,9 @@ struct Inner<C> {
     settings: Settings,
     classifier: C,
     events: Arc<EventCounter>,
+    /// Recent routing failures and the routing-decision count: the
+    /// store's (fleet-wide on Redis), else one of this router's own.
+    journal: Arc<dyn RoutingJournal>,
     /// Agents named in this router's routes, reported by `health_status`
     /// even if no pod has called them yet.
     named: RwLock<HashSet<AgentId>>,
@@ -165,13 +169,18 @@ impl FailoverRouter {
 
 impl<C> FailoverRouter<C> {
     fn from_parts(breaker: CircuitBreaker, settings: Settings, classifier: C) -> Self {
-        let events = EventCounter::new(Arc::clone(breaker.store()), settings.flush_interval);
+        let journal = breaker
+            .store()
+            .journal()
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let events = EventCounter::new(Arc::clone(&journal), settings.flush_interval);
         Self {
             inner: Arc::new(Inner {
                 breaker,
                 settings,
                 classifier,
                 events,
+                journal,
                 named: RwLock::new(HashSet::new()),
             }),
         }

@@ -12,7 +12,6 @@ use super::classify::Classify;
 use super::error::{AgentReport, AllAgentsFailed, Attempt, RouteError};
 use crate::agent_id::AgentId;
 use crate::breaker::{Permit, RejectCause, Rejected};
-use crate::clock::{Clock, SystemClock};
 use crate::model::{CircuitState, Outcome};
 use crate::store::FailureRecord;
 
@@ -260,11 +259,11 @@ impl<C> FailoverRouter<C> {
             task_id: task_id.to_owned(),
             agent_id: agent.clone(),
             reason,
-            time_ms: SystemClock.now_ms(),
+            time_ms: breaker.clock().now_ms(),
             instance_id: breaker.instance_id().to_owned(),
         };
         let cap = self.inner.settings.failures_cap;
-        let journal = breaker.store().push_failure(&record, cap);
+        let journal = self.inner.journal.push_failure(&record, cap);
         let ((), pushed) = tokio::join!(settle, journal);
         if let Err(error) = pushed {
             tracing::warn!(agent = %agent, %error, "could not record the failure in the journal");

@@ -1,10 +1,13 @@
 //! [`RoutingJournal`]: the fleet-wide record a router keeps beside the
 //! breaker state: recent routing failures and the count of routing decisions.
 //!
-//! Every [`BreakerStore`](super::BreakerStore) is a journal too, so a
-//! [`FailoverRouter`](crate::router::FailoverRouter) built on a
-//! [`CircuitBreaker`](crate::CircuitBreaker) finds its journal in the
-//! breaker's store, with no wiring of its own.
+//! The trait is the router's: a [`FailoverRouter`](crate::router::FailoverRouter)
+//! built on a [`CircuitBreaker`](crate::CircuitBreaker) asks the breaker's
+//! store for one ([`BreakerStore::journal`](crate::store::BreakerStore::journal)),
+//! so a fleet on Redis shares it with no wiring, and keeps its own in memory
+//! otherwise. It is defined here, beside the store seam, because the stores
+//! implement it: defined in `router/`, it would make the stores depend on
+//! the router, which depends on the breaker, which depends on the stores.
 //!
 //! ## Redis layout
 //!
@@ -20,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use crate::agent_id::AgentId;
-use crate::breaker::iso8601;
+use crate::clock::iso8601;
 
 /// The default cap of the recent-failures record (entries).
 pub const DEFAULT_FAILURES_CAP: usize = 1_000;
@@ -54,7 +57,7 @@ impl FailureRecord {
 }
 
 /// A fleet-wide journal of routing: recent failures and a routing-decision
-/// counter. A supertrait of [`BreakerStore`](super::BreakerStore).
+/// counter; a store offers its own through [`BreakerStore::journal`](super::BreakerStore::journal).
 ///
 /// ## Behavior
 ///

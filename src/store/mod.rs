@@ -1,130 +1,146 @@
-//! Where breaker state lives: the [`BreakerStore`] trait and its two
-//! implementations, [`MemoryStore`] (embedded, one process) and
-//! [`RedisStore`] (shared by a fleet, changed only by Lua scripts).
+//! The seam between the breaker and where its state lives.
 //!
-//! Both apply the pure functions of [`crate::model`] atomically per agent and
-//! return the agent's snapshot after the operation, the store's clock reading
-//! and the transition the operation caused, if any.
+//! A store does two things, in the shape of a rate limiter's state store:
+//!
+//! - [`BreakerStore::apply`] applies one operation of [`crate::model`]
+//!   ([`Op`]) to one agent atomically and returns the agent's snapshot after
+//!   it, the store's clock reading and the transition it caused, if any
+//!   ([`Applied`]). [`StoreExt`] gives each operation its typed call
+//!   (`acquire`, `record`, `flush`, ...).
+//! - [`BreakerStore::feed`] offers the store's transitions as they happen,
+//!   with a "this feed is trusted now" signal ([`feed`]): what the breaker's
+//!   local cache follows.
+//!
+//! Two backends implement it: [`MemoryStore`] (embedded, one process,
+//! under `memory/`) and [`RedisStore`] (shared by a fleet, changed only by Lua
+//! scripts, under `redis/`: scripts, connections, the pub/sub feed, the
+//! routing journal and the streams webhooks read). A third backend is its own
+//! folder, one `mod` line here, and its tests.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::broadcast;
 
 use crate::agent_id::AgentId;
-use crate::clock::Clock;
 use crate::config::BreakerConfig;
-use crate::model::{Batch, Decision, ForceMode, Outcome, Snapshot, Ticket, Transition};
+use crate::model::{Batch, Decision, ForceMode, Outcome, Ticket};
 
 mod error;
+pub mod feed;
 mod journal;
-mod keys;
 mod memory;
-mod redis;
-mod redis_journal;
-mod scripts;
+mod metered;
+mod ops;
+pub(crate) mod redis;
 
 pub use error::{Corruption, StoreError};
+pub use feed::{Feed, FeedHandle, FeedOptions, FeedSink, FeedTarget, Resync};
 pub use journal::{DEFAULT_FAILURES_CAP, FailureRecord, RoutingJournal};
-pub use keys::Keys;
 pub use memory::MemoryStore;
-// One server or a cluster: the watcher's replay and the webhook deliveries.
-pub(crate) use redis::Conn as RedisConn;
-pub use redis::redact_url;
+pub use metered::{MeteredStore, StoreObserver};
+pub use ops::StoreExt;
 pub use redis::{
     DEFAULT_PREFIX, DEFAULT_TIMEOUT, ENV_CLUSTER_URLS, ENV_SENTINEL_MASTER, ENV_SENTINEL_URLS,
-    ENV_URL, RedisStore, RedisStoreBuilder, RedisTarget,
+    ENV_URL, Keys, RedisStore, RedisStoreBuilder, RedisTarget, redact_url,
 };
+
+/// One operation of the model on one agent; see [`BreakerStore::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Op<'a> {
+    /// Ask for a permit ([`crate::model::acquire`]); creates the agent.
+    Acquire {
+        /// Unique per permit: a probe's lease is held under it.
+        permit_id: &'a str,
+    },
+    /// Record a permit's outcome ([`crate::model::record`]); creates the agent.
+    Record {
+        /// The permit's id and the generation it was granted in.
+        ticket: &'a Ticket,
+        /// What the call did.
+        outcome: Outcome,
+    },
+    /// Apply outcomes a pod counted locally ([`crate::model::flush`]).
+    Flush(&'a Batch),
+    /// The admin reset ([`crate::model::reset`]).
+    Reset,
+    /// The operator override ([`crate::model::force`]).
+    Force {
+        /// Open, closed, or back to automatic.
+        mode: ForceMode,
+        /// How long the force holds (`None`: until changed).
+        ttl: Option<Duration>,
+    },
+    /// Read the agent's state, after lazy lease and force expiry
+    /// ([`crate::model::refresh`]).
+    Snapshot,
+}
+
+impl Op<'_> {
+    /// Whether the operation creates an agent the store has never seen
+    /// (the others answer `None` for it and write nothing).
+    #[must_use]
+    pub fn creates(&self) -> bool {
+        matches!(self, Op::Acquire { .. } | Op::Record { .. })
+    }
+
+    /// The operation's name in logs and metrics: `acquire`, `record`, ...
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Acquire { .. } => "acquire",
+            Op::Record { .. } => "record",
+            Op::Flush(_) => "flush",
+            Op::Reset => "reset",
+            Op::Force { .. } => "force",
+            Op::Snapshot => "snapshot",
+        }
+    }
+}
 
 /// The result of one store operation on one agent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied<T> {
-    /// What the operation answers (a [`Decision`] for an acquire).
+    /// What the operation answers: a [`Decision`] for an acquire (through
+    /// [`BreakerStore::apply`], `Some` for an acquire and `None` otherwise).
     pub value: T,
     /// The agent's state after the operation.
-    pub snapshot: Snapshot,
+    pub snapshot: crate::model::Snapshot,
     /// The transition the operation caused, already published by the store.
-    pub transition: Option<Transition>,
+    pub transition: Option<crate::model::Transition>,
     /// The store's clock when it applied the operation, ms since the epoch.
     pub now_ms: u64,
 }
 
-/// Atomic, per-agent application of the breaker model.
+/// Atomic, per-agent application of the breaker model, and the feed of its
+/// transitions.
 ///
 /// ## Behavior
 ///
-/// - Each method applies one function of [`crate::model`] to one agent,
-///   atomically: concurrent callers (tasks, or pods sharing a Redis) see the
-///   operations in one order.
-/// - `acquire` and `record` create an agent on first use and register it in
-///   [`BreakerStore::agents`]; `reset`, `force` and `snapshot` of an agent the
-///   store has never seen return `Ok(None)` and write nothing.
-/// - Every transition is published exactly once (pub/sub and stream for
-///   Redis, a broadcast for memory).
+/// - [`apply`](Self::apply) applies one [`Op`] to one agent atomically:
+///   concurrent callers (tasks, or pods sharing a Redis) see the operations
+///   in one order.
+/// - Acquire and record create an agent on first use and register it in
+///   [`agents`](Self::agents); the other operations on an agent the store
+///   has never seen return `Ok(None)` and write nothing.
+/// - Every transition is published exactly once, to the store's
+///   [`feed`](Self::feed) (pub/sub and a stream for Redis).
 #[async_trait]
-pub trait BreakerStore: RoutingJournal + Debug + Send + Sync {
-    /// Asks for a permit; see [`crate::model::acquire`].
+pub trait BreakerStore: Debug + Send + Sync {
+    /// Applies `op` to `agent` under `config`; `Ok(None)` for an operation
+    /// that does not create an agent ([`Op::creates`]) on an unknown one.
     ///
     /// # Errors
     ///
     /// [`StoreError`] when the store cannot be reached or holds bad data.
-    async fn acquire(
+    async fn apply(
         &self,
         config: &BreakerConfig,
         agent: &AgentId,
-        permit_id: &str,
-    ) -> Result<Applied<Decision>, StoreError>;
-
-    /// Records an outcome; see [`crate::model::record`].
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot be reached or holds bad data.
-    async fn record(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-        ticket: &Ticket,
-        outcome: Outcome,
-    ) -> Result<Applied<()>, StoreError>;
-
-    /// The admin reset; `Ok(None)` for an unknown agent.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot be reached or holds bad data.
-    async fn reset(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-    ) -> Result<Option<Applied<()>>, StoreError>;
-
-    /// The operator override; `Ok(None)` for an unknown agent.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot be reached or holds bad data.
-    async fn force(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-        mode: ForceMode,
-        ttl: Option<Duration>,
-    ) -> Result<Option<Applied<()>>, StoreError>;
-
-    /// The agent's current state (after lazy lease and force expiry);
-    /// `Ok(None)` for an unknown agent.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot be reached or holds bad data.
-    async fn snapshot(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-    ) -> Result<Option<Applied<()>>, StoreError>;
+        op: Op<'_>,
+    ) -> Result<Option<Applied<Option<Decision>>>, StoreError>;
 
     /// Every agent the store knows, sorted.
     ///
@@ -133,18 +149,9 @@ pub trait BreakerStore: RoutingJournal + Debug + Send + Sync {
     /// [`StoreError`] when the store cannot be reached or holds bad data.
     async fn agents(&self) -> Result<Vec<AgentId>, StoreError>;
 
-    /// Applies outcomes a pod counted locally; see [`crate::model::flush`].
-    /// Creates nothing: `Ok(None)` for an unknown agent.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot be reached or holds bad data.
-    async fn flush(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-        batch: &Batch,
-    ) -> Result<Option<Applied<()>>, StoreError>;
+    /// The store's transitions as they happen, and whether that feed can be
+    /// trusted now; see [`Feed`].
+    fn feed(&self) -> Feed;
 
     /// Checks that the store answers: one `PING` on Redis, bounded by the
     /// store's timeout. The default (a store of one process, which cannot be
@@ -161,67 +168,11 @@ pub trait BreakerStore: RoutingJournal + Debug + Send + Sync {
     /// A short name for logs and health: `memory` or `redis`.
     fn kind(&self) -> &'static str;
 
-    /// Where a watcher subscribes to this store's transitions, for a store
-    /// shared through Redis; `None` (the default) for a store of one process,
-    /// whose answers are always current and need no local cache.
-    fn watch_target(&self) -> Option<WatchTarget> {
+    /// The fleet-wide journal of a router built on this store (recent
+    /// routing failures, the routing-decision count) kept beside the
+    /// breaker state; `None` (the default) leaves the router its own, in
+    /// memory.
+    fn journal(&self) -> Option<Arc<dyn RoutingJournal>> {
         None
-    }
-
-    /// The transitions of a store of one process, as they happen; `None`
-    /// (the default) for a store whose transitions come through a watcher.
-    fn local_transitions(&self) -> Option<broadcast::Receiver<Transition>> {
-        None
-    }
-}
-
-/// What a watcher needs to follow a Redis store: a client for its dedicated
-/// pub/sub connection, the key layout, and the operation timeout.
-#[derive(Debug, Clone)]
-pub struct WatchTarget {
-    /// A client for the Redis the store uses (on a cluster, its first seed
-    /// node; through Sentinel, the master when the store was built).
-    pub client: ::redis::Client,
-    /// Where the watcher connects on each (re)connection.
-    pub route: WatchRoute,
-    /// The store's key layout (channels and streams).
-    pub keys: Keys,
-    /// The store's operation timeout.
-    pub timeout: Duration,
-    /// **Test only**: the clock the store's scripts use instead of Redis
-    /// `TIME` ([`RedisStoreBuilder::clock_override`]); the cache must read
-    /// the same clock.
-    pub clock_override: Option<Arc<dyn Clock>>,
-}
-
-/// Where a watcher (re)connects, beyond [`WatchTarget::client`].
-#[derive(Clone, Default)]
-#[non_exhaustive]
-pub enum WatchRoute {
-    /// Always [`WatchTarget::client`]: one Redis.
-    #[default]
-    Direct,
-    /// A Redis Cluster. Scripts `PUBLISH`, which a cluster broadcasts to
-    /// every node, so the subscription may sit on any node: each attempt
-    /// takes the next of `nodes`. The stream replay and `INFO` go through
-    /// `cluster`, which routes `XREAD` to the node owning the stream.
-    Cluster {
-        /// The seed nodes, tried in turn.
-        nodes: Vec<::redis::Client>,
-        /// The cluster, for the replay.
-        cluster: Box<::redis::cluster::ClusterClient>,
-    },
-    /// Sentinel: the master is asked for before every connection, so the
-    /// watcher follows a failover.
-    Sentinel(Arc<tokio::sync::Mutex<::redis::sentinel::SentinelClient>>),
-}
-
-impl Debug for WatchRoute {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Direct => f.write_str("Direct"),
-            Self::Cluster { nodes, .. } => write!(f, "Cluster({} seed nodes)", nodes.len()),
-            Self::Sentinel(_) => f.write_str("Sentinel"),
-        }
     }
 }

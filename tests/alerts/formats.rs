@@ -61,7 +61,7 @@ async fn an_unsigned_webhook_has_no_signature_headers() {
     let handle = Webhooks::builder([receiver.url()])
         .build()
         .unwrap()
-        .spawn_local(&breaker);
+        .spawn_in_process(&breaker);
     open_agent_1(&breaker).await;
     wait_until("the transition arrives", WAIT, || async {
         !receiver.accepted().is_empty()
@@ -177,7 +177,7 @@ async fn pagerduty_triggers_on_open_and_resolves_on_close_with_one_dedup_key_per
         .webhook(receiver.url(), WebhookOptions::new().format(format))
         .build()
         .unwrap()
-        .spawn_local(&breaker);
+        .spawn_in_process(&breaker);
 
     let agent = AgentId::new("agent-1").unwrap();
     for _ in 0..5 {

@@ -1,4 +1,4 @@
-//! `spawn_local`: delivery from one breaker's subscription, no Redis.
+//! `spawn_in_process`: delivery from one breaker's subscription, no Redis.
 
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ async fn the_embedded_store_delivers_each_transition_retrying_a_failed_try() {
         .retry_backoff(Duration::from_millis(10), Duration::from_millis(50))
         .build()
         .unwrap()
-        .spawn_local(&breaker);
+        .spawn_in_process(&breaker);
 
     let (agent, opened) = open_agent_1(&breaker).await;
     let closed = force_auto(&breaker, &agent).await;
@@ -56,7 +56,7 @@ async fn the_embedded_store_gives_up_after_max_tries() {
         .retry_backoff(Duration::from_millis(10), Duration::from_millis(50))
         .build()
         .unwrap()
-        .spawn_local(&breaker);
+        .spawn_in_process(&breaker);
     open_agent_1(&breaker).await;
 
     wait_until("the transition is given up on", WAIT, || async {

@@ -105,7 +105,7 @@ async fn force_ends_on_time_on_both_pods(redis: &TestRedis, prefix: &str, mode: 
 
     let admin = store(redis, prefix).await;
     let forced_at = Instant::now();
-    let transition = fleet_breaker::BreakerStore::force(
+    let transition = fleet_breaker::store::StoreExt::force(
         &admin,
         &BreakerConfig::default(),
         &agent,
@@ -168,11 +168,11 @@ async fn a_pod_started_after_the_force_ends_it_on_time_once_it_has_read_the_agen
     let admin = store(&redis, &prefix).await;
     let agent = agent();
     let config = BreakerConfig::default();
-    fleet_breaker::BreakerStore::acquire(&admin, &config, &agent, "setup")
+    fleet_breaker::store::StoreExt::acquire(&admin, &config, &agent, "setup")
         .await
         .expect("acquire");
     let forced_at = Instant::now();
-    fleet_breaker::BreakerStore::force(&admin, &config, &agent, ForceMode::Open, Some(TTL))
+    fleet_breaker::store::StoreExt::force(&admin, &config, &agent, ForceMode::Open, Some(TTL))
         .await
         .expect("force")
         .expect("a known agent");
@@ -230,7 +230,7 @@ async fn the_embedded_timer_runs_on_tokio_time_with_an_injected_clock() {
     let agent = agent();
     let config = BreakerConfig::default();
     store.acquire_sync(&config, &agent, "setup");
-    fleet_breaker::BreakerStore::force(
+    fleet_breaker::store::StoreExt::force(
         &store,
         &config,
         &agent,

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fleet_breaker::cache::Cache;
-use fleet_breaker::watch::{Resync, WatchOptions, Watcher};
+use fleet_breaker::store::{FeedOptions, FeedTarget, Resync, StoreExt};
+use fleet_breaker::testing::Cache;
 use fleet_breaker::{AgentId, BreakerConfig, BreakerStore, CircuitState, SystemClock};
 
 use crate::common::{id, store};
@@ -34,12 +34,16 @@ async fn a_watcher_replays_the_transitions_of_every_master_missed_while_its_subs
     let cache = Arc::new(Cache::new(Duration::from_secs(1), Arc::new(SystemClock)));
     let resync: Resync = Arc::new(|_agents| Box::pin(async {}));
     // A first retry 150 to 300 ms after the kill: time to act in the gap.
-    let options = WatchOptions {
+    let options = FeedOptions {
         ping_interval: Duration::from_millis(100),
         reconnect_min: Duration::from_millis(300),
         reconnect_max: Duration::from_millis(600),
     };
-    let watcher = Watcher::spawn(store.watch_target().unwrap(), cache, resync, options);
+    let watcher = store.feed().start(Some(FeedTarget {
+        sink: cache,
+        resync,
+        options,
+    }));
     let mut heard = watcher.subscribe();
     wait_until("the watcher subscribes", Duration::from_secs(5), || {
         let connected = watcher.is_connected();

@@ -143,7 +143,8 @@ async fn a_healthy_agent_closes_within_a_probe_interval_after_a_redis_stall() {
         "agent-1 closes after the stall",
         CLOSED_BOUND,
         || async move {
-            let read = fleet_breaker::BreakerStore::snapshot(truth_ref, &config(), agent_ref).await;
+            let read =
+                fleet_breaker::store::StoreExt::snapshot(truth_ref, &config(), agent_ref).await;
             read.ok()
                 .flatten()
                 .is_some_and(|applied| applied.snapshot.state == CircuitState::Closed)
@@ -166,7 +167,7 @@ async fn a_healthy_agent_closes_within_a_probe_interval_after_a_redis_stall() {
     )
     .await;
     assert_eq!(pod.store_stats().probe_outcomes_kept, 3);
-    let snapshot = fleet_breaker::BreakerStore::snapshot(&truth, &config(), &agent)
+    let snapshot = fleet_breaker::store::StoreExt::snapshot(&truth, &config(), &agent)
         .await
         .expect("read")
         .expect("known")
@@ -201,7 +202,7 @@ async fn a_probe_outcome_whose_first_write_landed_is_not_counted_twice() {
     })
     .await;
 
-    let snapshot = fleet_breaker::BreakerStore::snapshot(&truth, &config(), &agent)
+    let snapshot = fleet_breaker::store::StoreExt::snapshot(&truth, &config(), &agent)
         .await
         .expect("read")
         .expect("known")
@@ -226,7 +227,7 @@ async fn a_probe_outcome_whose_first_write_landed_is_not_counted_twice() {
         async move { pod.store_stats().probe_outcomes_written == 2 }
     })
     .await;
-    let snapshot = fleet_breaker::BreakerStore::snapshot(&truth, &config(), &agent)
+    let snapshot = fleet_breaker::store::StoreExt::snapshot(&truth, &config(), &agent)
         .await
         .expect("read")
         .expect("known")

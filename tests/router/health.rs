@@ -139,14 +139,29 @@ async fn routing_events_reach_the_store_within_one_flush_interval() {
             .unwrap();
     }
     assert_eq!(
-        breaker.store().routing_events().await.unwrap(),
+        breaker
+            .store()
+            .journal()
+            .unwrap()
+            .routing_events()
+            .await
+            .unwrap(),
         0,
         "counted locally first"
     );
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
-    assert_eq!(breaker.store().routing_events().await.unwrap(), 3);
+    assert_eq!(
+        breaker
+            .store()
+            .journal()
+            .unwrap()
+            .routing_events()
+            .await
+            .unwrap(),
+        3
+    );
     assert_eq!(router.health_status().await.unwrap().routing_events, 3);
 }
 

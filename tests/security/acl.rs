@@ -122,9 +122,9 @@ async fn an_acl_user_with_only_the_listed_commands_runs_breaker_watcher_and_rout
         "{debug}"
     );
     assert!(debug.contains(&format!("{user}:set@")), "{debug}");
-    // The watcher's client too (redis-rs redacts it).
-    let target = format!("{:?}", store.watch_target());
-    assert!(!target.contains(&password), "{target}");
+    // The feed (the watcher's client) too.
+    let feed = format!("{:?}", store.feed());
+    assert!(!feed.contains(&password), "{feed}");
 
     let config = BreakerConfig::builder()
         .failure_threshold(2)

@@ -8,6 +8,7 @@ use fleet_breaker::{
 use redis::AsyncCommands;
 
 use crate::support::{TestRedis, unique_prefix};
+use fleet_breaker::store::StoreExt;
 
 #[test]
 fn invalid_agent_ids_are_refused_before_any_key_is_built() {

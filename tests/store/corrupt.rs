@@ -8,11 +8,12 @@ use std::time::Duration;
 use fleet_breaker::{
     AgentId, CircuitBreaker, CircuitState, ForceMode, RedisStore, RejectCause, StorePolicy,
 };
-use fleet_breaker::{BreakerError, BreakerStore, StoreError};
+use fleet_breaker::{BreakerError, StoreError};
 use redis::AsyncCommands;
 
 use crate::support::corrupt::{CORRUPTIONS, corrupt};
 use crate::support::{TestRedis, unique_prefix, wait_until};
+use fleet_breaker::store::StoreExt;
 
 /// The fields of a whole state hash: the eleven of the model and the epoch.
 const HASH_FIELDS: usize = 12;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use fleet_breaker::model::{self, Batch, Ticket};
-use fleet_breaker::store::{Applied, BreakerStore};
+use fleet_breaker::store::{Applied, BreakerStore, StoreExt};
 use fleet_breaker::{
     AgentId, BreakerConfig, ForceMode, ManualClock, MemoryStore, Outcome, RedisStore, Snapshot,
     Transition,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_breaker::model::{Decision, Ticket};
-use fleet_breaker::store::BreakerStore;
+use fleet_breaker::store::StoreExt;
 use fleet_breaker::{AgentId, BreakerConfig, CircuitState, ManualClock, Outcome, RedisStore};
 
 use crate::support::{TestRedis, unique_prefix};

@@ -8,5 +8,6 @@ mod corrupt;
 mod differential;
 mod failure_count;
 mod failures_journal;
+mod feed;
 mod fleet_races;
 mod noscript;

@@ -3,10 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fleet_breaker::cache::Cache;
-use fleet_breaker::store::{Keys, WatchRoute, WatchTarget};
-use fleet_breaker::watch::{Resync, WatchOptions, Watcher};
-use fleet_breaker::{AgentId, CircuitState, SystemClock, Transition, TransitionReason};
+use fleet_breaker::store::{BreakerStore, FeedHandle, FeedOptions, FeedTarget, Keys, Resync};
+use fleet_breaker::testing::Cache;
+use fleet_breaker::{AgentId, CircuitState, RedisStore, SystemClock, Transition, TransitionReason};
 use futures::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::broadcast;
@@ -16,45 +15,43 @@ use crate::support::{TestRedis, init_tracing, unique_prefix, wait_until};
 /// The cache's `max_staleness` in these tests.
 pub(crate) const MAX_STALENESS: Duration = Duration::from_secs(1);
 
-/// A watcher, its cache, and what its resync callback was called with.
+/// A Redis store's feed (its watcher), the cache it feeds, and what its
+/// resync callback was called with.
 pub(crate) struct Rig {
     pub(crate) keys: Keys,
     pub(crate) cache: Arc<Cache>,
-    pub(crate) watcher: Watcher,
+    pub(crate) watcher: FeedHandle,
     pub(crate) resyncs: Arc<Mutex<Vec<Vec<AgentId>>>>,
 }
 
 /// Fast pings and reconnections, so that outages resolve quickly.
-pub(crate) fn fast() -> WatchOptions {
-    WatchOptions {
+pub(crate) fn fast() -> FeedOptions {
+    FeedOptions {
         ping_interval: Duration::from_millis(100),
         reconnect_min: Duration::from_millis(20),
         reconnect_max: Duration::from_millis(200),
     }
 }
 
-pub(crate) fn target(redis: &TestRedis, keys: &Keys) -> WatchTarget {
-    WatchTarget {
-        client: redis::Client::open(redis.url()).expect("a Redis URL"),
-        route: WatchRoute::Direct,
-        keys: keys.clone(),
-        timeout: Duration::from_millis(200),
-        clock_override: None,
-    }
-}
-
-/// Spawns a watcher under a fresh prefix and waits until it is connected.
-pub(crate) async fn rig(redis: &TestRedis, test: &str, options: WatchOptions) -> Rig {
+/// Starts the feed of a store under a fresh prefix (200 ms timeout) and
+/// waits until it is connected.
+pub(crate) async fn rig(redis: &TestRedis, test: &str, options: FeedOptions) -> Rig {
     init_tracing();
-    let keys = Keys::new(unique_prefix(test));
-    let rig = spawn(target(redis, &keys), options);
+    let store = RedisStore::builder(redis.url())
+        .prefix(unique_prefix(test))
+        .timeout(Duration::from_millis(200))
+        .build()
+        .await
+        .expect("connect");
+    let rig = spawn(&store, options);
     wait_connected(&rig, 0).await;
     rig
 }
 
-/// Spawns a watcher on `target`, with a resync that records its calls.
-pub(crate) fn spawn(target: WatchTarget, options: WatchOptions) -> Rig {
-    let keys = target.keys.clone();
+/// Starts `store`'s feed into a new cache, with a resync that records its
+/// calls.
+pub(crate) fn spawn(store: &RedisStore, options: FeedOptions) -> Rig {
+    let keys = store.keys().clone();
     let cache = Arc::new(Cache::new(MAX_STALENESS, Arc::new(SystemClock)));
     let resyncs = Arc::new(Mutex::new(Vec::new()));
     let calls = Arc::clone(&resyncs);
@@ -62,7 +59,11 @@ pub(crate) fn spawn(target: WatchTarget, options: WatchOptions) -> Rig {
         calls.lock().unwrap().push(agents);
         Box::pin(async {}) as BoxFuture<'static, ()>
     });
-    let watcher = Watcher::spawn(target, Arc::clone(&cache), resync, options);
+    let watcher = store.feed().start(Some(FeedTarget {
+        sink: cache.clone(),
+        resync,
+        options,
+    }));
     Rig {
         keys,
         cache,

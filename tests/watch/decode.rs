@@ -1,7 +1,7 @@
 //! The decoders on untrusted bytes: they never panic, they accept exactly
 //! the messages that are valid, and what the publishers write round-trips.
 
-use fleet_breaker::watch::{
+use fleet_breaker::testing::{
     CountNews, MAX_MESSAGE_BYTES, MessageError, decode_counts, decode_transition,
 };
 use fleet_breaker::{AgentId, CircuitState, Transition, TransitionReason};

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use fleet_breaker::store::BreakerStore;
 use fleet_breaker::{
     BreakerConfig, CircuitBreaker, CircuitState, RedisStore, Snapshot, TransitionReason,
 };
@@ -43,10 +42,7 @@ async fn transitions_made_by_the_redis_store_reach_the_watcher() {
         .build()
         .await
         .expect("connect");
-    let target = store
-        .watch_target()
-        .expect("a Redis store has a watch target");
-    let rig = spawn(target, fast());
+    let rig = spawn(&store, fast());
     wait_connected(&rig, 0).await;
     let mut rx = rig.watcher.subscribe();
     let breaker = CircuitBreaker::builder()

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use fleet_breaker::CircuitState;
-use fleet_breaker::watch::MAX_MESSAGE_BYTES;
+use fleet_breaker::testing::MAX_MESSAGE_BYTES;
 
 use crate::common::{
     agent, append, fast, next, publish, publish_raw, rig, transition, wait_connected, write_hash,

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use fleet_breaker::CircuitState;
-use fleet_breaker::watch::WatchOptions;
+use fleet_breaker::store::FeedOptions;
 
 use crate::common::{
     MAX_STALENESS, agent, fast, generations_until, next, publish, resync_count, rig, transition,
@@ -27,7 +27,7 @@ async fn kill_pubsub_clients(conn: &mut redis::aio::MultiplexedConnection) -> u6
 async fn killed_subscriptions_reconnect_and_replay_every_missed_transition_once_in_order() {
     let redis = TestRedis::start().await;
     // A first retry 150 to 300 ms after the kill: time to publish into the gap.
-    let options = WatchOptions {
+    let options = FeedOptions {
         reconnect_min: Duration::from_millis(300),
         ..fast()
     };

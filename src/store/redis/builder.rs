@@ -8,10 +8,12 @@ use std::time::Duration;
 use ::redis::ConnectionAddr;
 use deadpool_redis::{Manager, Pool, PoolConfig, Runtime, Timeouts};
 
-use super::super::{Keys, StoreError, WatchRoute, scripts};
+use super::super::StoreError;
 use super::target::RedisTarget;
 use super::topology::{self, Topology};
+use super::watch::WatchRoute;
 use super::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, Inner, RedisStore, conn};
+use super::{Keys, scripts};
 use crate::clock::Clock;
 
 /// What a PEM certificate block starts with.

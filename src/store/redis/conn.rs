@@ -28,7 +28,7 @@ use ::redis::{
 };
 
 use super::super::StoreError;
-use super::super::scripts::Call;
+use super::scripts::Call;
 use crate::agent_id::AgentId;
 
 /// What a script's own validation error starts with (see `lua/lib.lua`).

@@ -1,6 +1,11 @@
 //! [`RedisStore`]: breaker state shared by a fleet, changed only by Lua scripts.
 //!
 //! - `mod.rs`: the store and its [`BreakerStore`] implementation.
+//! - `scripts.rs` and `lua/`: the Lua scripts, one per operation.
+//! - `keys.rs`: [`Keys`], the key layout.
+//! - `watch/`: the pub/sub watcher behind the store's [`Feed`].
+//! - `journal.rs`: the routing journal (recent failures, routing events).
+//! - `alerts/`: the stream commands webhook delivery reads with.
 //! - `builder.rs`: [`RedisStoreBuilder`], connection settings and checks.
 //! - `conn.rs`: the connections scripts run on, and error mapping.
 //! - `reply.rs`: reading the scripts' replies.
@@ -8,7 +13,6 @@
 //! - `topology.rs`: the clients of a cluster and of Sentinel.
 //! - `cluster.rs`: what the client writes after a script on a cluster.
 //!
-//! The scripts themselves are in `lua/`, loaded by `store/scripts.rs`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,23 +21,32 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::scripts::{self, Call};
-use super::{Applied, BreakerStore, Keys, StoreError, WatchRoute, WatchTarget};
+use super::{Applied, BreakerStore, Feed, Op, StoreError};
 use crate::agent_id::AgentId;
 use crate::clock::Clock;
 use crate::config::{BreakerConfig, duration_ms};
-use crate::model::{Batch, Decision, ForceMode, Outcome, Ticket};
+use crate::model::Decision;
+use crate::store::journal::RoutingJournal;
+use scripts::Call;
+use watch::{WatchRoute, WatchTarget};
 
+#[cfg(feature = "service")]
+pub(crate) mod alerts;
 mod builder;
 mod cluster;
 mod conn;
+mod journal;
+mod keys;
 mod reply;
+mod scripts;
 mod target;
 mod topology;
+pub(crate) mod watch;
 
 pub use builder::RedisStoreBuilder;
 pub use builder::redact_url;
 pub(crate) use conn::Conn;
+pub use keys::Keys;
 pub use target::{ENV_CLUSTER_URLS, ENV_SENTINEL_MASTER, ENV_SENTINEL_URLS, ENV_URL, RedisTarget};
 
 /// The default key prefix, which namespaces one fleet.
@@ -249,78 +262,92 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Runs the script of `op` on `agent`.
+    async fn run(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        op: Op<'_>,
+    ) -> Result<Option<Applied<Option<Decision>>>, StoreError> {
+        let call = self.call(config, agent);
+        let (script, call) = match op {
+            Op::Acquire { permit_id } => {
+                let value = self
+                    .eval(&scripts::ACQUIRE, &call.arg(permit_id), agent)
+                    .await?;
+                let applied = reply::acquire(value, agent)?;
+                return Ok(Some(Applied {
+                    value: Some(applied.value),
+                    snapshot: applied.snapshot,
+                    transition: applied.transition,
+                    now_ms: applied.now_ms,
+                }));
+            }
+            Op::Record { ticket, outcome } => (
+                &*scripts::RECORD,
+                call.arg(ticket.permit_id.as_str())
+                    .arg(ticket.generation.to_string())
+                    .arg(outcome.as_str()),
+            ),
+            Op::Flush(batch) => (
+                &*scripts::FLUSH,
+                call.arg(batch.generation.to_string())
+                    .arg(batch.successes.to_string())
+                    .arg(batch.last_success_ms.unwrap_or(0).to_string())
+                    .arg(batch.rejections.to_string()),
+            ),
+            Op::Reset => (&*scripts::RESET, call),
+            Op::Force { mode, ttl } => {
+                let ttl_ms = ttl.map(duration_ms);
+                if let Some(ms) = ttl_ms.filter(|&ms| ms > MAX_FORCE_TTL_MS) {
+                    return Err(StoreError::InvalidSettings(format!(
+                        "a force TTL of {ms} ms is longer than the {MAX_FORCE_TTL_MS} ms Redis \
+                         scripts can hold exactly; force with no TTL to hold it until changed"
+                    )));
+                }
+                let ttl = ttl_ms.map_or_else(String::new, |ms| ms.to_string());
+                (&*scripts::FORCE, call.arg(mode.as_str()).arg(ttl))
+            }
+            Op::Snapshot => (&*scripts::SNAPSHOT, call),
+        };
+        let value = self.eval(script, &call, agent).await?;
+        let applied = reply::unit(value, agent)?.map(|applied| Applied {
+            value: None,
+            snapshot: applied.snapshot,
+            transition: applied.transition,
+            now_ms: applied.now_ms,
+        });
+        if applied.is_none() && op.creates() {
+            return Err(StoreError::InvalidData {
+                what: format!("script reply for agent {agent}"),
+                detail: format!("the {} script answered nil", op.name()),
+            });
+        }
+        Ok(applied)
+    }
+
+    /// What the watcher behind the store's feed, and webhook delivery,
+    /// connect with.
+    pub(crate) fn watch_target(&self) -> WatchTarget {
+        WatchTarget {
+            client: self.inner.client.clone(),
+            route: self.inner.route.clone(),
+            keys: self.inner.keys.clone(),
+            timeout: self.inner.timeout,
+        }
+    }
+}
+
 #[async_trait]
 impl BreakerStore for RedisStore {
-    async fn acquire(
+    async fn apply(
         &self,
         config: &BreakerConfig,
         agent: &AgentId,
-        permit_id: &str,
-    ) -> Result<Applied<Decision>, StoreError> {
-        let call = self.call(config, agent).arg(permit_id);
-        let value = self.eval(&scripts::ACQUIRE, &call, agent).await?;
-        reply::acquire(value, agent)
-    }
-
-    async fn record(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-        ticket: &Ticket,
-        outcome: Outcome,
-    ) -> Result<Applied<()>, StoreError> {
-        let call = self
-            .call(config, agent)
-            .arg(ticket.permit_id.as_str())
-            .arg(ticket.generation.to_string())
-            .arg(outcome.as_str());
-        let value = self.eval(&scripts::RECORD, &call, agent).await?;
-        reply::unit(value, agent)?.ok_or_else(|| StoreError::InvalidData {
-            what: format!("script reply for agent {agent}"),
-            detail: "the record script answered nil".to_owned(),
-        })
-    }
-
-    async fn reset(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-    ) -> Result<Option<Applied<()>>, StoreError> {
-        let call = self.call(config, agent);
-        let value = self.eval(&scripts::RESET, &call, agent).await?;
-        reply::unit(value, agent)
-    }
-
-    async fn force(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-        mode: ForceMode,
-        ttl: Option<Duration>,
-    ) -> Result<Option<Applied<()>>, StoreError> {
-        let ttl_ms = ttl.map(duration_ms);
-        if let Some(ms) = ttl_ms.filter(|&ms| ms > MAX_FORCE_TTL_MS) {
-            return Err(StoreError::InvalidSettings(format!(
-                "a force TTL of {ms} ms is longer than the {MAX_FORCE_TTL_MS} ms Redis scripts \
-                 can hold exactly; force with no TTL to hold it until changed"
-            )));
-        }
-        let call = self
-            .call(config, agent)
-            .arg(mode.as_str())
-            .arg(ttl_ms.map_or_else(String::new, |ms| ms.to_string()));
-        let value = self.eval(&scripts::FORCE, &call, agent).await?;
-        reply::unit(value, agent)
-    }
-
-    async fn snapshot(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-    ) -> Result<Option<Applied<()>>, StoreError> {
-        let call = self.call(config, agent);
-        let value = self.eval(&scripts::SNAPSHOT, &call, agent).await?;
-        reply::unit(value, agent)
+        op: Op<'_>,
+    ) -> Result<Option<Applied<Option<Decision>>>, StoreError> {
+        self.run(config, agent, op).await
     }
 
     async fn agents(&self) -> Result<Vec<AgentId>, StoreError> {
@@ -350,20 +377,12 @@ impl BreakerStore for RedisStore {
         Ok(agents)
     }
 
-    async fn flush(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-        batch: &Batch,
-    ) -> Result<Option<Applied<()>>, StoreError> {
-        let call = self
-            .call(config, agent)
-            .arg(batch.generation.to_string())
-            .arg(batch.successes.to_string())
-            .arg(batch.last_success_ms.unwrap_or(0).to_string())
-            .arg(batch.rejections.to_string());
-        let value = self.eval(&scripts::FLUSH, &call, agent).await?;
-        reply::unit(value, agent)
+    /// A pub/sub subscription to the store's transitions, with a replay of
+    /// the stream after each reconnection: see the watcher's behaviour list.
+    fn feed(&self) -> Feed {
+        let target = self.watch_target();
+        Feed::remote(move |feed| watch::spawn(target, feed))
+            .with_clock(self.inner.clock_override.clone())
     }
 
     /// One `PING`, bounded by the store's timeout; a closed pooled
@@ -377,13 +396,7 @@ impl BreakerStore for RedisStore {
         "redis"
     }
 
-    fn watch_target(&self) -> Option<WatchTarget> {
-        Some(WatchTarget {
-            client: self.inner.client.clone(),
-            route: self.inner.route.clone(),
-            keys: self.inner.keys.clone(),
-            timeout: self.inner.timeout,
-            clock_override: self.inner.clock_override.clone(),
-        })
+    fn journal(&self) -> Option<Arc<dyn RoutingJournal>> {
+        Some(Arc::new(self.clone()))
     }
 }

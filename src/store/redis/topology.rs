@@ -8,9 +8,10 @@ use ::redis::cluster::ClusterClientBuilder;
 use ::redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use ::redis::{IntoConnectionInfo, RedisConnectionInfo};
 
-use super::super::{StoreError, WatchRoute};
+use super::super::StoreError;
 use super::builder::redact_url;
 use super::conn::Source;
+use super::watch::WatchRoute;
 
 /// What a store needs from a deployment: the lanes' source, the watcher's
 /// route and a client for the watcher's first connection.

@@ -6,6 +6,7 @@
 //! payload is untrusted: decoding never panics, refuses anything longer than
 //! [`MAX_MESSAGE_BYTES`] before parsing it, and checks every field's type and
 //! the agent id's syntax (through [`AgentId`]'s `Deserialize`).
+#![cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 
 use std::fmt;
 
@@ -66,6 +67,7 @@ pub enum MessageError {
 impl MessageError {
     /// Whether the payload was refused for its size alone.
     #[must_use]
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_too_large(&self) -> bool {
         matches!(self, Self::TooLarge { .. })
     }

@@ -25,10 +25,10 @@ macro_rules! script {
     ($file:literal) => {
         LazyLock::new(|| {
             Script::new(concat!(
-                include_str!("../../lua/epoch.lua"),
-                include_str!("../../lua/lib.lua"),
-                include_str!("../../lua/load.lua"),
-                include_str!(concat!("../../lua/", $file)),
+                include_str!("lua/epoch.lua"),
+                include_str!("lua/lib.lua"),
+                include_str!("lua/load.lua"),
+                include_str!(concat!("lua/", $file)),
             ))
         })
     };

@@ -4,9 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
+use super::super::verify::{self, Delivered, Verdict};
 use super::Task;
 use crate::model::Transition;
-use crate::watch::verify::{self, Delivered, Verdict};
 
 impl Task {
     /// A transition from pub/sub or the stream, once believed
@@ -16,7 +16,7 @@ impl Task {
         let last = self.delivered.get(&transition.agent_id).copied();
         let epoch = match verify::judge(last, &transition) {
             Verdict::Old => {
-                self.cache.apply_transition(&transition);
+                self.sink.transition(&transition);
                 return;
             }
             Verdict::Next => transition.epoch,
@@ -25,7 +25,7 @@ impl Task {
                 None => return,
             },
         };
-        self.cache.apply_transition(&transition);
+        self.sink.transition(&transition);
         if last.is_some_and(|last| last.epoch == epoch && last.generation >= transition.generation)
         {
             return;

@@ -16,12 +16,13 @@ use super::message::{MessageError, decode_counts, decode_transition};
 use super::replay::{self, PAGE};
 use super::session::{Complaints, Failure, Ping, Session, backoff, bounded};
 use super::verify::{Delivered, Refusals};
-use super::watcher::Shared;
-use super::{Resync, WatchOptions};
+use super::{WatchRoute, WatchTarget};
 use crate::agent_id::AgentId;
-use crate::cache::Cache;
 use crate::model::Transition;
-use crate::store::{RedisConn, WatchRoute, WatchTarget};
+use crate::store::FeedSink;
+use crate::store::feed::FeedStats as Shared;
+use crate::store::redis::Conn as RedisConn;
+use crate::store::{FeedOptions, Resync};
 
 mod deliver;
 
@@ -34,9 +35,9 @@ const MAX_REPLAY_PAGES: usize = 64;
 /// The watcher's state across connections.
 pub(super) struct Task {
     target: WatchTarget,
-    cache: Arc<Cache>,
+    sink: Arc<dyn FeedSink>,
     resync: Resync,
-    options: WatchOptions,
+    options: FeedOptions,
     shared: Arc<Shared>,
     sender: broadcast::Sender<Transition>,
     events: String,
@@ -64,9 +65,9 @@ pub(super) struct Task {
 impl Task {
     pub(super) fn new(
         target: WatchTarget,
-        cache: Arc<Cache>,
+        sink: Arc<dyn FeedSink>,
         resync: Resync,
-        options: WatchOptions,
+        options: FeedOptions,
         shared: Arc<Shared>,
         sender: broadcast::Sender<Transition>,
     ) -> Self {
@@ -75,7 +76,7 @@ impl Task {
         Self {
             complaints: Complaints::new(Arc::clone(&shared)),
             target,
-            cache,
+            sink,
             resync,
             options,
             shared,
@@ -133,7 +134,7 @@ impl Task {
                     let reason = self.serve(&mut session).await;
                     drop(session);
                     self.shared.connected.store(false, Ordering::Release);
-                    self.cache.lose_subscription();
+                    self.sink.untrusted();
                     tracing::warn!(
                         channel = %self.events, %reason,
                         "watcher: subscription lost; the local cache is not trusted until it is back"
@@ -141,7 +142,7 @@ impl Task {
                     (warned, down_since) = (true, Instant::now());
                 }
                 Err(failure) => {
-                    self.cache.lose_subscription();
+                    self.sink.untrusted();
                     failures = failures.saturating_add(1);
                     if warned {
                         tracing::debug!(
@@ -198,7 +199,7 @@ impl Task {
         self.check_restart(&mut conn).await?;
         self.replay(&mut conn).await?;
         self.resync(&mut session).await?;
-        self.cache.confirm_subscription();
+        self.sink.trusted();
         Ok(session)
     }
 
@@ -251,7 +252,7 @@ impl Task {
                 %run_id,
                 "watcher: another Redis server answers (a restart, or a failover); local cache cleared"
             );
-            self.cache.clear();
+            self.sink.forget_all();
             self.delivered.clear();
             self.last_id = None;
         }
@@ -305,7 +306,7 @@ impl Task {
     /// Runs the resync over the cached agents while still reading the
     /// subscription (so it cannot back up), without trusting the cache yet.
     async fn resync(&mut self, session: &mut Session) -> Result<(), Failure> {
-        let mut work = AssertUnwindSafe((self.resync)(self.cache.agents())).catch_unwind();
+        let mut work = AssertUnwindSafe((self.resync)(self.sink.agents())).catch_unwind();
         loop {
             tokio::select! {
                 done = &mut work => {
@@ -336,7 +337,7 @@ impl Task {
                     None => return Failure::new("read", "the connection closed"),
                 },
                 ping = session.pings.recv() => match ping {
-                    Some(Ping::Pong) => self.cache.confirm_subscription(),
+                    Some(Ping::Pong) => self.sink.trusted(),
                     Some(Ping::Dead(failure)) => return failure,
                     None => return Failure::new("PING", "the pinger stopped"),
                 },
@@ -357,11 +358,8 @@ impl Task {
         } else if channel == self.counts {
             match decode_counts(payload) {
                 Ok(news) => {
-                    self.cache.apply_failure_count(
-                        &news.agent_id,
-                        news.generation,
-                        news.failure_count,
-                    );
+                    self.sink
+                        .failure_count(&news.agent_id, news.generation, news.failure_count);
                 }
                 Err(error) => self.complaints.skip(channel, payload, &error),
             }
@@ -369,7 +367,7 @@ impl Task {
             tracing::debug!(channel, "watcher: message on an unexpected channel ignored");
         }
         if trusted {
-            self.cache.confirm_subscription();
+            self.sink.trusted();
         }
     }
 }

@@ -1,4 +1,4 @@
-//! [`Webhooks::spawn_local`]: delivery from one breaker's subscription,
+//! [`Webhooks::spawn_in_process`]: delivery from one breaker's subscription,
 //! retried in this process.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::store::DEFAULT_PREFIX;
 
 /// Transitions waiting per URL; past this, new ones are dropped (and
 /// counted as dead-lettered).
-pub const LOCAL_QUEUE: usize = 1024;
+pub const IN_PROCESS_QUEUE: usize = 1024;
 
 /// One transition to POST.
 struct Job {
@@ -35,7 +35,7 @@ impl Webhooks {
     /// - One task reads the subscription (taken before this returns) and
     ///   queues each transition for every URL; one task per URL POSTs them
     ///   in order, retrying a failed one with backoff up to `max_tries`
-    ///   before the next. A URL with more than [`LOCAL_QUEUE`] waiting
+    ///   before the next. A URL with more than [`IN_PROCESS_QUEUE`] waiting
     ///   drops new ones.
     /// - A transition given up on is logged at ERROR (with its JSON) and
     ///   counted as dead-lettered; nothing is stored.
@@ -50,7 +50,7 @@ impl Webhooks {
     ///
     /// Needs a tokio runtime.
     #[must_use]
-    pub fn spawn_local(&self, breaker: &CircuitBreaker) -> WebhookHandle {
+    pub fn spawn_in_process(&self, breaker: &CircuitBreaker) -> WebhookHandle {
         let stats = Arc::new(Stats::new(
             self.endpoints.iter().map(|e| e.shown().to_owned()),
             self.observer.clone(),
@@ -59,7 +59,7 @@ impl Webhooks {
         let mut tasks = Vec::with_capacity(self.endpoints.len() + 1);
         let mut queues = Vec::with_capacity(self.endpoints.len());
         for (index, endpoint) in self.endpoints.iter().enumerate() {
-            let (tx, rx) = mpsc::channel(LOCAL_QUEUE);
+            let (tx, rx) = mpsc::channel(IN_PROCESS_QUEUE);
             queues.push(tx);
             let worker = Worker {
                 index,
@@ -104,7 +104,7 @@ impl Webhooks {
                             stats.record(index, DeliveryOutcome::DeadLettered);
                             tracing::error!(
                                 agent = %transition.agent_id, generation = transition.generation,
-                                "webhooks: a URL has {LOCAL_QUEUE} transitions waiting; dropping this one"
+                                "webhooks: a URL has {IN_PROCESS_QUEUE} transitions waiting; dropping this one"
                             );
                         }
                     }

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::message::{MessageError, Shown};
-use super::watcher::Shared;
+use crate::store::feed::FeedStats as Shared;
 
 /// At most one warning about malformed messages per this much time; the
 /// ones in between are counted and reported with the next warning.

@@ -1,8 +1,7 @@
 //! [`RoutingJournal`] for [`MemoryStore`]: the failures record and the
 //! routing-decision counter, in memory, shared by the store's clones.
 //!
-//! A child module of `memory.rs` (declared there with `#[path]`), so it can
-//! reach the store's private state.
+//! A child module of the memory store, so it can reach its private state.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,23 +8,23 @@ use redis::Value;
 
 use super::link::Conn;
 use super::reply::parse_pending;
-use crate::watch::entries::{parse_entries, parse_entry, parse_read};
+use crate::store::redis::watch::entries::{parse_entries, parse_entry, parse_read};
 
-pub(super) use crate::watch::entries::Entry;
+pub(crate) use crate::store::redis::watch::entries::Entry;
 
 /// One pending delivery (`XPENDING` extended form).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Pending {
-    pub(super) id: String,
-    pub(super) consumer: String,
-    pub(super) idle: Duration,
+pub(crate) struct Pending {
+    pub(crate) id: String,
+    pub(crate) consumer: String,
+    pub(crate) idle: Duration,
     /// How many times it was handed to a consumer.
-    pub(super) deliveries: u64,
+    pub(crate) deliveries: u64,
 }
 
 /// What an `XCLAIM` of one id gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Claim {
+pub(crate) enum Claim {
     /// Ours now.
     Claimed(Entry),
     /// Ours, but the entry was trimmed from the stream (Redis 6.2 answers
@@ -36,22 +36,22 @@ pub(super) enum Claim {
 }
 
 /// A dead letter's fields.
-pub(super) struct DeadLetter<'a> {
-    pub(super) url: &'a str,
-    pub(super) id: &'a str,
-    pub(super) msg: &'a [u8],
-    pub(super) tries: u64,
-    pub(super) error: &'a str,
+pub(crate) struct DeadLetter<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) msg: &'a [u8],
+    pub(crate) tries: u64,
+    pub(crate) error: &'a str,
 }
 
 /// One connection and the names it works on.
-pub(super) struct Group<'a> {
-    pub(super) conn: &'a mut Conn,
-    pub(super) key: &'a str,
-    pub(super) group: &'a str,
-    pub(super) consumer: &'a str,
+pub(crate) struct Group<'a> {
+    pub(crate) conn: &'a mut Conn,
+    pub(crate) key: &'a str,
+    pub(crate) group: &'a str,
+    pub(crate) consumer: &'a str,
     /// The bound on each command (a blocking read gets its block time more).
-    pub(super) timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 /// Runs `cmd`, bounded by `timeout`; errors are text for the log.
@@ -72,7 +72,7 @@ async fn run<T: redis::FromRedisValue>(
 /// is. `START` is `$` the first time (a new group starts at the stream's
 /// end); when the group was made before (`resume_after`, the newest id
 /// this consumer knows of) and is gone, see [`start_id`].
-pub(super) async fn create_group(
+pub(crate) async fn create_group(
     conn: &mut Conn,
     key: &str,
     group: &str,
@@ -144,13 +144,13 @@ async fn start_id(
 }
 
 /// A stream id `ms-seq` as a pair that orders as Redis orders ids.
-pub(super) fn id_order(id: &str) -> Option<(u64, u64)> {
+pub(crate) fn id_order(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// The id of the newest entry of `key`, or `0-0` when it has none.
-pub(super) async fn tip(conn: &mut Conn, key: &str, timeout: Duration) -> Result<String, String> {
+pub(crate) async fn tip(conn: &mut Conn, key: &str, timeout: Duration) -> Result<String, String> {
     let cmd = redis::cmd("XREVRANGE")
         .arg(key)
         .arg("+")
@@ -168,7 +168,7 @@ pub(super) async fn tip(conn: &mut Conn, key: &str, timeout: Duration) -> Result
 impl Group<'_> {
     /// Up to `count` new entries for this consumer, waiting up to `block`
     /// for the first (`XREADGROUP ... BLOCK ... STREAMS key >`).
-    pub(super) async fn read_new(
+    pub(crate) async fn read_new(
         &mut self,
         count: usize,
         block: Duration,
@@ -192,7 +192,7 @@ impl Group<'_> {
 
     /// Up to `count` pending deliveries idle for at least `min_idle`,
     /// oldest id first (`XPENDING key group IDLE ms - + count`).
-    pub(super) async fn pending(
+    pub(crate) async fn pending(
         &mut self,
         min_idle: Duration,
         count: usize,
@@ -211,7 +211,7 @@ impl Group<'_> {
     }
 
     /// How many deliveries this consumer holds.
-    pub(super) async fn own_pending(&mut self) -> Result<usize, String> {
+    pub(crate) async fn own_pending(&mut self) -> Result<usize, String> {
         let cmd = redis::cmd("XPENDING")
             .arg(self.key)
             .arg(self.group)
@@ -226,7 +226,7 @@ impl Group<'_> {
 
     /// Takes `id` if it has been idle for at least `min_idle` (`XCLAIM`),
     /// counting one more delivery.
-    pub(super) async fn claim(&mut self, id: &str, min_idle: Duration) -> Result<Claim, String> {
+    pub(crate) async fn claim(&mut self, id: &str, min_idle: Duration) -> Result<Claim, String> {
         let cmd = redis::cmd("XCLAIM")
             .arg(self.key)
             .arg(self.group)
@@ -248,7 +248,7 @@ impl Group<'_> {
     /// Hands `id`, held by this consumer and not tried, back: idle `idle` (so
     /// others may take it at once) and zero deliveries
     /// (`XCLAIM ... IDLE ms RETRYCOUNT 0 JUSTID`).
-    pub(super) async fn release(&mut self, id: &str, idle: Duration) -> Result<(), String> {
+    pub(crate) async fn release(&mut self, id: &str, idle: Duration) -> Result<(), String> {
         let cmd = redis::cmd("XCLAIM")
             .arg(self.key)
             .arg(self.group)
@@ -267,7 +267,7 @@ impl Group<'_> {
     }
 
     /// Acknowledges `id` (`XACK`).
-    pub(super) async fn ack(&mut self, id: &str) -> Result<(), String> {
+    pub(crate) async fn ack(&mut self, id: &str) -> Result<(), String> {
         let cmd = redis::cmd("XACK")
             .arg(self.key)
             .arg(self.group)
@@ -283,7 +283,7 @@ impl Group<'_> {
     /// different slots, `XADD` then `XACK` (should the task stop or lose
     /// Redis between the two, the entry stays pending and is dead-lettered
     /// a second time, never POSTed again).
-    pub(super) async fn dead_letter(
+    pub(crate) async fn dead_letter(
         &mut self,
         dead_key: &str,
         max_len: u64,
@@ -330,7 +330,7 @@ impl Group<'_> {
     }
 
     /// Removes this consumer from the group (`XGROUP DELCONSUMER`).
-    pub(super) async fn delete_consumer(&mut self) -> Result<(), String> {
+    pub(crate) async fn delete_consumer(&mut self) -> Result<(), String> {
         let cmd = redis::cmd("XGROUP")
             .arg("DELCONSUMER")
             .arg(self.key)

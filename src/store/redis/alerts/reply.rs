@@ -8,10 +8,10 @@ use std::time::Duration;
 use redis::Value;
 
 use super::stream::Pending;
-use crate::watch::entries::{bytes, text};
+use crate::store::redis::watch::entries::{bytes, text};
 
 /// `[[id, consumer, idle_ms, deliveries], ...]`; odd rows are dropped.
-pub(super) fn parse_pending(reply: Value) -> Vec<Pending> {
+pub(crate) fn parse_pending(reply: Value) -> Vec<Pending> {
     let Value::Array(rows) = reply else {
         return Vec::new();
     };

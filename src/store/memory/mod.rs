@@ -2,28 +2,20 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::{Applied, BreakerStore, StoreError};
+use super::feed::FeedStats;
+use super::{Applied, BreakerStore, Feed, FeedHandle, FeedSink, Op, RoutingJournal, StoreError};
 use crate::agent_id::AgentId;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BreakerConfig, duration_ms};
-use crate::model::{
-    self, Batch, CircuitState, Decision, ForceMode, Outcome, Snapshot, Ticket, Transition,
-};
+use crate::model::{self, CircuitState, Decision, Outcome, Snapshot, Ticket, Transition};
 
-// The `RoutingJournal` impl, in its own file but a child of this module so it
-// can reach `Inner`.
-#[path = "memory_journal.rs"]
-mod journal;
-
-// The timer that ends forces on time.
-#[path = "memory_expiry.rs"]
 mod expiry;
+mod journal;
 
 /// How many transitions a slow [`MemoryStore::transitions`] subscriber may
 /// fall behind before it misses some.
@@ -58,6 +50,9 @@ struct Inner {
     agents: Mutex<HashMap<AgentId, Snapshot>>,
     clock: Arc<dyn Clock>,
     transitions: broadcast::Sender<Transition>,
+    /// The sinks of started feeds (a cache in front of this store), fed as
+    /// transitions and failure counts change.
+    sinks: Mutex<Vec<Weak<dyn FeedSink>>>,
     /// Recent routing failures and the routing-decision counter.
     journal: journal::MemoryJournal,
     /// Whether forces with a TTL end on a timer (else lazily).
@@ -85,9 +80,30 @@ impl expiry::Expire for Inner {
             model::refresh(snapshot, config, agent, now_ms)
         };
         if let Some(transition) = transition {
-            // An error only means nobody is listening.
-            let _ = self.transitions.send(transition);
+            self.send(&transition);
         }
+    }
+}
+
+impl Inner {
+    /// Sends a transition to subscribers and sinks, after the lock is
+    /// released.
+    fn send(&self, transition: &Transition) {
+        for sink in self.sinks() {
+            sink.transition(transition);
+        }
+        // An error only means nobody is listening.
+        let _ = self.transitions.send(transition.clone());
+    }
+
+    /// The sinks still alive (the others are dropped from the list).
+    fn sinks(&self) -> Vec<Arc<dyn FeedSink>> {
+        let mut sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
+        if sinks.is_empty() {
+            return Vec::new();
+        }
+        sinks.retain(|sink| sink.strong_count() > 0);
+        sinks.iter().filter_map(Weak::upgrade).collect()
     }
 }
 
@@ -117,6 +133,7 @@ impl MemoryStore {
                 agents: Mutex::new(HashMap::new()),
                 clock,
                 transitions,
+                sinks: Mutex::new(Vec::new()),
                 journal: journal::MemoryJournal::default(),
                 force_timer: AtomicBool::new(false),
                 expiries: expiry::Expiries::default(),
@@ -178,8 +195,8 @@ impl MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// [`BreakerStore::acquire`] without the `async`: the memory store never
-    /// waits and never fails.
+    /// [`StoreExt::acquire`](super::StoreExt::acquire) without the `async`:
+    /// the memory store never waits and never fails.
     pub fn acquire_sync(
         &self,
         config: &BreakerConfig,
@@ -192,7 +209,7 @@ impl MemoryStore {
         })
     }
 
-    /// [`BreakerStore::record`] without the `async`.
+    /// [`StoreExt::record`](super::StoreExt::record) without the `async`.
     pub fn record_sync(
         &self,
         config: &BreakerConfig,
@@ -222,7 +239,7 @@ impl MemoryStore {
             run(snapshot, now_ms, op)
         };
         self.note_expiry(config, agent, &applied.snapshot);
-        self.publish(applied)
+        self.publish(agent, applied)
     }
 
     /// Applies `op` to the agent's snapshot under the lock; `None`, and
@@ -239,14 +256,20 @@ impl MemoryStore {
             run(agents.get_mut(agent)?, now_ms, op)
         };
         self.note_expiry(config, agent, &applied.snapshot);
-        Some(self.publish(applied))
+        Some(self.publish(agent, applied))
     }
 
-    /// Sends the transition, after the lock is released.
-    fn publish<T>(&self, applied: Applied<T>) -> Applied<T> {
-        if let Some(transition) = &applied.transition {
-            // An error only means nobody is listening.
-            let _ = self.inner.transitions.send(transition.clone());
+    /// Sends the transition, after the lock is released; tells the sinks
+    /// of a failure count that changed without one.
+    fn publish<T>(&self, agent: &AgentId, applied: Applied<T>) -> Applied<T> {
+        match &applied.transition {
+            Some(transition) => self.inner.send(transition),
+            None => {
+                let snapshot = &applied.snapshot;
+                for sink in self.inner.sinks() {
+                    sink.failure_count(agent, snapshot.generation, snapshot.failure_count);
+                }
+            }
         }
         applied
     }
@@ -268,56 +291,39 @@ fn run<T>(
 
 #[async_trait]
 impl BreakerStore for MemoryStore {
-    async fn acquire(
+    async fn apply(
         &self,
         config: &BreakerConfig,
         agent: &AgentId,
-        permit_id: &str,
-    ) -> Result<Applied<Decision>, StoreError> {
-        Ok(self.acquire_sync(config, agent, permit_id))
-    }
-
-    async fn record(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-        ticket: &Ticket,
-        outcome: Outcome,
-    ) -> Result<Applied<()>, StoreError> {
-        Ok(self.record_sync(config, agent, ticket, outcome))
-    }
-
-    async fn reset(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-    ) -> Result<Option<Applied<()>>, StoreError> {
-        Ok(self.apply_existing(config, agent, |s, now| {
-            ((), Some(model::reset(s, config, agent, now)))
-        }))
-    }
-
-    async fn force(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-        mode: ForceMode,
-        ttl: Option<Duration>,
-    ) -> Result<Option<Applied<()>>, StoreError> {
-        let ttl_ms = ttl.map(duration_ms);
-        Ok(self.apply_existing(config, agent, |s, now| {
-            ((), Some(model::force(s, config, agent, now, mode, ttl_ms)))
-        }))
-    }
-
-    async fn snapshot(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-    ) -> Result<Option<Applied<()>>, StoreError> {
-        Ok(self.apply_existing(config, agent, |s, now| {
-            ((), model::refresh(s, config, agent, now))
-        }))
+        op: Op<'_>,
+    ) -> Result<Option<Applied<Option<Decision>>>, StoreError> {
+        let some = |(), transition| (None, transition);
+        Ok(match op {
+            Op::Acquire { permit_id } => Some(self.apply_or_create(config, agent, |s, now| {
+                let step = model::acquire(s, config, agent, now, permit_id);
+                (Some(step.decision), step.transition)
+            })),
+            Op::Record { ticket, outcome } => {
+                Some(self.apply_or_create(config, agent, |s, now| {
+                    some((), model::record(s, config, agent, now, ticket, outcome))
+                }))
+            }
+            Op::Flush(batch) => self.apply_existing(config, agent, |s, now| {
+                some((), model::flush(s, config, agent, now, batch))
+            }),
+            Op::Reset => self.apply_existing(config, agent, |s, now| {
+                some((), Some(model::reset(s, config, agent, now)))
+            }),
+            Op::Force { mode, ttl } => {
+                let ttl_ms = ttl.map(duration_ms);
+                self.apply_existing(config, agent, |s, now| {
+                    some((), Some(model::force(s, config, agent, now, mode, ttl_ms)))
+                })
+            }
+            Op::Snapshot => self.apply_existing(config, agent, |s, now| {
+                some((), model::refresh(s, config, agent, now))
+            }),
+        })
     }
 
     async fn agents(&self) -> Result<Vec<AgentId>, StoreError> {
@@ -326,22 +332,30 @@ impl BreakerStore for MemoryStore {
         Ok(agents)
     }
 
-    async fn flush(
-        &self,
-        config: &BreakerConfig,
-        agent: &AgentId,
-        batch: &Batch,
-    ) -> Result<Option<Applied<()>>, StoreError> {
-        Ok(self.apply_existing(config, agent, |s, now| {
-            ((), model::flush(s, config, agent, now, batch))
-        }))
+    /// Every transition as the store applies it, always trusted: a sink
+    /// (a cache in front of this store) hears each transition and failure
+    /// count before the operation returns.
+    fn feed(&self) -> Feed {
+        let inner = Arc::clone(&self.inner);
+        Feed::in_process(move |target| {
+            let stats = Arc::new(FeedStats::default());
+            stats.connected.store(true, Ordering::Release);
+            let sink = target.map(|target| target.sink);
+            if let Some(sink) = &sink {
+                let mut sinks = inner.sinks.lock().unwrap_or_else(PoisonError::into_inner);
+                sinks.push(Arc::downgrade(sink));
+                sink.trusted();
+            }
+            FeedHandle::new(stats, inner.transitions.clone(), None, sink)
+        })
+        .with_clock(Some(Arc::clone(&self.inner.clock)))
     }
 
     fn kind(&self) -> &'static str {
         "memory"
     }
 
-    fn local_transitions(&self) -> Option<broadcast::Receiver<Transition>> {
-        Some(self.transitions())
+    fn journal(&self) -> Option<Arc<dyn RoutingJournal>> {
+        Some(Arc::new(self.clone()))
     }
 }

@@ -16,10 +16,10 @@ use async_trait::async_trait;
 use redis::FromRedisValue;
 use redis::streams::{StreamId, StreamRangeReply};
 
-use super::StoreError;
-use super::journal::{FailureRecord, RoutingJournal};
-use super::redis::RedisStore;
+use super::RedisStore;
 use crate::agent_id::AgentId;
+use crate::store::StoreError;
+use crate::store::journal::{FailureRecord, RoutingJournal};
 
 /// The most `XREVRANGE` pages one read of recent failures makes when
 /// malformed entries leave a page short.

@@ -8,15 +8,14 @@ use redis::AsyncConnectionConfig;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::sentinel::SentinelClient;
 
-use super::AlertsError;
-use crate::store::{WatchRoute, WatchTarget};
+use crate::store::redis::watch::{WatchRoute, WatchTarget};
 
 /// How to reach Redis, and the bound on each command.
 #[derive(Clone)]
-pub(super) struct Link {
+pub(crate) struct Link {
     route: Route,
     /// The bound on each command (a blocking read gets its block time more).
-    pub(super) timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 /// Each client shared by the tasks of all URLs (they connect on their own).
@@ -40,9 +39,9 @@ impl Link {
     ///
     /// # Errors
     ///
-    /// [`AlertsError::Redis`] when the seed nodes make no cluster client (the
+    /// A message when the seed nodes make no cluster client (the
     /// store's own was made from the same, so in practice never).
-    pub(super) fn new(target: WatchTarget, timeout: Duration) -> Result<Self, AlertsError> {
+    pub(crate) fn new(target: WatchTarget, timeout: Duration) -> Result<Self, String> {
         let route = match target.route {
             WatchRoute::Direct => Route::Direct(Arc::new(target.client)),
             WatchRoute::Cluster { nodes, .. } => {
@@ -56,7 +55,7 @@ impl Link {
                 )
                 .connection_timeout(timeout)
                 .build()
-                .map_err(|e| AlertsError::Redis(format!("cannot make a cluster client: {e}")))?;
+                .map_err(|e| format!("cannot make a cluster client: {e}"))?;
                 Route::Cluster(Arc::new(cluster))
             }
             WatchRoute::Sentinel(sentinels) => Route::Sentinel(sentinels),
@@ -65,7 +64,7 @@ impl Link {
     }
 
     /// What kind of deployment this reaches, for the logs.
-    pub(super) fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self.route {
             Route::Direct(_) => "redis",
             Route::Cluster(_) => "redis cluster",
@@ -77,7 +76,7 @@ impl Link {
     /// must not hold up the breaker's pooled connections. Through Sentinel,
     /// the sentinels are asked for the master first, so a new connection
     /// follows a failover.
-    pub(super) async fn connect(&self) -> Result<Conn, String> {
+    pub(crate) async fn connect(&self) -> Result<Conn, String> {
         match &self.route {
             Route::Direct(client) => self.connect_to(client).await,
             Route::Cluster(cluster) => {
@@ -126,4 +125,4 @@ async fn bounded<T>(
 
 /// A connection of a delivery task: the store's kind (one server, directly
 /// or the master Sentinel named, or a cluster).
-pub(super) use crate::store::RedisConn as Conn;
+pub(crate) use crate::store::redis::Conn;

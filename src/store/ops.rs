@@ -1,0 +1,136 @@
+//! [`StoreExt`]: each [`Op`] as a typed call on any [`BreakerStore`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Applied, BreakerStore, Op, StoreError};
+use crate::agent_id::AgentId;
+use crate::config::BreakerConfig;
+use crate::model::{Batch, Decision, ForceMode, Outcome, Ticket};
+
+/// The operations of [`BreakerStore::apply`] as typed calls, for every store
+/// (a blanket implementation: nothing to implement).
+#[async_trait]
+pub trait StoreExt: BreakerStore {
+    /// Asks for a permit; see [`crate::model::acquire`]. Creates the agent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn acquire(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        permit_id: &str,
+    ) -> Result<Applied<Decision>, StoreError> {
+        let applied = self.apply(config, agent, Op::Acquire { permit_id }).await?;
+        let applied = applied.ok_or_else(|| answered_nothing(agent, "acquire"))?;
+        match applied.value {
+            Some(decision) => Ok(Applied {
+                value: decision,
+                snapshot: applied.snapshot,
+                transition: applied.transition,
+                now_ms: applied.now_ms,
+            }),
+            None => Err(answered_nothing(agent, "acquire")),
+        }
+    }
+
+    /// Records an outcome; see [`crate::model::record`]. Creates the agent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn record(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        ticket: &Ticket,
+        outcome: Outcome,
+    ) -> Result<Applied<()>, StoreError> {
+        let applied = self
+            .apply(config, agent, Op::Record { ticket, outcome })
+            .await?;
+        applied
+            .map(unit)
+            .ok_or_else(|| answered_nothing(agent, "record"))
+    }
+
+    /// Applies outcomes counted locally; `Ok(None)` for an unknown agent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn flush(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        batch: &Batch,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        Ok(self.apply(config, agent, Op::Flush(batch)).await?.map(unit))
+    }
+
+    /// The admin reset; `Ok(None)` for an unknown agent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn reset(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        Ok(self.apply(config, agent, Op::Reset).await?.map(unit))
+    }
+
+    /// The operator override; `Ok(None)` for an unknown agent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn force(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        mode: ForceMode,
+        ttl: Option<Duration>,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        let op = Op::Force { mode, ttl };
+        Ok(self.apply(config, agent, op).await?.map(unit))
+    }
+
+    /// The agent's state (after lazy lease and force expiry); `Ok(None)`
+    /// for an unknown agent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn snapshot(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+    ) -> Result<Option<Applied<()>>, StoreError> {
+        Ok(self.apply(config, agent, Op::Snapshot).await?.map(unit))
+    }
+}
+
+#[async_trait]
+impl<S: BreakerStore + ?Sized> StoreExt for S {}
+
+fn unit(applied: Applied<Option<Decision>>) -> Applied<()> {
+    Applied {
+        value: (),
+        snapshot: applied.snapshot,
+        transition: applied.transition,
+        now_ms: applied.now_ms,
+    }
+}
+
+/// An operation that always has an answer got none: a store bug.
+fn answered_nothing(agent: &AgentId, op: &str) -> StoreError {
+    StoreError::InvalidData {
+        what: format!("store reply for agent {agent}"),
+        detail: format!("the {op} operation answered nothing"),
+    }
+}
