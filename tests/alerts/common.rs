@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use fleet_breaker::alerts::{Webhooks, WebhooksBuilder, dead_letter_key, group_name};
+use fleet_breaker::alerts::{
+    WebhookHandle, Webhooks, WebhooksBuilder, dead_letter_key, group_name,
+};
 use fleet_breaker::{AgentId, CircuitBreaker, ForceMode, RedisStore, Transition};
 
 use crate::support::{TestRedis, wait_until};
@@ -127,4 +129,70 @@ pub(crate) async fn dead_letters_in(
         .await
         .expect("XRANGE");
     entries.into_iter().map(|(_, fields)| fields).collect()
+}
+
+/// Makes transitions of an agent `marker` (forced open, back to auto, ...),
+/// each waited for at every URL, until each of `handles` has settled one
+/// of them (delivered or dead-lettered) for every URL: each instance has
+/// then gone through a round of its loop (retries due, read, deliveries)
+/// after this point, where a wrongly repeated delivery would have shown.
+/// Which instance reads an entry is Redis's choice, so this takes a few;
+/// the transitions made are returned, for the caller to tell them apart.
+pub(crate) async fn each_instance_delivers_a_later_transition(
+    breaker: &CircuitBreaker,
+    handles: &[&WebhookHandle],
+) -> Vec<Transition> {
+    let settled = || -> Vec<Vec<u64>> {
+        handles
+            .iter()
+            .map(|h| {
+                h.stats()
+                    .iter()
+                    .map(|s| s.delivered + s.dead_lettered)
+                    .collect()
+            })
+            .collect()
+    };
+    let at_every_url = |counts: &[Vec<u64>]| -> Vec<u64> {
+        let urls = counts.first().map_or(0, Vec::len);
+        (0..urls)
+            .map(|url| counts.iter().map(|h| h[url]).sum())
+            .collect()
+    };
+    let before = settled();
+    let marker = AgentId::new("marker").unwrap();
+    known(breaker, &marker).await;
+    let mut made = Vec::new();
+    // Far more than two instances need, unless one never reads again.
+    for _ in 0..20 {
+        made.push(if made.len() % 2 == 0 {
+            force_open(breaker, &marker).await
+        } else {
+            force_auto(breaker, &marker).await
+        });
+        let goal: Vec<u64> = at_every_url(&before)
+            .iter()
+            .map(|n| n + made.len() as u64)
+            .collect();
+        wait_until("the marker transition reaches every URL", WAIT, || {
+            let reached = at_every_url(&settled())
+                .iter()
+                .zip(&goal)
+                .all(|(n, goal)| n >= goal);
+            async move { reached }
+        })
+        .await;
+        let now = settled();
+        let each_settled = now
+            .iter()
+            .zip(&before)
+            .all(|(now, before)| now.iter().zip(before).all(|(now, before)| now > before));
+        if each_settled {
+            return made;
+        }
+    }
+    panic!(
+        "an instance settled none of {} later transitions",
+        made.len()
+    );
 }

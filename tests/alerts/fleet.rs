@@ -8,10 +8,10 @@ use fleet_breaker::alerts::{DELIVERY_HEADER, Webhooks};
 use fleet_breaker::{AgentId, CircuitState, ForceMode};
 
 use crate::common::{
-    WAIT, breaker, force_auto, force_open, hooks, known, open_agent_1, pending, store,
-    wait_all_acked,
+    WAIT, breaker, each_instance_delivers_a_later_transition, force_auto, force_open, hooks, known,
+    open_agent_1, pending, store, wait_all_acked,
 };
-use crate::receiver::Receiver;
+use crate::receiver::{Received, Receiver};
 use crate::support::{TestRedis, unique_prefix, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,28 +35,42 @@ async fn two_instances_deliver_each_transition_exactly_once_per_url() {
     })
     .await;
     wait_all_acked(&redis, &prefix, &receiver.url()).await;
-    // Give a wrongly repeated delivery the time of several polls to show up.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both instances go a round past this point, where a wrongly repeated
+    // delivery would show.
+    let markers = each_instance_delivers_a_later_transition(&breaker, &[&a, &b]).await;
+    let all = 3 + markers.len();
 
     let accepted = receiver.accepted();
     let mut got: Vec<_> = accepted
         .iter()
         .map(|r| r.transition.clone().unwrap())
+        .filter(|t| t.agent_id == agent)
         .collect();
     got.sort_by_key(|t| t.generation);
     assert_eq!(got, [opened, closed, reopened]);
     let mut ids: Vec<_> = accepted.iter().map(|r| r.delivery_id.clone()).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 3, "one delivery id per transition: {accepted:?}");
-    assert_eq!(receiver.arrived().len(), 3, "no request beyond the three");
+    assert_eq!(
+        ids.len(),
+        all,
+        "one delivery id per transition: {accepted:?}"
+    );
+    assert_eq!(
+        receiver.arrived().len(),
+        all,
+        "no request beyond one a transition"
+    );
     assert!(
         accepted
             .iter()
             .all(|r| r.attempt == 1 && r.content_type == "application/json")
     );
     let delivered: u64 = [&a, &b].iter().map(|h| h.stats()[0].delivered).sum();
-    assert_eq!(delivered, 3, "the two instances delivered three in all");
+    assert_eq!(
+        delivered as usize, all,
+        "the two instances delivered each once in all"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -77,7 +91,7 @@ async fn every_url_gets_the_transition_once_and_a_failing_url_does_not_resend_to
     );
 
     let breaker = breaker(&store);
-    let (_, opened) = open_agent_1(&breaker).await;
+    let (agent, opened) = open_agent_1(&breaker).await;
 
     for receiver in [&one, &two] {
         wait_until("the transition reaches the URL", WAIT, || async {
@@ -86,15 +100,33 @@ async fn every_url_gets_the_transition_once_and_a_failing_url_does_not_resend_to
         .await;
         wait_all_acked(&redis, &prefix, &receiver.url()).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(one.arrived().len(), 1, "the healthy URL got it once");
+    // Both instances go a round past this point on both URLs, where a
+    // wrongly repeated delivery would show.
+    let markers = each_instance_delivers_a_later_transition(&breaker, &[&a, &b]).await;
+    let of_agent_1 = |receiver: &Receiver| -> Vec<Received> {
+        receiver
+            .arrived()
+            .into_iter()
+            .filter(|r| r.transition.as_ref().is_some_and(|t| t.agent_id == agent))
+            .collect()
+    };
+    assert_eq!(of_agent_1(&one).len(), 1, "the healthy URL got it once");
     assert_eq!(
-        two.arrived().len(),
+        of_agent_1(&two).len(),
         3,
         "the failing URL got two failed tries and one good"
     );
     for receiver in [&one, &two] {
-        let accepted = receiver.accepted();
+        assert_eq!(
+            receiver.arrived().len() - of_agent_1(receiver).len(),
+            markers.len(),
+            "each later transition once"
+        );
+        let accepted: Vec<_> = receiver
+            .accepted()
+            .into_iter()
+            .filter(|r| r.transition.as_ref().is_some_and(|t| t.agent_id == agent))
+            .collect();
         assert_eq!(accepted.len(), 1);
         assert_eq!(accepted[0].transition.as_ref(), Some(&opened));
     }
@@ -221,11 +253,24 @@ async fn a_new_url_starts_at_the_end_of_the_stream_and_a_graceful_stop_leaves_th
         !receiver.accepted().is_empty()
     })
     .await;
+    // A later transition, delivered in stream order after everything the
+    // consumer read before it: a replay of the history would show by then.
+    let reopened = force_open(&breaker, &agent).await;
+    wait_until("the later transition is delivered", WAIT, || async {
+        receiver.accepted().len() >= 2
+    })
+    .await;
     wait_all_acked(&redis, &prefix, &receiver.url()).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let accepted = receiver.accepted();
-    assert_eq!(accepted.len(), 1, "history is not replayed: {accepted:?}");
-    assert_eq!(accepted[0].transition.as_ref(), Some(&closed));
+    let accepted: Vec<_> = receiver
+        .accepted()
+        .into_iter()
+        .map(|r| r.transition)
+        .collect();
+    assert_eq!(
+        accepted,
+        [Some(closed), Some(reopened)],
+        "history is not replayed"
+    );
 
     handle.shutdown().await;
     let mut conn = redis.connection().await;

@@ -1,11 +1,13 @@
 //! Retries with backoff, and dead letters after `max_tries`.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use fleet_breaker::AgentId;
 use fleet_breaker::alerts::{DeliveryOutcome, EndpointStats};
 
-use crate::common::{WAIT, breaker, dead_letters, hooks, open_agent_1, store, wait_all_acked};
+use crate::common::{
+    WAIT, breaker, dead_letters, force_open, hooks, known, open_agent_1, store, wait_all_acked,
+};
 use crate::receiver::Receiver;
 use crate::support::{TestRedis, unique_prefix, wait_until};
 
@@ -114,8 +116,20 @@ async fn a_url_that_always_fails_gets_the_transition_dead_lettered_after_max_tri
             DeliveryOutcome::DeadLettered
         ]
     );
-    // No further try once dead-lettered.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.arrived().len(), 3);
+    // No further try once dead-lettered: meanwhile a later transition goes
+    // through all of its tries, backoffs included, to the dead letters.
+    let later = AgentId::new("agent-2").unwrap();
+    known(&breaker, &later).await;
+    force_open(&breaker, &later).await;
+    wait_until("a later transition is dead-lettered too", WAIT, || async {
+        handle.stats()[0].dead_lettered == 2
+    })
+    .await;
+    let tries_of_the_first = receiver
+        .arrived()
+        .iter()
+        .filter(|r| r.transition.as_ref() == Some(&opened))
+        .count();
+    assert_eq!(tries_of_the_first, 3);
     handle.shutdown().await;
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use fleet_breaker::{AgentId, CircuitState, ForceMode, RedisStore, RedisTarget};
 
 use crate::common::{
-    WAIT, breaker, dead_letters_in, force_auto, force_open, hooks, known, open_agent_1, pending_in,
+    WAIT, breaker, dead_letters_in, each_instance_delivers_a_later_transition, force_auto,
+    force_open, hooks, known, open_agent_1, pending_in,
 };
 use crate::receiver::Receiver;
 use crate::support::cluster::TestCluster;
@@ -77,22 +78,37 @@ async fn on_a_cluster_two_instances_deliver_each_transition_once_and_dead_letter
         })
         .await;
     }
-    // Give a wrongly repeated delivery the time of several polls to show up.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both instances go a round past this point on both URLs, where a
+    // wrongly repeated delivery would show.
+    let markers = each_instance_delivers_a_later_transition(&breaker, &[&a, &b]).await;
+    let all = 3 + markers.len();
+    let of_agent_1 = |t: &fleet_breaker::Transition| t.agent_id == agent;
 
     let accepted = good.accepted();
-    let mut got: Vec<_> = accepted.iter().map(|r| r.transition.clone()).collect();
+    let mut got: Vec<_> = accepted
+        .iter()
+        .map(|r| r.transition.clone())
+        .filter(|t| t.as_ref().is_some_and(of_agent_1))
+        .collect();
     got.sort_by_key(|t| t.as_ref().map(|t| t.generation));
     assert_eq!(got, made.iter().cloned().map(Some).collect::<Vec<_>>());
     let mut ids: Vec<_> = accepted.iter().map(|r| r.delivery_id.clone()).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 3, "one delivery id per transition: {accepted:?}");
-    assert_eq!(good.arrived().len(), 3, "no request beyond the three");
-    assert_eq!(bad.arrived().len(), 6, "two tries of each of the three");
+    assert_eq!(
+        ids.len(),
+        all,
+        "one delivery id per transition: {accepted:?}"
+    );
+    assert_eq!(
+        good.arrived().len(),
+        all,
+        "no request beyond one a transition"
+    );
+    assert_eq!(bad.arrived().len(), 2 * all, "two tries of each transition");
 
     let letters = dead_letters_in(&mut conn, &prefix).await;
-    assert_eq!(letters.len(), 3, "each dead-lettered once: {letters:?}");
+    assert_eq!(letters.len(), all, "each dead-lettered once: {letters:?}");
     let mut dead: Vec<fleet_breaker::Transition> = letters
         .iter()
         .map(|letter| {
@@ -102,6 +118,7 @@ async fn on_a_cluster_two_instances_deliver_each_transition_once_and_dead_letter
             );
             serde_json::from_str(&letter["msg"]).unwrap()
         })
+        .filter(of_agent_1)
         .collect();
     dead.sort_by_key(|t| t.generation);
     assert_eq!(dead, made);
@@ -111,8 +128,13 @@ async fn on_a_cluster_two_instances_deliver_each_transition_once_and_dead_letter
             (delivered + stats.delivered, dead + stats.dead_lettered)
         })
     };
-    assert_eq!(sum(0), (3, 0), "the good URL: three delivered");
-    assert_eq!(sum(1), (0, 3), "the failing URL: three dead-lettered");
+    let all = all as u64;
+    assert_eq!(sum(0), (all, 0), "the good URL: every transition delivered");
+    assert_eq!(
+        sum(1),
+        (0, all),
+        "the failing URL: every transition dead-lettered"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -202,7 +224,26 @@ async fn through_sentinel_delivery_follows_a_failover_to_the_promoted_replica() 
         "delivered through the promoted replica {:?} after the kill",
         killed_at.elapsed()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A later transition, delivered in stream order after everything the
+    // one consumer read before it: a wrongly repeated delivery, or the rare
+    // extra transition below, has arrived by then.
+    // (Forced until a force succeeds, as above.)
+    let later = std::sync::Mutex::new(None);
+    wait_until("a later transition is made and delivered", WAIT, || async {
+        if later.lock().unwrap().is_none()
+            && let Ok(t) = breaker.force(&agent, ForceMode::Open, None).await
+        {
+            *later.lock().unwrap() = Some(t);
+        }
+        let later = later.lock().unwrap().clone();
+        later.is_some_and(|later| {
+            receiver
+                .accepted()
+                .iter()
+                .any(|r| r.transition.as_ref() == Some(&later))
+        })
+    })
+    .await;
     let accepted = receiver.accepted();
     assert_eq!(accepted[0].transition.as_ref(), Some(&opened));
     let after = accepted[1].transition.as_ref().expect("a transition");

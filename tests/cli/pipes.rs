@@ -2,7 +2,7 @@
 //! command quietly: no panic, no "Broken pipe", exit code 0.
 
 use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fleet_breaker::{AgentId, ForceMode};
 
@@ -80,21 +80,24 @@ async fn watch_ends_quietly_at_its_first_line_when_stdout_is_closed() {
     });
     let agent = AgentId::new("agent-1").expect("valid id");
     // Transitions until watch has tried to print one (and ended), bounded.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "watch did not end at a closed stdout"
-        );
-        pod.force(&agent, ForceMode::Open, None)
-            .await
-            .expect("force");
-        pod.reset(&agent).await.expect("reset");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (pod, agent) = (&pod, &agent);
+    let status = support::wait_for(
+        "watch ends at a closed stdout",
+        Duration::from_secs(20),
+        || {
+            let ended = child.try_wait().expect("wait");
+            async move {
+                if ended.is_none() {
+                    pod.force(agent, ForceMode::Open, None)
+                        .await
+                        .expect("force");
+                    pod.reset(agent).await.expect("reset");
+                }
+                ended
+            }
+        },
+    )
+    .await;
     let (first, rest) = said.await.expect("stderr read");
     assert!(first.starts_with("watching transitions"), "{first}");
     assert!(rest.is_empty(), "nothing more on stderr: {rest:?}");

@@ -9,6 +9,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::poll_blocking;
+
 /// A running binary, killed and reaped on drop.
 pub(crate) struct Running {
     child: Child,
@@ -93,16 +95,9 @@ impl Running {
 
     /// The exit status, if the process ends within `bound`.
     pub(crate) fn exit_within(&mut self, bound: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + bound;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        poll_blocking(bound, Duration::from_millis(10), || {
+            self.child.try_wait().expect("try_wait")
+        })
     }
 
     /// Every stdout line read so far and any left (after the exit).

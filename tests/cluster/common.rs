@@ -1,10 +1,11 @@
 //! Pods on a test cluster, and reads of the cluster's keys.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_breaker::{
-    AgentId, BreakerConfig, CircuitBreaker, Permit, RedisStore, RedisTarget, StorePolicy,
-    Transition,
+    AgentId, BreakerConfig, CircuitBreaker, ManualClock, Permit, RedisStore, RedisTarget,
+    StorePolicy, Transition,
 };
 use futures::future::join_all;
 use redis::AsyncCommands;
@@ -33,9 +34,38 @@ pub(crate) async fn fleet(
     pods: usize,
     config: &BreakerConfig,
 ) -> Vec<CircuitBreaker> {
+    fleet_on(cluster, prefix, pods, config, None).await
+}
+
+/// [`fleet`] whose scripts and caches all read `clock` (see
+/// `support::fleet::fleet_clock`) instead of Redis `TIME`.
+pub(crate) async fn fleet_on_clock(
+    cluster: &TestCluster,
+    prefix: &str,
+    pods: usize,
+    config: &BreakerConfig,
+    clock: &ManualClock,
+) -> Vec<CircuitBreaker> {
+    fleet_on(cluster, prefix, pods, config, Some(clock)).await
+}
+
+async fn fleet_on(
+    cluster: &TestCluster,
+    prefix: &str,
+    pods: usize,
+    config: &BreakerConfig,
+    clock: Option<&ManualClock>,
+) -> Vec<CircuitBreaker> {
     join_all((0..pods).map(|pod| async move {
+        let mut store = RedisStore::builder_for(RedisTarget::Cluster(cluster.urls()))
+            .prefix(prefix)
+            .timeout(Duration::from_secs(2))
+            .pool_size(4);
+        if let Some(clock) = clock {
+            store = store.clock_override(Arc::new(clock.clone()));
+        }
         CircuitBreaker::builder()
-            .store(store(cluster, prefix, Duration::from_secs(2)).await)
+            .store(store.build().await.expect("connect to the cluster"))
             .config(*config)
             .policy(StorePolicy::FailClosed)
             .max_staleness(Duration::from_millis(500))

@@ -9,7 +9,7 @@ use futures::future::join_all;
 use crate::common::{id, store};
 use crate::support::cluster::TestCluster;
 use crate::support::fleet::all_recovered;
-use crate::support::{init_tracing, procs, unique_prefix, wait_until};
+use crate::support::{init_tracing, procs, unique_prefix, wait_for, wait_until};
 
 const TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -50,8 +50,21 @@ async fn a_killed_master_is_replaced_by_its_replica_and_the_pods_degrade_then_re
     for _ in 0..2 {
         pods[0].acquire(victim).await.unwrap().failure("down").await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await; // past the 450 ms backoff
-    let in_flight: Permit = pods[1].acquire(victim).await.expect("a probe");
+    // Rejected while the 450 ms backoff runs, then a probe.
+    let in_flight: Permit = wait_for(
+        "the victim's backoff ends and a probe is granted",
+        Duration::from_secs(3),
+        || async {
+            match pods[1].acquire(victim).await {
+                Ok(permit) => Some(permit),
+                Err(rejected) => {
+                    assert_eq!(rejected.state, CircuitState::Open, "{rejected}");
+                    None
+                }
+            }
+        },
+    )
+    .await;
     assert!(in_flight.is_probe());
     for agent in &agents[1..] {
         pods[2].acquire(agent).await.unwrap().success().await;

@@ -7,8 +7,9 @@ use fleet_breaker::{BreakerConfig, BreakerStore, CircuitState, Permit};
 use futures::StreamExt;
 use futures::future::join_all;
 
-use crate::common::{fleet, id, open_by_racing_failures, published, store};
+use crate::common::{fleet, fleet_on_clock, id, open_by_racing_failures, published, store};
 use crate::support::cluster::TestCluster;
+use crate::support::fleet::{caches_hold_the_store_view, fleet_clock};
 use crate::support::{init_tracing, unique_prefix, wait_until};
 
 const PODS: usize = 16;
@@ -107,11 +108,15 @@ async fn half_open_grants_exactly_three_probes_across_sixteen_pods_on_every_mast
         return;
     };
     let prefix = unique_prefix("cluster-probes");
-    let pods = fleet(&cluster, &prefix, PODS, &config()).await;
+    let clock = fleet_clock();
+    let pods = fleet_on_clock(&cluster, &prefix, PODS, &config(), &clock).await;
     for name in cluster.agents_on_every_master(1) {
         let agent = &id(&name);
         open_by_racing_failures(&pods, agent).await;
-        tokio::time::sleep(Duration::from_millis(80)).await; // past the 60 ms backoff
+        // Every pod knows of the opening, then the 60 ms backoff is over for
+        // all of them at once.
+        caches_hold_the_store_view(&pods, agent).await;
+        clock.advance(Duration::from_millis(60));
 
         let granted = crate::support::fleet::acquire_at_once(&pods, agent, 4).await;
         assert_eq!(
@@ -223,7 +228,8 @@ async fn every_state_change_is_in_the_stream_and_on_pubsub_exactly_once_on_every
         return;
     };
     let prefix = unique_prefix("cluster-once");
-    let pods = fleet(&cluster, &prefix, PODS, &config()).await;
+    let clock = fleet_clock();
+    let pods = fleet_on_clock(&cluster, &prefix, PODS, &config(), &clock).await;
     let agents: Vec<_> = cluster
         .agents_on_every_master(1)
         .iter()
@@ -239,15 +245,22 @@ async fn every_state_change_is_in_the_stream_and_on_pubsub_exactly_once_on_every
     pubsub.subscribe(format!("{prefix}:events")).await.unwrap();
     let mut messages = pubsub.into_on_message();
 
-    // Per agent, two cycles of: race to open, wait out the backoff, race for
-    // probes; in the first cycle the first round of probes fails.
+    // Per agent, two cycles of: race to open, move the fleet's clock past
+    // the backoff, race for probes; in the first cycle the first round of
+    // probes fails. (One agent's move of the clock only shortens another's
+    // wait; the at most 1.8 s moved in all is far from the probes' 10 s
+    // recovery timeout.)
+    let clock = &clock;
     join_all(agents.iter().map(|agent| {
         let pods = &pods;
         async move {
             for cycle in 0..2 {
                 open_by_racing_failures(pods, agent).await;
                 for round in 0..2 {
-                    tokio::time::sleep(Duration::from_millis(220)).await;
+                    // Every pod knows of the (re)opening; past the backoff
+                    // (at most 200 ms).
+                    caches_hold_the_store_view(pods, agent).await;
+                    clock.advance(Duration::from_millis(200));
                     let probes = crate::support::fleet::acquire_at_once(pods, agent, 1).await;
                     assert_eq!(probes.len(), 3, "{agent} cycle {cycle} round {round}");
                     if cycle == 0 && round == 0 {

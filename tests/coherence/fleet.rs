@@ -1,8 +1,11 @@
 //! Sixteen pods with their own pools, watchers and caches on one Redis.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use fleet_breaker::{AgentId, BreakerConfig, CircuitBreaker, CircuitState, Permit, RedisStore};
+use fleet_breaker::{
+    AgentId, BreakerConfig, CircuitBreaker, CircuitState, ManualClock, Permit, RedisStore,
+};
 use futures::future::join_all;
 
 use crate::support::{TestRedis, unique_prefix, wait_until};
@@ -19,15 +22,20 @@ pub(crate) fn config() -> BreakerConfig {
 }
 
 pub(crate) async fn pod(redis: &TestRedis, prefix: &str) -> CircuitBreaker {
-    let store = RedisStore::builder(redis.url())
+    pod_on(redis, prefix, None).await
+}
+
+/// A pod whose store reads `clock` (when given) instead of Redis `TIME`.
+async fn pod_on(redis: &TestRedis, prefix: &str, clock: Option<&ManualClock>) -> CircuitBreaker {
+    let mut store = RedisStore::builder(redis.url())
         .prefix(prefix)
         .timeout(Duration::from_secs(2))
-        .pool_size(2)
-        .build()
-        .await
-        .expect("connect");
+        .pool_size(2);
+    if let Some(clock) = clock {
+        store = store.clock_override(Arc::new(clock.clone()));
+    }
     CircuitBreaker::builder()
-        .store(store)
+        .store(store.build().await.expect("connect"))
         .config(config())
         .max_staleness(MAX_STALENESS)
         .flush_interval(Duration::from_millis(200))
@@ -108,14 +116,18 @@ async fn an_agent_opened_by_one_pod_is_rejected_by_every_pod_locally_within_max_
 async fn a_probe_is_granted_fleet_wide_at_most_half_open_max_calls_times() {
     let redis = TestRedis::start().await;
     let prefix = unique_prefix("coherence-probes");
-    let pods = fleet(&redis, &prefix, PODS).await;
+    // One clock for the fleet's scripts and caches, moved by the test.
+    let clock = crate::support::fleet::fleet_clock();
+    let pods = join_all((0..PODS).map(|_| pod_on(&redis, &prefix, Some(&clock)))).await;
     let agent = AgentId::new("agent-1").unwrap();
     warm(&pods, &agent).await;
     for _ in 0..5 {
         pods[0].acquire(&agent).await.unwrap().failure("down").await;
     }
-    // Real Redis time: let the 300 ms backoff pass.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Every cache hears of the opening (one that had not would still admit
+    // as closed), then the 300 ms backoff is over for all of them at once.
+    crate::support::fleet::caches_hold_the_store_view(&pods, &agent).await;
+    clock.advance(Duration::from_millis(300));
 
     let agent = &agent;
     let granted = crate::support::fleet::acquire_at_once(&pods, agent, 4).await;

@@ -27,7 +27,6 @@ use std::time::Duration;
 use fantoccini::Client;
 use fleet_breaker::{AgentId, BreakerConfig, CircuitBreaker, Permit, RedisStore};
 use serde_json::{Value, json};
-use tokio::time::{Instant, sleep};
 
 use browser::{Browser, Driver, cdp, install_crypto_provider};
 use page::{click, screenshot, set_token, wait_for_page};
@@ -296,13 +295,11 @@ async fn seed(url: &str, prefix: &str) -> (CircuitBreaker, Permit) {
         .await;
 
     // inventory-api: once its 20 ms backoff is over, take its probe and keep it.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let probe = loop {
-        match fast.acquire(&agent("inventory-api")).await {
-            Ok(permit) => break permit,
-            Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(10)).await,
-            Err(rejected) => panic!("inventory-api never went half-open: {rejected:?}"),
-        }
-    };
+    let probe = support::wait_for(
+        "inventory-api goes half-open",
+        Duration::from_secs(2),
+        || async { fast.acquire(&agent("inventory-api")).await.ok() },
+    )
+    .await;
     (slow, probe)
 }

@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::poll_within;
+use crate::{LIVE, TOKEN_KEY};
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::{Client, Locator};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::time::{Instant, sleep};
-
-use crate::{LIVE, TOKEN_KEY};
 
 /// What the page shows, read in one round trip by [`PAGE_SCRIPT`].
 #[derive(Debug, Deserialize)]
@@ -93,19 +92,17 @@ pub(crate) async fn wait_for_page(
     what: &str,
     ready: impl Fn(&Page) -> bool,
 ) -> Page {
-    let deadline = Instant::now() + LIVE;
-    loop {
-        let page = read_page(client).await;
-        if let Some(page) = page.filter(|p| ready(p)) {
-            return page;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "the page did not show {what} within {LIVE:?}; it shows:\n{:#?}",
-                read_page(client).await
-            );
-        }
-        sleep(Duration::from_millis(50)).await;
+    let ready = &ready;
+    let page = poll_within(LIVE, Duration::from_millis(50), || async move {
+        read_page(client).await.filter(|p| ready(p))
+    })
+    .await;
+    match page {
+        Some(page) => page,
+        None => panic!(
+            "the page did not show {what} within {LIVE:?}; it shows:\n{:#?}",
+            read_page(client).await
+        ),
     }
 }
 
@@ -148,16 +145,12 @@ pub(crate) async fn screenshot(client: &Client) {
     // Let the arrival animations end (the live badge's pulse never does).
     let settled = "return document.getAnimations()\
                    .every((a) => a.effect.getTiming().iterations === Infinity);";
-    let deadline = Instant::now() + LIVE;
-    while client
-        .execute(settled, vec![])
-        .await
-        .expect("read the animations")
-        != json!(true)
-    {
-        assert!(Instant::now() < deadline, "the page kept animating");
-        sleep(Duration::from_millis(50)).await;
-    }
+    poll_within(LIVE, Duration::from_millis(50), || async {
+        let done = client.execute(settled, vec![]).await;
+        (done.expect("read the animations") == json!(true)).then_some(())
+    })
+    .await
+    .expect("the page stops animating");
     let png = client.screenshot().await.expect("take a screenshot");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
     std::fs::create_dir_all(path.parent().expect("docs/")).expect("create docs/");

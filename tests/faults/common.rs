@@ -12,7 +12,7 @@ use fleet_breaker::{AgentId, BreakerConfig, CircuitBreaker, CircuitState, RedisS
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::support::proxy::FaultProxy;
-use crate::support::{TestRedis, wait_until};
+use crate::support::{TestRedis, poll_within, wait_until};
 
 /// The store's bound on every Redis operation: the default, set explicitly.
 pub(crate) const TIMEOUT: Duration = Duration::from_millis(100);
@@ -295,26 +295,21 @@ async fn agreement(pods: &[Arc<Pod>], agent: &str) -> Result<Agreed, String> {
 pub(crate) async fn agreed(pods: &[Arc<Pod>], within: Duration) -> Vec<Agreed> {
     let last = std::sync::Mutex::new(String::new());
     let last = &last;
-    let waited = tokio::time::timeout(within, async {
-        loop {
-            let mut views = Vec::new();
-            for agent in AGENTS {
-                match agreement(pods, agent).await {
-                    Ok(view) => views.push(view),
-                    Err(why) => {
-                        *last.lock().unwrap() = why;
-                        break;
-                    }
+    let views = poll_within(within, Duration::from_millis(10), || async move {
+        let mut views = Vec::new();
+        for agent in AGENTS {
+            match agreement(pods, agent).await {
+                Ok(view) => views.push(view),
+                Err(why) => {
+                    *last.lock().unwrap() = why;
+                    return None;
                 }
             }
-            if views.len() == AGENTS.len() {
-                return views;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        Some(views)
     })
     .await;
-    waited.unwrap_or_else(|_| {
+    views.unwrap_or_else(|| {
         panic!(
             "the pods do not agree within {within:?}: {}",
             last.lock().unwrap()

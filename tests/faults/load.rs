@@ -2,13 +2,14 @@
 //! and the assertions on those timings.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fleet_breaker::AgentId;
 use tokio::task::JoinHandle;
 
 use crate::common::{DEGRADED_ROUTE_BOUND, Pod, ROUTE_BOUND, TIMEOUT};
+use crate::support::wait_until;
 
 /// Between two routes of one pod: eight pods then route about 3,000 tasks a
 /// second in all, without starving the machine's two cores.
@@ -38,17 +39,25 @@ impl Sample {
 #[derive(Debug)]
 pub(crate) struct Load {
     stop: Arc<AtomicBool>,
+    /// Per pod (name, routes ended so far), while the loops run.
+    ended: Vec<(String, Arc<AtomicU64>)>,
     tasks: Vec<(String, JoinHandle<Vec<Sample>>)>,
 }
 
 impl Load {
     pub(crate) fn start(pods: &[Arc<Pod>]) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
+        let ended: Vec<_> = pods
+            .iter()
+            .map(|pod| (pod.name.clone(), Arc::new(AtomicU64::new(0))))
+            .collect();
         let tasks = pods
             .iter()
-            .map(|pod| {
+            .zip(&ended)
+            .map(|(pod, (_, routes_ended))| {
                 let name = pod.name.clone();
                 let (pod, stop) = (Arc::clone(pod), Arc::clone(&stop));
+                let routes_ended = Arc::clone(routes_ended);
                 let task = tokio::spawn(async move {
                     let mut samples = Vec::new();
                     let mut task = 0;
@@ -69,7 +78,9 @@ impl Load {
                             result,
                             passed_over,
                         });
+                        routes_ended.fetch_add(1, Ordering::SeqCst);
                         task += 1;
+                        // The load's pacing, part of the scenario.
                         tokio::time::sleep(PACE).await;
                     }
                     samples
@@ -77,7 +88,37 @@ impl Load {
                 (name, task)
             })
             .collect();
-        Load { stop, tasks }
+        Load { stop, ended, tasks }
+    }
+
+    /// Waits (within `bound`) until every pod has ended `n` more routes
+    /// than it had when called: a stretch of the scenario counted in
+    /// routes, which a slow machine cannot skip as it can a stretch of time.
+    /// Every route a pod had in flight has ended once it ends one more.
+    pub(crate) async fn each_routes(&self, n: u64, bound: Duration) {
+        self.routes_of(|_| true, n, bound).await;
+    }
+
+    /// [`Load::each_routes`] for the pod named `pod` alone.
+    pub(crate) async fn routes_of_pod(&self, pod: &str, n: u64, bound: Duration) {
+        self.routes_of(|name| name == pod, n, bound).await;
+    }
+
+    async fn routes_of(&self, which: impl Fn(&str) -> bool, n: u64, bound: Duration) {
+        let goals: Vec<(&Arc<AtomicU64>, u64)> = self
+            .ended
+            .iter()
+            .filter(|(name, _)| which(name))
+            .map(|(_, ended)| (ended, ended.load(Ordering::SeqCst) + n))
+            .collect();
+        assert!(!goals.is_empty(), "no such pod in the load");
+        wait_until(&format!("{n} more routes end on each pod"), bound, || {
+            let done = goals
+                .iter()
+                .all(|(ended, goal)| ended.load(Ordering::SeqCst) >= *goal);
+            async move { done }
+        })
+        .await;
     }
 
     /// Stops every pod's loop; every sample, in no particular order.

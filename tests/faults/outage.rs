@@ -12,7 +12,7 @@ use crate::common::{
     agreed, all_degraded, all_recovered, all_see_agent_1_open, fleet, id, on_loopback, serial,
 };
 use crate::load::{Load, Samples, assert_degraded_routes_fast, assert_routes_bounded_and_served};
-use crate::support::{TestRedis, unique_prefix};
+use crate::support::{TestRedis, unique_prefix, wait_until};
 
 const PODS: usize = 8;
 
@@ -65,7 +65,8 @@ async fn outage(redis: &mut TestRedis, fault: Fault, agent_1: Agent1Down, name: 
     // Healthy load for half a second: less than the 1 s flush interval, so
     // some pods know agent-1 is open from the transition message alone, not
     // yet from a store answer. What a pod knows, it must keep knowing when
-    // Redis goes.
+    // Redis goes. A stretch of time measured against the flush interval:
+    // the scenario itself, not a wait for a state.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(pods.iter().all(|p| !p.breaker().is_degraded()));
 
@@ -82,8 +83,26 @@ async fn outage(redis: &mut TestRedis, fault: Fault, agent_1: Agent1Down, name: 
     // A silent Redis is noticed once the cache stops trusting its
     // subscription (max_staleness, 1 s) and store calls time out.
     let to_all_degraded = all_degraded(&pods, Duration::from_secs(4)).await;
-    // Degraded load.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Degraded load until every pod has failed two more store calls (its
+    // prober's pings, every 200 ms), each pod routing meanwhile: each has
+    // tried Redis again since, and must still be degraded.
+    let errors: Vec<u64> = pods
+        .iter()
+        .map(|p| p.breaker().store_stats().errors)
+        .collect();
+    wait_until(
+        "every pod's prober finds Redis out twice more",
+        Duration::from_secs(3),
+        || {
+            let probed = pods
+                .iter()
+                .zip(&errors)
+                .all(|(p, before)| p.breaker().store_stats().errors >= before + 2);
+            async move { probed }
+        },
+    )
+    .await;
+    load.each_routes(5, Duration::from_secs(2)).await;
     for pod in &pods {
         assert!(
             matches!(pod.breaker().store_status(), StoreStatus::Degraded { .. }),
@@ -104,8 +123,21 @@ async fn outage(redis: &mut TestRedis, fault: Fault, agent_1: Agent1Down, name: 
         }
     };
     let recovery = all_recovered(&pods, back_at).await;
-    // Load on a healthy Redis again: agent-1, still down, opens there.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Load on a healthy Redis again: agent-1, still down, opens there (a
+    // restarted Redis has forgotten it), and every pod routes on.
+    wait_until(
+        "agent-1 is open in Redis again",
+        Duration::from_secs(2),
+        || async {
+            pods[0]
+                .breaker()
+                .snapshot(&id(AGENT_1))
+                .await
+                .is_ok_and(|s| s.state == CircuitState::Open)
+        },
+    )
+    .await;
+    load.each_routes(2, Duration::from_secs(2)).await;
     let samples = load.stop().await;
 
     let what = format!("{fault:?}");
@@ -270,17 +302,19 @@ async fn latency_below_the_timeout_changes_nothing_but_latency() {
     pods.iter()
         .for_each(|p| p.proxy().set_latency(Duration::from_millis(20)));
     let load = Load::start(&pods);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Healthy routes first, with Redis 40 ms away.
+    load.each_routes(3, Duration::from_secs(2)).await;
 
     world.set_agent_1_down(true);
     let down_at = Instant::now();
     all_see_agent_1_open(&pods).await;
     let seen_open_after = down_at.elapsed();
     // Routes that got their permit before the circuit opened may still be
-    // on their way to agent-1: let every store call in flight end.
-    tokio::time::sleep(TIMEOUT + Duration::from_millis(50)).await;
+    // on their way to agent-1: let every route in flight end.
+    load.each_routes(1, Duration::from_secs(2)).await;
     let calls = world.calls(AGENT_1);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Then not one of the next ten routes of any pod calls agent-1.
+    load.each_routes(10, Duration::from_secs(3)).await;
     assert_eq!(
         world.calls(AGENT_1),
         calls,

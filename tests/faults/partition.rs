@@ -35,7 +35,7 @@ async fn a_partitioned_pod_degrades_alone_and_on_heal_converges_to_the_fleets_st
         .chain(others.iter().cloned())
         .collect();
     let load = Load::start(&everyone);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.each_routes(3, Duration::from_secs(2)).await;
 
     let cut_at = Instant::now();
     lonely.proxy().blackhole();
@@ -69,7 +69,15 @@ async fn a_partitioned_pod_degrades_alone_and_on_heal_converges_to_the_fleets_st
         .await
         .expect("admin reset");
     fleet_sees(CircuitState::Open, 3).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The partitioned pod tries Redis again (its prober's ping fails) after
+    // the fleet knows: it has had its chance to learn, and must not have.
+    let errors = lonely.breaker().store_stats().errors;
+    wait_until(
+        "the partitioned pod fails another store call",
+        Duration::from_secs(2),
+        || async { lonely.breaker().store_stats().errors > errors },
+    )
+    .await;
     assert!(lonely.breaker().is_degraded(), "still cut off");
     assert!(
         others.iter().all(|p| !p.breaker().is_degraded()),
@@ -94,7 +102,10 @@ async fn a_partitioned_pod_degrades_alone_and_on_heal_converges_to_the_fleets_st
     .await;
     let converged_after = healed_at.elapsed();
     let converged_at = Instant::now();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Routes of the rejoined pod, begun after it converged (the first one
+    // ending may have begun before).
+    load.routes_of_pod("lonely", 4, Duration::from_secs(2))
+        .await;
     let samples = load.stop().await;
 
     assert_routes_bounded_and_served(&samples, "partition");

@@ -32,7 +32,7 @@ async fn connections_reset_mid_call_cost_at_most_the_timeout_and_the_fleet_recov
     )
     .await;
     let load = Load::start(&pods);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.each_routes(3, Duration::from_secs(2)).await;
 
     let first_reset = Instant::now();
     let mut reset = 0;
@@ -49,6 +49,8 @@ async fn connections_reset_mid_call_cost_at_most_the_timeout_and_the_fleet_recov
         reset += pods.iter().map(|p| p.proxy().connections()).sum::<usize>();
         pods.iter().for_each(|p| p.proxy().reset_all());
         last_reset = Instant::now();
+        // The pace of the resets, part of the scenario: the fleet routes
+        // and reconnects for 100 ms before the next round.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     wait_until(

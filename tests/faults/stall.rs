@@ -10,7 +10,7 @@ use fleet_breaker::{AgentId, BreakerConfig, CircuitBreaker, CircuitState, Permit
 
 use crate::common::{DEGRADE_AFTER, PROBE_INTERVAL, TIMEOUT, id, on_loopback, serial};
 use crate::support::proxy::FaultProxy;
-use crate::support::{TestRedis, unique_prefix, wait_until};
+use crate::support::{TestRedis, unique_prefix, wait_for, wait_until};
 
 /// Far below the 30 s lease the outcomes used to wait for, far above the
 /// probe interval (200 ms) plus a resync: a bound that only a lost outcome
@@ -58,19 +58,24 @@ async fn half_open_with_three_probes(pod: &CircuitBreaker, agent: &AgentId) -> V
         .failure("down")
         .await;
     let mut probes = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(3);
     while probes.len() < 3 {
-        assert!(Instant::now() < deadline, "no three probes within 3 s");
-        match pod.acquire(agent).await {
-            Ok(permit) => {
-                assert!(permit.is_probe(), "a half-open circuit grants probes");
-                probes.push(permit);
-            }
-            Err(rejected) => {
-                assert_eq!(rejected.state, CircuitState::Open);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        // Rejected as open until the backoff ends.
+        let permit = wait_for(
+            "the backoff ends and a probe is granted",
+            Duration::from_secs(3),
+            || async {
+                match pod.acquire(agent).await {
+                    Ok(permit) => Some(permit),
+                    Err(rejected) => {
+                        assert_eq!(rejected.state, CircuitState::Open);
+                        None
+                    }
+                }
+            },
+        )
+        .await;
+        assert!(permit.is_probe(), "a half-open circuit grants probes");
+        probes.push(permit);
     }
     probes
 }

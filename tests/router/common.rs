@@ -66,6 +66,7 @@ impl Agents {
                     Behave::Fail(reason) => Err(reason.to_owned()),
                     Behave::Hang => std::future::pending().await,
                     Behave::Slow(d) => {
+                        // The agent's latency: the scenario, not a wait.
                         tokio::time::sleep(d).await;
                         Ok(format!("{agent} did {data}"))
                     }

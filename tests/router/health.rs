@@ -7,6 +7,7 @@ use fleet_breaker::router::FailoverRouter;
 use fleet_breaker::{BreakerError, CircuitState};
 
 use crate::common::{Agents, Behave, breaker, id, trip};
+use crate::support::wait_until;
 
 #[tokio::test]
 async fn health_status_has_the_original_shape() {
@@ -150,17 +151,25 @@ async fn routing_events_reach_the_store_within_one_flush_interval() {
         "counted locally first"
     );
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-
-    assert_eq!(
-        breaker
-            .store()
-            .journal()
-            .unwrap()
-            .routing_events()
-            .await
-            .unwrap(),
-        3
+    // Tokio time is paused: the wait advances it, 10 ms a poll, until the
+    // flusher has written the events; how far it moved is the delay.
+    let counted_at = tokio::time::Instant::now();
+    wait_until(
+        "the routing events reach the store",
+        Duration::from_secs(5),
+        || async {
+            let journal = breaker
+                .store()
+                .journal()
+                .expect("a memory store keeps a journal");
+            journal.routing_events().await.unwrap() == 3
+        },
+    )
+    .await;
+    let delay = counted_at.elapsed();
+    assert!(
+        delay <= Duration::from_millis(1100),
+        "flushed {delay:?} after the routes, more than one 1 s flush interval (plus 100 ms)"
     );
     assert_eq!(router.health_status().await.unwrap().routing_events, 3);
 }

@@ -9,6 +9,8 @@ use futures::{Stream, StreamExt};
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 
+use crate::support::poll_within;
+
 /// A loopback URL that answers every POST with a 500.
 pub(crate) async fn failing_receiver() -> String {
     let app = axum::Router::new().route(
@@ -111,17 +113,21 @@ pub(crate) async fn acquire_within(
     agent: &AgentId,
     bound: Duration,
 ) -> Permit {
-    let deadline = tokio::time::Instant::now() + bound;
-    loop {
-        match breaker.acquire(agent).await {
-            Ok(permit) => return permit,
-            Err(rejected) => assert!(
-                tokio::time::Instant::now() < deadline,
-                "no permit for {agent} within {bound:?}; last: {rejected}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let last = std::sync::Mutex::new(None);
+    let last = &last;
+    let permit = poll_within(bound, Duration::from_millis(10), || async move {
+        breaker
+            .acquire(agent)
+            .await
+            .map_err(|rejected| *last.lock().unwrap() = Some(rejected))
+            .ok()
+    })
+    .await;
+    permit.unwrap_or_else(|| {
+        let last = last.lock().unwrap().as_ref().map(ToString::to_string);
+        let last = last.unwrap_or_default();
+        panic!("no permit for {agent} within {bound:?}; last: {last}")
+    })
 }
 
 /// Transitions from `stream` until one of `agent` to `to`, within 3 s.

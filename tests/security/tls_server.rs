@@ -22,11 +22,13 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
+
+use crate::support::poll_within;
 
 /// How long a starting server has to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -162,35 +164,35 @@ impl TlsRedis {
     /// Waits until the server answers `PING` over TLS: `true`; `false`
     /// when it exited because its port was taken.
     async fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll redis-server") {
-                let log = self.log();
-                if log.contains("Address already in use") {
-                    return false;
-                }
-                panic!(
-                    "the TLS redis-server on port {} exited ({status}) before answering; \
-                     was it built with TLS (BUILD_TLS=yes)? Its log:\n{log}",
-                    self.port
-                );
-            }
+        let ready = poll_within(READY_TIMEOUT, Duration::from_millis(20), || {
+            let exited = self.child.try_wait().expect("poll redis-server");
+            let exited = exited.map(|status| (status, self.log()));
             let (port, ca, name) = (self.port, self.ca_pem.clone(), self.server_name.clone());
-            let answered = tokio::task::spawn_blocking(move || ping_over_tls(port, &ca, &name))
-                .await
-                .expect("the readiness check ran");
-            if answered {
-                return true;
+            async move {
+                if let Some((status, log)) = exited {
+                    if log.contains("Address already in use") {
+                        return Some(false);
+                    }
+                    panic!(
+                        "the TLS redis-server on port {port} exited ({status}) before answering; \
+                         was it built with TLS (BUILD_TLS=yes)? Its log:\n{log}"
+                    );
+                }
+                tokio::task::spawn_blocking(move || ping_over_tls(port, &ca, &name))
+                    .await
+                    .expect("the readiness check ran")
+                    .then_some(true)
             }
-            assert!(
-                Instant::now() < deadline,
+        })
+        .await;
+        ready.unwrap_or_else(|| {
+            panic!(
                 "the TLS redis-server on port {} did not answer within {READY_TIMEOUT:?}; \
                  its log:\n{}",
                 self.port,
                 self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            )
+        })
     }
 }
 

@@ -1,15 +1,21 @@
 //! Sixteen pods (breakers with their own pools) race on one agent in one Redis.
+//!
+//! The pods share one `ManualClock` (the stores' test clock override), so a
+//! backoff ends when the test moves the clock past it, at once and for every
+//! pod alike, instead of after a sleep in Redis time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_breaker::{
-    AgentId, BreakerConfig, CircuitBreaker, CircuitState, Permit, RedisStore, StorePolicy,
-    Transition,
+    AgentId, BreakerConfig, CircuitBreaker, CircuitState, ManualClock, Permit, RedisStore,
+    StorePolicy, Transition,
 };
 use futures::StreamExt;
 use futures::future::join_all;
 use redis::AsyncCommands;
 
+use crate::support::fleet::{acquire_at_once, caches_hold_the_store_view, fleet_clock};
 use crate::support::{TestRedis, unique_prefix};
 
 const PODS: usize = 16;
@@ -23,11 +29,14 @@ fn config() -> BreakerConfig {
         .expect("valid config")
 }
 
-async fn fleet(redis: &TestRedis, prefix: &str) -> Vec<CircuitBreaker> {
+/// `PODS` pods whose scripts and caches all read `clock`: one time for the
+/// fleet, as Redis `TIME` would be.
+async fn fleet(redis: &TestRedis, prefix: &str, clock: &ManualClock) -> Vec<CircuitBreaker> {
     let mut pods = Vec::with_capacity(PODS);
     for pod in 0..PODS {
         let store = RedisStore::builder(redis.url())
             .prefix(prefix)
+            .clock_override(Arc::new(clock.clone()))
             .timeout(Duration::from_secs(2))
             .pool_size(4)
             .build()
@@ -72,7 +81,8 @@ async fn open_by_racing_failures(pods: &[CircuitBreaker], agent: &AgentId) {
 async fn sixteen_pods_open_the_circuit_after_exactly_five_recorded_failures() {
     let redis = TestRedis::start().await;
     let prefix = unique_prefix("races-open");
-    let pods = fleet(&redis, &prefix).await;
+    let clock = fleet_clock();
+    let pods = fleet(&redis, &prefix, &clock).await;
     let agent = AgentId::new("agent-1").unwrap();
 
     open_by_racing_failures(&pods, &agent).await;
@@ -106,14 +116,20 @@ async fn sixteen_pods_open_the_circuit_after_exactly_five_recorded_failures() {
 async fn half_open_grants_exactly_three_probes_across_sixteen_pods() {
     let redis = TestRedis::start().await;
     let prefix = unique_prefix("races-probes");
-    let pods = fleet(&redis, &prefix).await;
+    let clock = fleet_clock();
+    let pods = fleet(&redis, &prefix, &clock).await;
     let agent = AgentId::new("agent-1").unwrap();
     open_by_racing_failures(&pods, &agent).await;
-    tokio::time::sleep(Duration::from_millis(80)).await; // past the 60 ms backoff
+    caches_hold_the_store_view(&pods, &agent).await;
+    // Still open at the last millisecond of the 60 ms backoff...
+    clock.advance(Duration::from_millis(59));
+    assert!(acquire_at_once(&pods, &agent, 1).await.is_empty());
+    // ...and half-open for every pod at once at its end.
+    clock.advance(Duration::from_millis(1));
 
     // Every pod asks four times at once, holding whatever it gets.
     let agent = &agent;
-    let granted = crate::support::fleet::acquire_at_once(&pods, agent, 4).await;
+    let granted = acquire_at_once(&pods, agent, 4).await;
     assert_eq!(granted.len(), 3, "probe permits granted fleet-wide");
     assert!(granted.iter().all(Permit::is_probe));
     assert_eq!(pods[0].snapshot(agent).await.unwrap().probes.len(), 3);
@@ -145,7 +161,8 @@ async fn half_open_grants_exactly_three_probes_across_sixteen_pods() {
 async fn every_state_change_is_published_exactly_once_under_contention() {
     let redis = TestRedis::start().await;
     let prefix = unique_prefix("races-once");
-    let pods = fleet(&redis, &prefix).await;
+    let clock = fleet_clock();
+    let pods = fleet(&redis, &prefix, &clock).await;
     let agent = AgentId::new("agent-1").unwrap();
 
     let client = redis::Client::open(redis.url()).unwrap();
@@ -158,9 +175,11 @@ async fn every_state_change_is_published_exactly_once_under_contention() {
     for cycle in 0..3 {
         open_by_racing_failures(&pods, &agent).await;
         for round in 0..2 {
-            // Real Redis time: let the backoff (at most 200 ms) pass.
-            tokio::time::sleep(Duration::from_millis(220)).await;
-            let probes = crate::support::fleet::acquire_at_once(&pods, &agent, 1).await;
+            // Every pod knows of the (re)opening, then the backoff (at most
+            // 200 ms) is over for all of them at once.
+            caches_hold_the_store_view(&pods, &agent).await;
+            clock.advance(Duration::from_millis(200));
+            let probes = acquire_at_once(&pods, &agent, 1).await;
             assert_eq!(probes.len(), 3, "cycle {cycle} round {round}");
             if cycle == 1 && round == 0 {
                 join_all(probes.into_iter().map(|p| p.failure("still down"))).await;

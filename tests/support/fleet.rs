@@ -1,7 +1,19 @@
 //! Helpers for tests that race many pods on one agent.
 
-use fleet_breaker::{AgentId, CircuitBreaker, Permit};
+use fleet_breaker::{AgentId, CircuitBreaker, ManualClock, Permit};
 use futures::future::join_all;
+
+/// A manual clock reading the wall-clock time now, for a fleet whose
+/// stores all take it as their test clock override
+/// (`RedisStoreBuilder::clock_override`): one time for every pod, as Redis
+/// `TIME` would be, that the test moves past a backoff at once instead of
+/// sleeping through it.
+pub fn fleet_clock() -> ManualClock {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the system clock is after 1970");
+    ManualClock::new(u64::try_from(now.as_millis()).expect("ms since 1970 fit in u64"))
+}
 
 /// Every pod asks for a permit `times` times at once; the permits granted,
 /// held (not settled).
@@ -29,4 +41,29 @@ pub async fn all_recovered(pods: &[CircuitBreaker], bound: std::time::Duration) 
         })
         .await;
     }
+}
+
+/// Waits (up to 2 s) until the cache of every pod that has one holds
+/// `agent` as the store has it (state and generation): from then on no pod
+/// decides from an older view. Reads the store through `pods[0]`.
+pub async fn caches_hold_the_store_view(pods: &[CircuitBreaker], agent: &AgentId) {
+    let truth = pods[0]
+        .snapshot(agent)
+        .await
+        .expect("the store answers for a known agent");
+    let view = (Some(truth.state), Some(truth.generation));
+    super::wait_until(
+        &format!(
+            "every pod's cache holds {agent} {} at generation {}",
+            truth.state, truth.generation
+        ),
+        std::time::Duration::from_secs(2),
+        || async {
+            pods.iter().all(|pod| {
+                pod.cache()
+                    .is_none_or(|cache| (cache.state(agent), cache.generation(agent)) == view)
+            })
+        },
+    )
+    .await;
 }

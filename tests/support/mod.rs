@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redis_server::LocalServer;
 // Unused in the test crates that wait for nothing.
 #[allow(unused_imports)]
-pub use wait::wait_until;
+pub use wait::{poll_blocking, poll_within, wait_for, wait_until};
 
 /// What [`TestRedis::start`] says when it finds no Redis at all.
 const NO_REDIS: &str = "no Redis for the tests; do one of:\n  \
