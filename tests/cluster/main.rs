@@ -9,3 +9,4 @@ mod common;
 mod failover;
 mod races;
 mod replay;
+mod spread;

@@ -136,10 +136,14 @@ pub(super) fn backoff(min: Duration, max: Duration, failures: u32) -> Duration {
 fn jitter(d: Duration) -> Duration {
     let half = d / 2;
     let span = u64::try_from((d - half).as_nanos()).unwrap_or(u64::MAX);
-    // `RandomState` is freshly keyed on every construction: random enough to
-    // spread a fleet's reconnections, with no extra dependency.
-    let random = RandomState::new().hash_one(Instant::now());
-    half + Duration::from_nanos(random % span.saturating_add(1))
+    half + Duration::from_nanos(random() % span.saturating_add(1))
+}
+
+/// A random number. `RandomState` is freshly keyed on every construction:
+/// random enough to spread a fleet's reconnections and its subscriptions
+/// over a cluster's nodes, with no extra dependency.
+pub(super) fn random() -> u64 {
+    RandomState::new().hash_one(Instant::now())
 }
 
 /// Counts malformed messages and warns about them, at most once per

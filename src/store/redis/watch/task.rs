@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 
 use super::message::{MessageError, decode_counts, decode_transition};
 use super::replay::{self, PAGE};
-use super::session::{Complaints, Failure, Ping, Session, backoff, bounded};
+use super::session::{Complaints, Failure, Ping, Session, backoff, bounded, random};
 use super::verify::{Delivered, Refusals};
 use super::{WatchRoute, WatchTarget};
 use crate::agent_id::AgentId;
@@ -58,7 +58,8 @@ pub(super) struct Task {
     refusals: Refusals,
     /// Whether the refusal of `INFO` was logged already.
     info_refusal_logged: bool,
-    /// Connection attempts so far: on a cluster, which seed node is next.
+    /// Connection attempts so far, from a random start: on a cluster, which
+    /// seed node is next.
     attempts: usize,
 }
 
@@ -90,7 +91,10 @@ impl Task {
             plain: None,
             refusals: Refusals::default(),
             info_refusal_logged: false,
-            attempts: 0,
+            // Each watcher starts on a random seed node of a cluster, so a
+            // fleet's subscriptions (and the fan-out of every `PUBLISH`)
+            // spread over the nodes instead of all landing on the first.
+            attempts: usize::try_from(random() % 1024).unwrap_or(0),
         }
     }
 
