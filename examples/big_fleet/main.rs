@@ -44,25 +44,37 @@ use options::{Options, USAGE, parse_args};
 use report::Measured;
 use world::{World, flapper, listen, pod};
 
+/// Failures in a row that open a circuit.
+const FAILURE_THRESHOLD: u32 = 5;
+
+fn config() -> Result<BreakerConfig, AnyError> {
+    Ok(BreakerConfig::builder()
+        .failure_threshold(FAILURE_THRESHOLD)
+        .half_open_max_calls(3)
+        .base_backoff(Duration::from_millis(200))
+        .backoff_multiplier(1.5)
+        .max_backoff(Duration::from_secs(5))
+        .build()?)
+}
+
+async fn store(target: &RedisTarget, prefix: &str, o: Options) -> Result<RedisStore, AnyError> {
+    Ok(RedisStore::builder_for(target.clone())
+        .prefix(prefix)
+        .pool_size(o.pool_size)
+        .timeout(Duration::from_millis(o.timeout_ms))
+        .build()
+        .await?)
+}
+
 async fn build_pods(
     target: &RedisTarget,
     prefix: &str,
     o: Options,
 ) -> Result<Vec<CircuitBreaker>, AnyError> {
-    let config = BreakerConfig::builder()
-        .failure_threshold(5)
-        .half_open_max_calls(3)
-        .base_backoff(Duration::from_millis(200))
-        .backoff_multiplier(1.5)
-        .max_backoff(Duration::from_secs(5))
-        .build()?;
+    let config = config()?;
     let mut pods = Vec::with_capacity(o.pods);
     for i in 0..o.pods {
-        let store = RedisStore::builder_for(target.clone())
-            .prefix(prefix)
-            .pool_size(o.pool_size)
-            .build()
-            .await?;
+        let store = store(target, prefix, o).await?;
         pods.push(
             CircuitBreaker::builder()
                 .store(store)
@@ -82,6 +94,17 @@ async fn build_pods(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(pods)
+}
+
+/// Store errors (timeouts, lost connections) and entries into degraded
+/// mode, summed over the pods; and how many pods are degraded now.
+fn store_trouble(pods: &[CircuitBreaker]) -> [u64; 3] {
+    let stats = pods.iter().map(CircuitBreaker::store_stats);
+    [
+        stats.clone().map(|s| s.errors).sum(),
+        stats.map(|s| s.degraded_entered).sum(),
+        pods.iter().filter(|p| p.is_degraded()).count() as u64,
+    ]
 }
 
 /// Subscribers of `channel` summed over the servers (a cluster node counts
@@ -131,11 +154,18 @@ async fn run(
         .enumerate()
         .map(|(i, b)| tokio::spawn(pod(i, b.clone(), Arc::clone(&world), o)))
         .collect();
-    tasks.push(tokio::spawn(flapper(Arc::clone(&world), o)));
+    let tripper = CircuitBreaker::builder()
+        .store(store(target, prefix, o).await?)
+        .config(config()?)
+        .local_cache(false)
+        .instance_id("tripper")
+        .build()?;
+    tasks.push(tokio::spawn(flapper(Arc::clone(&world), tripper, o)));
     println!("warming up 5 s: every agent of every spread called, flaps under way");
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     let (load_before, counted_before) = (load_average(), world.counted());
+    let store_before = store_trouble(&pods);
     let stats_before = commandstats_all(&mut servers).await?;
     let (before, client_cpu, start) = (
         info_all(&mut servers).await?,
@@ -175,6 +205,12 @@ async fn run(
     for listener in listeners {
         listener.abort();
     }
+    let store = store_trouble(&pods);
+    let store = [
+        store[0] - store_before[0],
+        store[1] - store_before[1],
+        store[2],
+    ];
     drop(pods);
 
     let (mut delays, each) = {
@@ -207,6 +243,7 @@ async fn run(
         transitions: each.len(),
         client,
         sent,
+        store,
     })
 }
 

@@ -12,9 +12,10 @@ OPTIONS:
     --spread N          agents each pod calls [default: 80]
     --calls-per-sec N   calls each pod makes per second [default: 100]
     --flaps-per-sec N   agents that die per second [default: 2]
-    --dead-ms N         how long a dead agent stays dead [default: 4000]
+    --dead-ms N         how long a dead agent stays dead [default: 1000]
     --secs N            length of the measured window [default: 20]
     --pool-size N       each store's pool_size [default: 4]
+    --timeout-ms N      each store's timeout [default: 100, the crate's]
     -h, --help          this text";
 
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +28,7 @@ pub(crate) struct Options {
     pub(crate) dead_ms: u64,
     pub(crate) secs: u64,
     pub(crate) pool_size: usize,
+    pub(crate) timeout_ms: u64,
 }
 
 pub(crate) fn parse_args() -> Result<Option<Options>, String> {
@@ -36,9 +38,10 @@ pub(crate) fn parse_args() -> Result<Option<Options>, String> {
         spread: 80,
         calls_per_sec: 100,
         flaps_per_sec: 2,
-        dead_ms: 4000,
+        dead_ms: 1000,
         secs: 20,
         pool_size: 4,
+        timeout_ms: 100,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -67,6 +70,7 @@ pub(crate) fn parse_args() -> Result<Option<Options>, String> {
             "--dead-ms" => o.dead_ms = number(10, 60_000)?,
             "--secs" => o.secs = number(1, 120)?,
             "--pool-size" => o.pool_size = number(1, 64)? as usize,
+            "--timeout-ms" => o.timeout_ms = number(1, 10_000)?,
             _ => return Err(format!("unknown option {name:?}")),
         }
     }

@@ -33,6 +33,9 @@ pub(crate) struct Measured {
     /// Commands the pods sent in the window, by name (`INFO commandstats`
     /// deltas without the commands that ran inside the scripts).
     pub(crate) sent: BTreeMap<String, u64>,
+    /// Store errors and entries into degraded mode in the window, summed
+    /// over the pods; pods degraded at its end.
+    pub(crate) store: [u64; 3],
 }
 
 fn r3(x: f64) -> f64 {
@@ -79,6 +82,11 @@ impl Measured {
             self.rate(REFUSED),
             self.rate(FLAPS)
         );
+        println!(
+            "store errors (timeouts, lost connections) {}, entries into degraded mode {}, \
+             pods degraded at the end {} (store timeout {} ms)",
+            self.store[0], self.store[1], self.store[2], o.timeout_ms
+        );
         for (i, r) in self.per_node.iter().enumerate() {
             println!(
                 "server {i}: CPU {:.1}% of a core, {:.0} commands/s, {:.1} PUBLISH/s, {:.2} MB/s out, \
@@ -101,8 +109,9 @@ impl Measured {
             self.sum(|r| r.commands)
         );
         println!(
-            "used_memory {:.1} MB ({:.1} MB before the pods)",
+            "used_memory {:.1} MB, of which clients' buffers {:.1} MB ({:.1} MB before the pods)",
             self.sum(|r| r.memory) / 1e6,
+            self.sum(|r| r.client_memory) / 1e6,
             self.idle_memory / 1e6
         );
         println!(
@@ -157,6 +166,10 @@ impl Measured {
             "flaps_per_sec": o.flaps_per_sec,
             "dead_ms": o.dead_ms,
             "pool_size": o.pool_size,
+            "timeout_ms": o.timeout_ms,
+            "store_errors": self.store[0],
+            "degraded_entered": self.store[1],
+            "degraded_at_end": self.store[2],
             "window_secs": r3(self.secs),
             "load_before": self.loads.0,
             "load_after": self.loads.1,

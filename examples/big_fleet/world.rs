@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fleet_breaker::{AgentId, CircuitBreaker};
+use fleet_breaker::{AgentId, CircuitBreaker, CircuitState};
 use tokio_stream::StreamExt;
 
+use crate::FAILURE_THRESHOLD;
 use crate::options::Options;
 
 pub(crate) fn wall_ms() -> f64 {
@@ -106,8 +107,13 @@ pub(crate) async fn pod(index: usize, breaker: CircuitBreaker, world: Arc<World>
     }
 }
 
-/// `flaps_per_sec` times a second, a random agent dies for `dead_ms`.
-pub(crate) async fn flapper(world: Arc<World>, o: Options) {
+/// `flaps_per_sec` times a second a random agent dies: `tripper` (a
+/// breaker of its own, without a cache) makes the failing calls that open
+/// its circuit at once; after `dead_ms` the agent recovers and `tripper`
+/// probes it until it is closed. The pods' own calls to it fail meanwhile.
+/// So each flap is three transitions (open, half-open, closed) at a rate
+/// that does not depend on the pods' call rate.
+pub(crate) async fn flapper(world: Arc<World>, tripper: CircuitBreaker, o: Options) {
     if o.flaps_per_sec == 0 {
         return;
     }
@@ -116,8 +122,32 @@ pub(crate) async fn flapper(world: Arc<World>, o: Options) {
     while !world.stop.load(Ordering::Acquire) {
         ticks.tick().await;
         let agent = rng.below(o.agents);
-        world.dead_until[agent].store(wall_ms() as u64 + o.dead_ms, Ordering::Relaxed);
         world.count(FLAPS);
+        tokio::spawn(flap(Arc::clone(&world), tripper.clone(), agent, o.dead_ms));
+    }
+}
+
+async fn flap(world: Arc<World>, tripper: CircuitBreaker, agent: usize, dead_ms: u64) {
+    let id = &world.agents[agent];
+    world.dead_until[agent].store(u64::MAX, Ordering::Relaxed);
+    for _ in 0..FAILURE_THRESHOLD {
+        if let Ok(permit) = tripper.acquire(id).await {
+            permit.failure("agent is dead").await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(dead_ms)).await;
+    world.dead_until[agent].store(0, Ordering::Relaxed);
+    // Bounded: the backoff is 300 ms to 5 s, the probes a few round trips.
+    for _ in 0..200 {
+        match tripper.snapshot(id).await {
+            Ok(s) if s.state == CircuitState::Closed => return,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        if let Ok(permit) = tripper.acquire(id).await {
+            permit.success().await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -68,6 +68,8 @@ pub(crate) struct Rates {
     pub(crate) out_bytes: f64,
     /// `used_memory` at the end.
     pub(crate) memory: f64,
+    /// `mem_clients_normal` at the end: the clients' buffers, in `memory`.
+    pub(crate) client_memory: f64,
     /// `connected_clients` at the end.
     pub(crate) clients: f64,
 }
@@ -88,6 +90,7 @@ impl Rates {
                 before.num("total_net_output_bytes"),
             ),
             memory: after.num("used_memory"),
+            client_memory: after.num("mem_clients_normal"),
             clients: after.num("connected_clients"),
         }
     }
@@ -101,6 +104,7 @@ impl Rates {
             "spublish_per_sec": r(self.spublish),
             "net_output_bytes_per_sec": r(self.out_bytes),
             "used_memory_bytes": self.memory,
+            "mem_clients_normal_bytes": self.client_memory,
             "connected_clients": self.clients,
         })
     }
