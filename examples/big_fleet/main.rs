@@ -80,6 +80,8 @@ async fn build_pods(
                 .store(store)
                 .config(config)
                 .instance_id(format!("pod-{i}"))
+                .max_staleness(Duration::from_millis(o.staleness_ms))
+                .flush_interval(Duration::from_millis(o.flush_ms))
                 .build()?,
         );
     }

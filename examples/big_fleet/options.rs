@@ -16,6 +16,8 @@ OPTIONS:
     --secs N            length of the measured window [default: 20]
     --pool-size N       each store's pool_size [default: 4]
     --timeout-ms N      each store's timeout [default: 100, the crate's]
+    --staleness-ms N    each pod's max_staleness (pings every half of it) [default: 1000, the crate's]
+    --flush-ms N        each pod's flush_interval [default: 1000, the crate's]
     -h, --help          this text";
 
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +31,8 @@ pub(crate) struct Options {
     pub(crate) secs: u64,
     pub(crate) pool_size: usize,
     pub(crate) timeout_ms: u64,
+    pub(crate) staleness_ms: u64,
+    pub(crate) flush_ms: u64,
 }
 
 pub(crate) fn parse_args() -> Result<Option<Options>, String> {
@@ -42,6 +46,8 @@ pub(crate) fn parse_args() -> Result<Option<Options>, String> {
         secs: 20,
         pool_size: 4,
         timeout_ms: 100,
+        staleness_ms: 1000,
+        flush_ms: 1000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -71,6 +77,8 @@ pub(crate) fn parse_args() -> Result<Option<Options>, String> {
             "--secs" => o.secs = number(1, 120)?,
             "--pool-size" => o.pool_size = number(1, 64)? as usize,
             "--timeout-ms" => o.timeout_ms = number(1, 10_000)?,
+            "--staleness-ms" => o.staleness_ms = number(10, 600_000)?,
+            "--flush-ms" => o.flush_ms = number(10, 600_000)?,
             _ => return Err(format!("unknown option {name:?}")),
         }
     }

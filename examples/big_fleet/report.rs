@@ -60,13 +60,15 @@ impl Measured {
     pub(crate) fn print(&self) {
         let o = &self.o;
         println!(
-            "{} pods x {} calls/s over {} agents (spread {} each, pool_size {}), {} flaps/s of {} ms; \
-             {:.1} s window",
+            "{} pods x {} calls/s over {} agents (spread {} each, pool_size {}, max_staleness {} ms, \
+             flush_interval {} ms), {} flaps/s of {} ms; {:.1} s window",
             o.pods,
             o.calls_per_sec,
             o.agents,
             o.spread,
             o.pool_size,
+            o.staleness_ms,
+            o.flush_ms,
             o.flaps_per_sec,
             o.dead_ms,
             self.secs
@@ -167,6 +169,8 @@ impl Measured {
             "dead_ms": o.dead_ms,
             "pool_size": o.pool_size,
             "timeout_ms": o.timeout_ms,
+            "max_staleness_ms": o.staleness_ms,
+            "flush_interval_ms": o.flush_ms,
             "store_errors": self.store[0],
             "degraded_entered": self.store[1],
             "degraded_at_end": self.store[2],
