@@ -3,24 +3,30 @@
 //!
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:PORT cargo run --release --example big_fleet -- --pods 256 --agents 10000
+//! REDIS_URL=redis://127.0.0.1:PORT cargo run --release --example big_fleet -- --spread 40 --calls-per-sec 10 --staleness-ms 10000 --flush-ms 10000
 //! REDIS_CLUSTER_URLS=redis://127.0.0.1:P1,redis://127.0.0.1:P2 cargo run --release --example big_fleet
 //! ```
 //!
 //! `--pods` breakers in one process, each with its own `RedisStore` (pool
 //! and watcher). Pod `i` calls a spread of `--spread` agents (a window of
 //! the agent list starting at `i x agents / pods`), picked at random, at
-//! `--calls-per-sec`. `--flaps-per-sec` times a second a random agent dies
-//! for `--dead-ms`: its circuit opens, goes half-open, and closes again, and
-//! every transition is published to every pod.
+//! `--calls-per-sec`, one call at a time. `--flaps-per-sec` times a second
+//! a random agent dies for `--dead-ms`: a breaker of its own (no cache)
+//! makes the failing calls that open its circuit, then probes it once it
+//! has recovered until it is closed: three transitions, each published to
+//! every pod, at a rate that does not depend on the pods' calls.
 //!
-//! After a warm-up, one window of `--secs` is measured: per server, `INFO`
-//! deltas (CPU, commands, `PUBLISH` runs, bytes out), memory and clients;
+//! After a 5 s warm-up, one window of `--secs` is measured: per server,
+//! `INFO` deltas (CPU, commands, `PUBLISH` runs, bytes out), memory and
+//! clients; the commands the pods sent (`INFO commandstats`, without those
+//! run inside the scripts); the pods' store errors and degraded mode;
 //! pub/sub deliveries (publishes x subscribers of the fleet's channels);
 //! this process's CPU; and propagation, from each transition's `at_ms` to
 //! each pod's `subscribe()`, per receipt and per transition (the last pod
 //! to hear it). A human summary, then one line of JSON. Keys live under a
 //! prefix unique to the run and are deleted at the end. Use Redis servers
-//! nobody else is using: the counters are server-wide.
+//! nobody else is using: the counters are server-wide. Figures and what
+//! they mean: docs/scale.md.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
