@@ -32,7 +32,7 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 #[path = "support/load.rs"]
 mod load;
-use load::{ProcessCpu, Rates, info_all, load_average, masters, percentile, rates};
+use load::{Master, ProcessCpu, Rates, info_all, load_average, masters, percentile, rates};
 
 const USAGE: &str = "\
 pubsub_fanout: PUBLISH against sharded SPUBLISH to N subscribers on a Redis Cluster
@@ -137,9 +137,7 @@ fn recorder(delays: Delays) -> impl Fn(PushInfo) -> Result<(), String> + Send + 
 }
 
 /// A shard channel whose hash tag each master owns, in master order.
-async fn shard_channels(
-    nodes: &mut [(String, Vec<(u16, u16)>, MultiplexedConnection)],
-) -> Result<Vec<String>, AnyError> {
+async fn shard_channels(nodes: &mut [Master]) -> Result<Vec<String>, AnyError> {
     let mut channels = Vec::new();
     for index in 0..nodes.len() {
         let mut found = None;
@@ -148,10 +146,10 @@ async fn shard_channels(
             let slot: u16 = redis::cmd("CLUSTER")
                 .arg("KEYSLOT")
                 .arg(&name)
-                .query_async(&mut nodes[0].2)
+                .query_async(&mut nodes[0].conn)
                 .await?;
             if nodes[index]
-                .1
+                .slots
                 .iter()
                 .any(|(lo, hi)| (*lo..=*hi).contains(&slot))
             {
@@ -200,13 +198,13 @@ async fn measure(
     seed: &str,
 ) -> Result<serde_json::Value, AnyError> {
     let mut nodes = masters(seed).await?;
-    let urls: Vec<String> = nodes.iter().map(|(u, _, _)| u.clone()).collect();
+    let urls: Vec<String> = nodes.iter().map(|m| m.url.clone()).collect();
     let shards = if mode == "spublish" {
         shard_channels(&mut nodes).await?
     } else {
         Vec::new()
     };
-    let publishers: Vec<MultiplexedConnection> = nodes.iter().map(|(_, _, c)| c.clone()).collect();
+    let publishers: Vec<MultiplexedConnection> = nodes.iter().map(|m| m.conn.clone()).collect();
     let mut servers = publishers.clone();
     let all: Vec<Delays> = (0..o.subscribers).map(|_| Delays::default()).collect();
     let mut subscribers = Vec::with_capacity(o.subscribers);

@@ -139,11 +139,10 @@ async fn run(
     prefix: &str,
     o: Options,
 ) -> Result<Measured, AnyError> {
-    let mut servers: Vec<_> = masters(seed)
-        .await?
-        .into_iter()
-        .map(|(_, _, c)| c)
-        .collect();
+    let found = masters(seed).await?;
+    let urls: Vec<&str> = found.iter().map(|m| m.url.as_str()).collect();
+    println!("servers counted: {}", urls.join(", "));
+    let mut servers: Vec<_> = found.iter().map(|m| m.conn.clone()).collect();
     let idle = info_all(&mut servers).await?;
     let pods = build_pods(target, prefix, o).await?;
     let world = Arc::new(World {
@@ -258,7 +257,8 @@ async fn run(
 /// Deletes the run's keys on every server.
 async fn clean_up(seed: &str, prefix: &str) -> Result<usize, AnyError> {
     let mut removed = 0;
-    for (_, _, mut conn) in masters(seed).await? {
+    for master in masters(seed).await? {
+        let mut conn = master.conn;
         let mut cursor = 0u64;
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")

@@ -181,12 +181,19 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// A master of a cluster (or the one server): its URL, slot ranges and a
+/// plain connection to it.
+#[derive(Clone)]
+pub(crate) struct Master {
+    pub(crate) url: String,
+    pub(crate) slots: Vec<(u16, u16)>,
+    pub(crate) conn: MultiplexedConnection,
+}
+
 /// A plain connection to every master of the cluster that `seed` belongs
 /// to (from `CLUSTER NODES`), with their URLs and slot ranges; or to the
 /// one server at `seed` when it is not a cluster node.
-pub(crate) async fn masters(
-    seed: &str,
-) -> Result<Vec<(String, Vec<(u16, u16)>, MultiplexedConnection)>, redis::RedisError> {
+pub(crate) async fn masters(seed: &str) -> Result<Vec<Master>, redis::RedisError> {
     let connect = |url: String| async move {
         redis::Client::open(url.as_str())?
             .get_multiplexed_async_connection()
@@ -198,7 +205,11 @@ pub(crate) async fn masters(
         .query_async(&mut first)
         .await;
     let Ok(nodes) = nodes else {
-        return Ok(vec![(seed.to_owned(), vec![(0, 16383)], first)]);
+        return Ok(vec![Master {
+            url: seed.to_owned(),
+            slots: vec![(0, 16383)],
+            conn: first,
+        }]);
     };
     let mut found = Vec::new();
     for line in nodes.lines() {
@@ -212,7 +223,7 @@ pub(crate) async fn masters(
             Some((userinfo, _)) => format!("redis://{userinfo}@{address}"),
             None => format!("redis://{address}"),
         };
-        let ranges = fields[8..]
+        let slots = fields[8..]
             .iter()
             .filter_map(|range| {
                 let (lo, hi) = range.split_once('-').unwrap_or((range, range));
@@ -220,8 +231,8 @@ pub(crate) async fn masters(
             })
             .collect();
         let conn = connect(url.clone()).await?;
-        found.push((url, ranges, conn));
+        found.push(Master { url, slots, conn });
     }
-    found.sort_by_key(|(_, ranges, _): &(String, Vec<(u16, u16)>, _)| ranges.first().copied());
+    found.sort_by_key(|m| m.slots.first().copied());
     Ok(found)
 }
