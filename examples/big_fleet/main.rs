@@ -94,7 +94,7 @@ async fn build_pods(
     let start = Instant::now();
     while !pods
         .iter()
-        .all(|b| b.is_watching() && b.cache().is_some_and(|c| c.is_subscribed()))
+        .all(CircuitBreaker::is_watching)
     {
         if start.elapsed() > Duration::from_secs(30) {
             return Err("not every pod subscribed within 30 s".into());
