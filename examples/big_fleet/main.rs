@@ -92,10 +92,7 @@ async fn build_pods(
         );
     }
     let start = Instant::now();
-    while !pods
-        .iter()
-        .all(CircuitBreaker::is_watching)
-    {
+    while !pods.iter().all(CircuitBreaker::is_watching) {
         if start.elapsed() > Duration::from_secs(30) {
             return Err("not every pod subscribed within 30 s".into());
         }

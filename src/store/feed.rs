@@ -229,6 +229,17 @@ impl FeedHandle {
         }
     }
 
+    /// The handle of a store in this process that sends its transitions on
+    /// `sender` as it applies them (a backend of one process): always
+    /// connected; it feeds no sink (a breaker keeps no cache in front of
+    /// such a store).
+    #[must_use]
+    pub fn in_process(sender: broadcast::Sender<Transition>) -> Self {
+        let stats = Arc::new(FeedStats::default());
+        stats.connected.store(true, Ordering::Release);
+        Self::new(stats, sender, None, None)
+    }
+
     /// A receiver of every transition from now on; see the type's
     /// behaviour list for ordering and lag.
     #[must_use]

@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod backend;
 mod bad_input;
 mod corrupt;
 mod differential;
