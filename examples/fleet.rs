@@ -36,6 +36,8 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 #[path = "support/commandstats.rs"]
 mod commandstats;
+#[path = "support/flags.rs"]
+mod flags;
 use commandstats::{RUN_INSIDE_SCRIPTS, client_commands_on, commandstats_all};
 
 const USAGE: &str = "\
@@ -73,30 +75,17 @@ fn parse_args() -> Result<Option<Options>, String> {
         calls_per_sec: 2000,
         steady: Duration::from_secs(3),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-            None => (arg.clone(), None),
-        };
-        if name == "-h" || name == "--help" {
-            return Ok(None);
+    let go_on = flags::parse(|flag| {
+        match flag.name.as_str() {
+            "--pods" => options.pods = usize::try_from(flag.number(1, 256)?).unwrap_or(16),
+            "--calls-per-sec" => options.calls_per_sec = flag.number(2, 100_000)?,
+            "--steady-secs" => options.steady = Duration::from_secs(flag.number(1, 20)?),
+            _ => return Err(flag.unknown()),
         }
-        let value = inline
-            .or_else(|| args.next())
-            .ok_or(format!("{name} needs a value"))?;
-        let number = |low: u64, high: u64| match value.parse::<u64>() {
-            Ok(n) if (low..=high).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "{name} takes a whole number from {low} to {high}, not {value:?}"
-            )),
-        };
-        match name.as_str() {
-            "--pods" => options.pods = usize::try_from(number(1, 256)?).unwrap_or(16),
-            "--calls-per-sec" => options.calls_per_sec = number(2, 100_000)?,
-            "--steady-secs" => options.steady = Duration::from_secs(number(1, 20)?),
-            _ => return Err(format!("unknown option {name:?}")),
-        }
+        Ok(())
+    })?;
+    if !go_on {
+        return Ok(None);
     }
     Ok(Some(options))
 }
@@ -578,17 +567,7 @@ async fn run(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), AnyError> {
-    let options = match parse_args() {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        Err(message) => {
-            eprintln!("{message}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let options = flags::or_exit(parse_args(), USAGE);
     let Some(target) = RedisTarget::from_env()? else {
         println!(
             "the fleet simulation needs Redis: set REDIS_URL (or REDIS_CLUSTER_URLS), e.g.\n    \

@@ -30,6 +30,8 @@ use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
+#[path = "support/flags.rs"]
+mod flags;
 #[path = "support/load.rs"]
 mod load;
 use load::{Master, ProcessCpu, Rates, info_all, load_average, masters, percentile, rates};
@@ -62,42 +64,30 @@ fn parse_args() -> Result<Option<Options>, String> {
         secs: 10,
         modes: vec!["publish", "spublish"],
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-            None => (arg.clone(), None),
-        };
-        if name == "-h" || name == "--help" {
-            return Ok(None);
-        }
-        let value = inline
-            .or_else(|| args.next())
-            .ok_or(format!("{name} needs a value"))?;
-        let number = |low: u64, high: u64| match value.parse::<u64>() {
-            Ok(n) if (low..=high).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "{name} takes a whole number from {low} to {high}, not {value:?}"
-            )),
-        };
-        match name.as_str() {
-            "--subscribers" => o.subscribers = number(1, 4096)? as usize,
-            "--rate" => o.rate = number(1, 100_000)?,
-            "--secs" => o.secs = number(1, 120)?,
+    let go_on = flags::parse(|flag| {
+        match flag.name.as_str() {
+            "--subscribers" => o.subscribers = flag.number(1, 4096)? as usize,
+            "--rate" => o.rate = flag.number(1, 100_000)?,
+            "--secs" => o.secs = flag.number(1, 120)?,
             "--mode" => {
-                o.modes = match value.as_str() {
+                o.modes = match flag.value.as_str() {
                     "publish" => vec!["publish"],
                     "spublish" => vec!["spublish"],
                     "both" => vec!["publish", "spublish"],
                     _ => {
                         return Err(format!(
-                            "--mode takes publish, spublish or both, not {value:?}"
+                            "--mode takes publish, spublish or both, not {:?}",
+                            flag.value
                         ));
                     }
                 }
             }
-            _ => return Err(format!("unknown option {name:?}")),
+            _ => return Err(flag.unknown()),
         }
+        Ok(())
+    })?;
+    if !go_on {
+        return Ok(None);
     }
     Ok(Some(o))
 }
@@ -302,17 +292,7 @@ async fn measure(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), AnyError> {
-    let o = match parse_args() {
-        Ok(Some(o)) => o,
-        Ok(None) => {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        Err(message) => {
-            eprintln!("{message}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let o = flags::or_exit(parse_args(), USAGE);
     let Some(seed) = std::env::var("REDIS_CLUSTER_URLS").ok().and_then(|list| {
         list.split(',')
             .map(str::trim)

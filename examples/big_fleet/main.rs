@@ -38,6 +38,8 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 #[path = "../support/commandstats.rs"]
 mod commandstats;
+#[path = "../support/flags.rs"]
+mod flags;
 #[path = "../support/load.rs"]
 mod load;
 mod options;
@@ -281,17 +283,7 @@ async fn clean_up(seed: &str, prefix: &str) -> Result<usize, AnyError> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), AnyError> {
-    let o = match parse_args() {
-        Ok(Some(o)) => o,
-        Ok(None) => {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        Err(message) => {
-            eprintln!("{message}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let o = flags::or_exit(parse_args(), USAGE);
     let seed = match RedisTarget::from_env()? {
         Some(RedisTarget::Single(url)) => url,
         Some(RedisTarget::Cluster(seeds)) => seeds[0].clone(),

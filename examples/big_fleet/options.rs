@@ -1,5 +1,7 @@
 //! The options of `big_fleet`.
 
+use crate::flags;
+
 pub(crate) const USAGE: &str = "\
 big_fleet: hundreds of pods, thousands of agents, agents failing and recovering
 
@@ -49,38 +51,25 @@ pub(crate) fn parse_args() -> Result<Option<Options>, String> {
         staleness_ms: 1000,
         flush_ms: 1000,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-            None => (arg.clone(), None),
-        };
-        if name == "-h" || name == "--help" {
-            return Ok(None);
+    let go_on = flags::parse(|flag| {
+        match flag.name.as_str() {
+            "--pods" => o.pods = flag.number(1, 2048)? as usize,
+            "--agents" => o.agents = flag.number(1, 200_000)? as usize,
+            "--spread" => o.spread = flag.number(1, 200_000)? as usize,
+            "--calls-per-sec" => o.calls_per_sec = flag.number(1, 100_000)?,
+            "--flaps-per-sec" => o.flaps_per_sec = flag.number(0, 10_000)?,
+            "--dead-ms" => o.dead_ms = flag.number(10, 60_000)?,
+            "--secs" => o.secs = flag.number(1, 120)?,
+            "--pool-size" => o.pool_size = flag.number(1, 64)? as usize,
+            "--timeout-ms" => o.timeout_ms = flag.number(1, 10_000)?,
+            "--staleness-ms" => o.staleness_ms = flag.number(10, 600_000)?,
+            "--flush-ms" => o.flush_ms = flag.number(10, 600_000)?,
+            _ => return Err(flag.unknown()),
         }
-        let value = inline
-            .or_else(|| args.next())
-            .ok_or(format!("{name} needs a value"))?;
-        let number = |low: u64, high: u64| match value.parse::<u64>() {
-            Ok(n) if (low..=high).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "{name} takes a whole number from {low} to {high}, not {value:?}"
-            )),
-        };
-        match name.as_str() {
-            "--pods" => o.pods = number(1, 2048)? as usize,
-            "--agents" => o.agents = number(1, 200_000)? as usize,
-            "--spread" => o.spread = number(1, 200_000)? as usize,
-            "--calls-per-sec" => o.calls_per_sec = number(1, 100_000)?,
-            "--flaps-per-sec" => o.flaps_per_sec = number(0, 10_000)?,
-            "--dead-ms" => o.dead_ms = number(10, 60_000)?,
-            "--secs" => o.secs = number(1, 120)?,
-            "--pool-size" => o.pool_size = number(1, 64)? as usize,
-            "--timeout-ms" => o.timeout_ms = number(1, 10_000)?,
-            "--staleness-ms" => o.staleness_ms = number(10, 600_000)?,
-            "--flush-ms" => o.flush_ms = number(10, 600_000)?,
-            _ => return Err(format!("unknown option {name:?}")),
-        }
+        Ok(())
+    })?;
+    if !go_on {
+        return Ok(None);
     }
     o.spread = o.spread.min(o.agents);
     Ok(Some(o))
