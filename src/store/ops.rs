@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-
 use super::{Applied, BreakerStore, Op, StoreError};
 use crate::agent_id::AgentId;
 use crate::config::BreakerConfig;
@@ -11,29 +9,30 @@ use crate::model::{Batch, Decision, ForceMode, Outcome, Ticket};
 
 /// The operations of [`BreakerStore::apply`] as typed calls, for every store
 /// (a blanket implementation: nothing to implement).
-#[async_trait]
 pub trait StoreExt: BreakerStore {
     /// Asks for a permit; see [`crate::model::acquire`]. Creates the agent.
     ///
     /// # Errors
     ///
     /// [`StoreError`] when the store cannot be reached or holds bad data.
-    async fn acquire(
+    fn acquire(
         &self,
         config: &BreakerConfig,
         agent: &AgentId,
         permit_id: &str,
-    ) -> Result<Applied<Decision>, StoreError> {
-        let applied = self.apply(config, agent, Op::Acquire { permit_id }).await?;
-        let applied = applied.ok_or_else(|| answered_nothing(agent, "acquire"))?;
-        match applied.value {
-            Some(decision) => Ok(Applied {
-                value: decision,
-                snapshot: applied.snapshot,
-                transition: applied.transition,
-                now_ms: applied.now_ms,
-            }),
-            None => Err(answered_nothing(agent, "acquire")),
+    ) -> impl Future<Output = Result<Applied<Decision>, StoreError>> + Send {
+        async move {
+            let applied = self.apply(config, agent, Op::Acquire { permit_id }).await?;
+            let applied = applied.ok_or_else(|| answered_nothing(agent, "acquire"))?;
+            match applied.value {
+                Some(decision) => Ok(Applied {
+                    value: decision,
+                    snapshot: applied.snapshot,
+                    transition: applied.transition,
+                    now_ms: applied.now_ms,
+                }),
+                None => Err(answered_nothing(agent, "acquire")),
+            }
         }
     }
 
@@ -42,19 +41,21 @@ pub trait StoreExt: BreakerStore {
     /// # Errors
     ///
     /// [`StoreError`] when the store cannot be reached or holds bad data.
-    async fn record(
+    fn record(
         &self,
         config: &BreakerConfig,
         agent: &AgentId,
         ticket: &Ticket,
         outcome: Outcome,
-    ) -> Result<Applied<()>, StoreError> {
-        let applied = self
-            .apply(config, agent, Op::Record { ticket, outcome })
-            .await?;
-        applied
-            .map(unit)
-            .ok_or_else(|| answered_nothing(agent, "record"))
+    ) -> impl Future<Output = Result<Applied<()>, StoreError>> + Send {
+        async move {
+            let applied = self
+                .apply(config, agent, Op::Record { ticket, outcome })
+                .await?;
+            applied
+                .map(unit)
+                .ok_or_else(|| answered_nothing(agent, "record"))
+        }
     }
 
     /// Applies outcomes counted locally; `Ok(None)` for an unknown agent.
@@ -62,13 +63,13 @@ pub trait StoreExt: BreakerStore {
     /// # Errors
     ///
     /// [`StoreError`] when the store cannot be reached or holds bad data.
-    async fn flush(
+    fn flush(
         &self,
         config: &BreakerConfig,
         agent: &AgentId,
         batch: &Batch,
-    ) -> Result<Option<Applied<()>>, StoreError> {
-        Ok(self.apply(config, agent, Op::Flush(batch)).await?.map(unit))
+    ) -> impl Future<Output = Result<Option<Applied<()>>, StoreError>> + Send {
+        async move { Ok(self.apply(config, agent, Op::Flush(batch)).await?.map(unit)) }
     }
 
     /// The admin reset; `Ok(None)` for an unknown agent.
@@ -76,12 +77,12 @@ pub trait StoreExt: BreakerStore {
     /// # Errors
     ///
     /// [`StoreError`] when the store cannot be reached or holds bad data.
-    async fn reset(
+    fn reset(
         &self,
         config: &BreakerConfig,
         agent: &AgentId,
-    ) -> Result<Option<Applied<()>>, StoreError> {
-        Ok(self.apply(config, agent, Op::Reset).await?.map(unit))
+    ) -> impl Future<Output = Result<Option<Applied<()>>, StoreError>> + Send {
+        async move { Ok(self.apply(config, agent, Op::Reset).await?.map(unit)) }
     }
 
     /// The operator override; `Ok(None)` for an unknown agent.
@@ -89,15 +90,17 @@ pub trait StoreExt: BreakerStore {
     /// # Errors
     ///
     /// [`StoreError`] when the store cannot be reached or holds bad data.
-    async fn force(
+    fn force(
         &self,
         config: &BreakerConfig,
         agent: &AgentId,
         mode: ForceMode,
         ttl: Option<Duration>,
-    ) -> Result<Option<Applied<()>>, StoreError> {
-        let op = Op::Force { mode, ttl };
-        Ok(self.apply(config, agent, op).await?.map(unit))
+    ) -> impl Future<Output = Result<Option<Applied<()>>, StoreError>> + Send {
+        async move {
+            let op = Op::Force { mode, ttl };
+            Ok(self.apply(config, agent, op).await?.map(unit))
+        }
     }
 
     /// The agent's state (after lazy lease and force expiry); `Ok(None)`
@@ -106,16 +109,15 @@ pub trait StoreExt: BreakerStore {
     /// # Errors
     ///
     /// [`StoreError`] when the store cannot be reached or holds bad data.
-    async fn snapshot(
+    fn snapshot(
         &self,
         config: &BreakerConfig,
         agent: &AgentId,
-    ) -> Result<Option<Applied<()>>, StoreError> {
-        Ok(self.apply(config, agent, Op::Snapshot).await?.map(unit))
+    ) -> impl Future<Output = Result<Option<Applied<()>>, StoreError>> + Send {
+        async move { Ok(self.apply(config, agent, Op::Snapshot).await?.map(unit)) }
     }
 }
 
-#[async_trait]
 impl<S: BreakerStore + ?Sized> StoreExt for S {}
 
 fn unit(applied: Applied<Option<Decision>>) -> Applied<()> {

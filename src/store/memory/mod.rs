@@ -53,6 +53,10 @@ struct Inner {
     /// The sinks of started feeds (a cache in front of this store), fed as
     /// transitions and failure counts change.
     sinks: Mutex<Vec<Weak<dyn FeedSink>>>,
+    /// Whether a feed ever took a sink: until then an operation does not
+    /// take the sinks' lock (the breaker keeps no cache in front of this
+    /// store, so on its path this stays `false`).
+    fed: AtomicBool,
     /// Recent routing failures and the routing-decision counter.
     journal: journal::MemoryJournal,
     /// Whether forces with a TTL end on a timer (else lazily).
@@ -98,6 +102,9 @@ impl Inner {
 
     /// The sinks still alive (the others are dropped from the list).
     fn sinks(&self) -> Vec<Arc<dyn FeedSink>> {
+        if !self.fed.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         let mut sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
         if sinks.is_empty() {
             return Vec::new();
@@ -134,6 +141,7 @@ impl MemoryStore {
                 clock,
                 transitions,
                 sinks: Mutex::new(Vec::new()),
+                fed: AtomicBool::new(false),
                 journal: journal::MemoryJournal::default(),
                 force_timer: AtomicBool::new(false),
                 expiries: expiry::Expiries::default(),
@@ -344,6 +352,7 @@ impl BreakerStore for MemoryStore {
             if let Some(sink) = &sink {
                 let mut sinks = inner.sinks.lock().unwrap_or_else(PoisonError::into_inner);
                 sinks.push(Arc::downgrade(sink));
+                inner.fed.store(true, Ordering::Release);
                 sink.trusted();
             }
             FeedHandle::new(stats, inner.transitions.clone(), None, sink)
