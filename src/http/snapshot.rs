@@ -41,7 +41,8 @@ pub const DEFAULT_HEALTH_MAX_AGE: Duration = Duration::from_millis(500);
 pub(super) struct Health {
     pub(super) status: HealthStatus,
     pub(super) json: Bytes,
-    /// When the read started.
+    /// When the read ended: the copy is kept `max_age` from then (a read of
+    /// 100,000 agents outlasts 500 ms; transitions drop it in any case).
     read_at: Instant,
     /// The transition count when the read started.
     epoch: u64,
@@ -212,8 +213,8 @@ impl HealthCache {
 
 /// One read of the store, and its JSON.
 async fn read(router: &FailoverRouter, epoch: u64) -> Result<Arc<Health>, ApiError> {
-    let read_at = Instant::now();
     let status = router.health_status().await?;
+    let read_at = Instant::now();
     let json = Bytes::from(serde_json::to_vec(&status).map_err(|error| {
         tracing::error!(%error, "the health report could not be encoded");
         internal()
