@@ -11,7 +11,7 @@
 //! failures, so the fleet has closed and open circuits. Leaves them in place.
 //! 64 agents at a time, each call with a 5 s store timeout: a call that
 //! outlasted the default 100 ms would be decided locally (degraded mode)
-//! and its agent never written.
+//! and its agent never written; populate fails if that happened.
 
 use std::time::Duration;
 
@@ -64,10 +64,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect()
         .await;
     let open = made.into_iter().filter(|open| *open).count();
-    let known = breaker.agents().await?.len();
     println!("{}", summary(count, &prefix, &url, open));
-    if known < count {
-        return Err(format!("only {known} of {count} agents reached the store").into());
+    // Not a count of the agents set: at 100,000 agents one SMEMBERS outlasts
+    // the store's timeouts. A pod that never went degraded wrote every call.
+    let stats = breaker.store_stats();
+    if stats.degraded_entered > 0 {
+        return Err(format!(
+            "{} store calls failed and the pod went degraded {} times: some agents may \
+             not have reached the store; run populate again",
+            stats.errors, stats.degraded_entered
+        )
+        .into());
     }
     Ok(())
 }
