@@ -9,8 +9,17 @@
 //! Makes AGENTS agents (default 1,000) under PREFIX (default
 //! `fleet-breaker`): one call each, and every tenth driven open by five
 //! failures, so the fleet has closed and open circuits. Leaves them in place.
+//! 64 agents at a time, each call with a 5 s store timeout: a call that
+//! outlasted the default 100 ms would be decided locally (degraded mode)
+//! and its agent never written; populate fails if that happened.
+
+use std::time::Duration;
 
 use fleet_breaker::{AgentId, CircuitBreaker, RedisStore};
+use futures::StreamExt;
+
+/// Agents populated at once.
+const IN_FLIGHT: usize = 64;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,24 +34,48 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prefix = std::env::args()
         .nth(2)
         .unwrap_or_else(|| fleet_breaker::store::DEFAULT_PREFIX.to_owned());
-    let store = RedisStore::builder(&url).prefix(&prefix).build().await?;
+    let store = RedisStore::builder(&url)
+        .prefix(&prefix)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .await?;
     let breaker = CircuitBreaker::builder()
         .store(store)
         .local_cache(false)
         .build()?;
-    let mut open = 0;
-    for i in 0..count {
-        let agent = AgentId::new(&format!("agent-{i:04}"))?;
-        if i % 10 == 0 {
-            for _ in 0..breaker.config().failure_threshold {
-                let _ = breaker.call(&agent, async { Err::<(), _>("down") }).await;
+    let threshold = breaker.config().failure_threshold;
+    let made: Vec<bool> = futures::stream::iter(0..count)
+        .map(|i| {
+            let breaker = breaker.clone();
+            async move {
+                let agent = AgentId::new(&format!("agent-{i:04}")).expect("a valid agent id");
+                if i % 10 == 0 {
+                    for _ in 0..threshold {
+                        let _ = breaker.call(&agent, async { Err::<(), _>("down") }).await;
+                    }
+                    true
+                } else {
+                    let _ = breaker.call(&agent, async { Ok::<_, &str>(()) }).await;
+                    false
+                }
             }
-            open += 1;
-        } else {
-            let _ = breaker.call(&agent, async { Ok::<_, &str>(()) }).await;
-        }
-    }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    let open = made.into_iter().filter(|open| *open).count();
     println!("{}", summary(count, &prefix, &url, open));
+    // Not a count of the agents set: at 100,000 agents one SMEMBERS outlasts
+    // the store's timeouts. A pod that never went degraded wrote every call.
+    let stats = breaker.store_stats();
+    if stats.degraded_entered > 0 {
+        return Err(format!(
+            "{} store calls failed and the pod went degraded {} times: some agents may \
+             not have reached the store; run populate again",
+            stats.errors, stats.degraded_entered
+        )
+        .into());
+    }
     Ok(())
 }
 

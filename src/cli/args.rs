@@ -198,6 +198,17 @@ pub struct ServeArgs {
     /// once. 0 reads the store on every request.
     #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_HEALTH_MAX_AGE", default_value = "500ms", value_parser = parse_duration_or_zero, value_name = "DURATION")]
     pub health_max_age: Duration,
+    /// Which agents get per-agent series in /metrics: not-closed (open, half-open,
+    /// forced open or corrupt), all, or a number N (at most N, not closed first).
+    /// The fleet's totals always count every agent.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "FLEET_BREAKER_METRICS_AGENTS",
+        default_value = "not-closed",
+        value_name = "not-closed|all|N"
+    )]
+    pub metrics_agents: crate::http::MetricsAgents,
     /// Tries per webhook delivery before it is dead-lettered.
     #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_WEBHOOK_MAX_TRIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub webhook_max_tries: u32,

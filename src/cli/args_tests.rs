@@ -69,3 +69,33 @@ fn every_env_backed_flag_hides_its_value() {
         }
     }
 }
+
+#[test]
+fn serve_metrics_agents_defaults_to_not_closed_and_takes_all_or_a_number() {
+    use clap::Parser;
+
+    use super::Command;
+    use crate::http::MetricsAgents;
+
+    let parse = |extra: &[&str]| {
+        let args = ["fleet-breaker", "serve"].iter().chain(extra);
+        match Cli::try_parse_from(args).map(|cli| cli.command) {
+            Ok(Command::Serve(serve)) => Ok(serve.metrics_agents),
+            Ok(_) => panic!("not serve"),
+            Err(error) => Err(error.to_string()),
+        }
+    };
+    // Unless the environment says otherwise, as the tests' does not.
+    if std::env::var_os("FLEET_BREAKER_METRICS_AGENTS").is_none() {
+        assert_eq!(parse(&[]), Ok(MetricsAgents::NotClosed));
+    }
+    assert_eq!(parse(&["--metrics-agents", "all"]), Ok(MetricsAgents::All));
+    assert_eq!(
+        parse(&["--metrics-agents", "500"]),
+        Ok(MetricsAgents::AtMost(
+            std::num::NonZeroUsize::new(500).unwrap()
+        ))
+    );
+    let error = parse(&["--metrics-agents", "0"]).unwrap_err();
+    assert!(error.contains("not-closed, all"), "{error}");
+}

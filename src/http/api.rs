@@ -1,32 +1,62 @@
 //! The JSON routes: health, failures, the admin reset and force, and the
 //! process and readiness probes.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::listing::{self, Listing};
 use super::{ApiError, AppState, DEFAULT_FAILURES_LIMIT, MAX_FAILURES_LIMIT};
 use crate::agent_id::AgentId;
 use crate::model::ForceMode;
+use crate::router::HealthSummary;
 use crate::store::FailureRecord;
 
 /// The longest force ttl accepted: 30 days.
 const MAX_FORCE_TTL_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
 
-/// `GET /api/circuit-breaker/health`.
-pub(super) async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// `GET /api/circuit-breaker/health[?state=..&limit=..&after=..|?agents=none]`:
+/// see [`listing`](super::listing).
+pub(super) async fn health(
+    State(state): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let listing = Listing::parse(&params)?;
     let health = state.health().await?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        health.json.clone(),
-    )
-        .into_response())
+    Ok(match listing {
+        Listing::Everything => (
+            [(header::CONTENT_TYPE, "application/json")],
+            health.json.clone(),
+        )
+            .into_response(),
+        Listing::Summary => Json(health.status.summary()).into_response(),
+        Listing::Page {
+            states,
+            after,
+            limit,
+        } => Json(listing::page(
+            &health.status,
+            &states,
+            after.as_ref(),
+            limit,
+        ))
+        .into_response(),
+    })
+}
+
+/// `GET /api/circuit-breaker/health/summary`: the counts alone.
+pub(super) async fn health_summary(
+    State(state): State<AppState>,
+) -> Result<Json<HealthSummary>, ApiError> {
+    Ok(Json(state.health().await?.status.summary()))
 }
 
 /// The query of `GET /api/circuit-breaker/failures`, read as text so that a
@@ -39,7 +69,7 @@ pub(super) struct FailuresQuery {
 /// `GET /api/circuit-breaker/failures?limit=N`.
 pub(super) async fn failures(
     State(state): State<AppState>,
-    query: Result<Query<FailuresQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<FailuresQuery>, QueryRejection>,
 ) -> Result<Json<Vec<FailureRecord>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = parse_limit(query.limit.as_deref())?;

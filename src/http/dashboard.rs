@@ -33,6 +33,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("dashboard.js", JAVASCRIPT),
     asset!("api.js", JAVASCRIPT),
     asset!("render.js", JAVASCRIPT),
+    asset!("agentlist.js", JAVASCRIPT),
     asset!("transitions.js", JAVASCRIPT),
     asset!("admin.js", JAVASCRIPT),
     asset!("util.js", JAVASCRIPT),

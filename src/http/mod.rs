@@ -25,12 +25,13 @@
 //! | method | path | answers |
 //! |---|---|---|
 //! | GET | `/` | the dashboard (HTML, no outside requests; its scripts and styles under `/assets/`) |
-//! | GET | `/api/circuit-breaker/health` | [`HealthStatus`](crate::HealthStatus) JSON |
+//! | GET | `/api/circuit-breaker/health` | [`HealthStatus`](crate::HealthStatus) JSON; with `?state=open,half_open\|closed\|corrupt&limit=N&after=AGENT` a page of it plus `"next"` (see `listing`) |
+//! | GET | `/api/circuit-breaker/health/summary` | the counts alone, [`HealthSummary`](crate::router::HealthSummary) (also `/health?agents=none`) |
 //! | GET | `/api/circuit-breaker/failures?limit=N` | recent failures, newest first (`limit` 1 to 1,000, default 20) |
 //! | POST | `/api/circuit-breaker/reset/{agent_id}` | admin: closes the circuit, zeroes its counters |
 //! | POST | `/api/circuit-breaker/force/{agent_id}` | admin: `{"state": "open"\|"closed"\|"auto", "ttl_seconds": n}` |
 //! | GET | `/api/circuit-breaker/events` | server-sent events, one `transition` per transition |
-//! | GET | `/metrics` | Prometheus text format |
+//! | GET | `/metrics` | Prometheus text format; per-agent series as [`MetricsAgents`] selects |
 //! | GET | `/healthz` | 200 while the process is up |
 //! | GET | `/readyz` | 200 when the store answers a ping, else 503 |
 //!
@@ -45,7 +46,10 @@
 //! - Admin routes compare `Authorization: Bearer <token>` in constant time;
 //!   the token is never logged (see [`AdminToken`]).
 //! - The state of every route is the fleet's, read from the shared store,
-//!   so any number of instances answer alike.
+//!   so any number of instances answer alike. Health and metrics share one
+//!   read: requests that arrive while it is in flight wait for it.
+//! - Answers are gzip-compressed when the request says `Accept-Encoding:
+//!   gzip` (not the event stream, which is sent as each event comes).
 
 use std::sync::Arc;
 
@@ -53,6 +57,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
+use tower_http::compression::CompressionLayer;
 
 use crate::router::FailoverRouter;
 
@@ -61,13 +66,15 @@ mod auth;
 mod dashboard;
 mod error;
 mod events;
+mod listing;
 mod metrics;
 mod server;
 mod snapshot;
 
 pub use auth::{AdminToken, AdminTokenError};
 pub use error::ApiError;
-pub use metrics::Metrics;
+pub use listing::MAX_HEALTH_LIMIT;
+pub use metrics::{Metrics, MetricsAgents, MetricsAgentsError};
 pub use server::{ServeOptions, serve};
 pub use snapshot::DEFAULT_HEALTH_MAX_AGE;
 
@@ -95,6 +102,7 @@ struct StateInner {
     admin_token: Option<AdminToken>,
     metrics: Metrics,
     health: HealthCache,
+    metrics_agents: MetricsAgents,
     /// `true` once the service stops: SSE streams end.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -110,6 +118,7 @@ impl AppState {
                 router,
                 admin_token: None,
                 metrics: Metrics::new(),
+                metrics_agents: MetricsAgents::default(),
                 closing: tokio::sync::watch::Sender::new(false),
             }),
         }
@@ -130,12 +139,20 @@ impl AppState {
     }
 
     /// The same state keeping one read of the fleet's health for up to
-    /// `max_age` (default [`DEFAULT_HEALTH_MAX_AGE`], 500 ms), shared by
-    /// `/api/circuit-breaker/health` and `/metrics`; a transition this
-    /// process hears drops it at once. Zero reads the store on every request.
+    /// `max_age` after it ends (default [`DEFAULT_HEALTH_MAX_AGE`], 500 ms),
+    /// shared by `/api/circuit-breaker/health` and `/metrics`; a transition
+    /// this process hears drops it at once. Zero keeps no copy: each request
+    /// joins the read in flight, or starts one.
     #[must_use]
     pub fn with_health_max_age(self, max_age: std::time::Duration) -> Self {
         self.map(|inner| inner.health = HealthCache::new(max_age))
+    }
+
+    /// The same state reporting per-agent series in `/metrics` for the
+    /// agents `agents` selects (default [`MetricsAgents::NotClosed`]).
+    #[must_use]
+    pub fn with_metrics_agents(self, agents: MetricsAgents) -> Self {
+        self.map(|inner| inner.metrics_agents = agents)
     }
 
     /// The router the routes read.
@@ -175,6 +192,15 @@ impl AppState {
         self.inner.health.get(&self.inner.router).await
     }
 
+    /// Reads of the whole fleet's state made so far (shared by requests).
+    fn health_reads(&self) -> u64 {
+        self.inner.health.reads()
+    }
+
+    fn metrics_agents(&self) -> MetricsAgents {
+        self.inner.metrics_agents
+    }
+
     fn changed(&self) {
         self.inner.health.invalidate();
     }
@@ -189,6 +215,7 @@ impl AppState {
             admin_token: shared.admin_token.clone(),
             metrics: shared.metrics.clone(),
             health: HealthCache::new(shared.health.max_age()),
+            metrics_agents: shared.metrics_agents,
             closing: shared.closing.clone(),
         });
         edit(&mut inner);
@@ -202,6 +229,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(api::health))
+        .route("/health/summary", get(api::health_summary))
         .route("/failures", get(api::failures))
         .route("/reset/{agent_id}", post(api::reset))
         .route("/force/{agent_id}", post(api::force))
@@ -217,7 +245,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     // Around the whole router, not each route: a 405's `Allow` header is
     // added by the route itself, after any route layer has run.
+    // Compression outermost, so that error bodies are compressed too; its
+    // default predicate leaves `text/event-stream` alone, so SSE streams.
     Router::new()
         .fallback_service(routes)
         .layer(middleware::map_response(error::json_errors))
+        .layer(CompressionLayer::new().gzip(true))
 }

@@ -61,6 +61,33 @@ pub struct HealthStatus {
     pub store: StoreStatus,
 }
 
+/// The counts of a [`HealthStatus`] without its agents, in the same JSON
+/// fields: what `GET /api/circuit-breaker/health/summary` answers.
+///
+/// ```json
+/// {"total_agents": 3, "open_circuits": 1, "half_open_circuits": 0,
+///  "healthy_agents": 2, "corrupt_agents": 0, "routing_events": 127, "store": "ok"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthSummary {
+    /// As [`HealthStatus::total_agents`].
+    pub total_agents: usize,
+    /// As [`HealthStatus::open_circuits`].
+    pub open_circuits: usize,
+    /// As [`HealthStatus::half_open_circuits`].
+    pub half_open_circuits: usize,
+    /// As [`HealthStatus::healthy_agents`].
+    pub healthy_agents: usize,
+    /// As [`HealthStatus::corrupt_agents`].
+    #[serde(default)]
+    pub corrupt_agents: usize,
+    /// As [`HealthStatus::routing_events`].
+    pub routing_events: u64,
+    /// As [`HealthStatus::store`].
+    #[serde(flatten, with = "store_field")]
+    pub store: StoreStatus,
+}
+
 /// [`HealthStatus::store`] in JSON: `"store": "ok" | "degraded"`, plus
 /// `"store_degraded_since_ms"` and `"store_degraded_reason"` when degraded.
 mod store_field {
@@ -113,6 +140,20 @@ mod store_field {
 }
 
 impl HealthStatus {
+    /// The counts without the agents.
+    #[must_use]
+    pub fn summary(&self) -> HealthSummary {
+        HealthSummary {
+            total_agents: self.total_agents,
+            open_circuits: self.open_circuits,
+            half_open_circuits: self.half_open_circuits,
+            healthy_agents: self.healthy_agents,
+            corrupt_agents: self.corrupt_agents,
+            routing_events: self.routing_events,
+            store: self.store.clone(),
+        }
+    }
+
     fn from_agents(
         agents: BTreeMap<AgentId, AgentMetrics>,
         routing_events: u64,

@@ -11,7 +11,11 @@
 //! from a second pod, runs `fleet-breaker serve` and a browser, and reads the
 //! page with one script per poll (see `page.rs`).
 //!
-//! `FLEET_BREAKER_SCREENSHOT=1` also writes the page to `docs/dashboard.png`.
+//! `scale.rs` loads 10,000 agents instead (open first, a page of rows, the
+//! search box).
+//!
+//! `FLEET_BREAKER_SCREENSHOT=1` also writes the page to `docs/dashboard.png`
+//! (and `scale.rs` to `docs/dashboard-10k.png`).
 #![cfg(feature = "service")]
 
 #[path = "../support/mod.rs"]
@@ -20,6 +24,7 @@ mod support;
 mod browser;
 mod labels;
 mod page;
+mod scale;
 mod service;
 
 use std::time::Duration;
@@ -169,7 +174,7 @@ async fn dashboard_shows_the_fleet_live_and_drives_the_admin_api() {
     }
 
     if std::env::var_os("FLEET_BREAKER_SCREENSHOT").is_some_and(|v| v == "1") {
-        screenshot(client).await;
+        screenshot(client, "dashboard.png").await;
     }
     fixture.finish().await;
 }

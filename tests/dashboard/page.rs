@@ -92,15 +92,25 @@ pub(crate) async fn wait_for_page(
     what: &str,
     ready: impl Fn(&Page) -> bool,
 ) -> Page {
+    wait_for_page_within(client, what, LIVE, ready).await
+}
+
+/// [`wait_for_page`] with a bound of its own.
+pub(crate) async fn wait_for_page_within(
+    client: &Client,
+    what: &str,
+    bound: Duration,
+    ready: impl Fn(&Page) -> bool,
+) -> Page {
     let ready = &ready;
-    let page = poll_within(LIVE, Duration::from_millis(50), || async move {
+    let page = poll_within(bound, Duration::from_millis(50), || async move {
         read_page(client).await.filter(|p| ready(p))
     })
     .await;
     match page {
         Some(page) => page,
         None => panic!(
-            "the page did not show {what} within {LIVE:?}; it shows:\n{:#?}",
+            "the page did not show {what} within {bound:?}; it shows:\n{:#?}",
             read_page(client).await
         ),
     }
@@ -127,7 +137,8 @@ pub(crate) async fn click(client: &Client, agent: &str, action: &str) {
         .unwrap_or_else(|e| panic!("click {selector}: {e}"));
 }
 
-pub(crate) async fn screenshot(client: &Client) {
+/// Writes the page, settled, to `docs/<name>`.
+pub(crate) async fn screenshot(client: &Client, name: &str) {
     // No hover or focus ring on the last button clicked.
     let away = MouseActions::new("mouse".to_owned()).then(PointerAction::MoveTo {
         duration: None,
@@ -152,8 +163,10 @@ pub(crate) async fn screenshot(client: &Client) {
     .await
     .expect("the page stops animating");
     let png = client.screenshot().await.expect("take a screenshot");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs")
+        .join(name);
     std::fs::create_dir_all(path.parent().expect("docs/")).expect("create docs/");
-    std::fs::write(&path, png).expect("write docs/dashboard.png");
+    std::fs::write(&path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     println!("wrote {}", path.display());
 }

@@ -19,9 +19,15 @@ pub(crate) struct Server {
 impl Server {
     /// Starts the binary and waits for its `listening on http://ADDR` line.
     pub(crate) async fn start(redis_url: &str, prefix: &str) -> Server {
+        Self::start_with(redis_url, prefix, &[]).await
+    }
+
+    /// [`start`](Self::start) with more `serve` flags.
+    pub(crate) async fn start_with(redis_url: &str, prefix: &str, flags: &[&str]) -> Server {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet-breaker"))
             .args(["serve", "--bind", "127.0.0.1:0", "--redis-url", redis_url])
             .args(["--prefix", prefix, "--admin-token", TOKEN])
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

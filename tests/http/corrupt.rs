@@ -35,7 +35,8 @@ async fn app_on_redis(redis: &TestRedis) -> (Router, String) {
     }
     let state = AppState::new(FailoverRouter::new(breaker))
         .with_admin_token(Some(AdminToken::new(TOKEN).unwrap()))
-        .with_health_max_age(Duration::ZERO);
+        .with_health_max_age(Duration::ZERO)
+        .with_metrics_agents(http::MetricsAgents::All);
     (http::router(state), prefix)
 }
 

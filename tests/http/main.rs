@@ -5,12 +5,16 @@
 //! - `admin.rs`: reset and force, tokens, bodies, hostile agent ids;
 //! - `corrupt.rs`: a corrupt agent, or failure record, in Redis;
 //! - `service.rs`: probes, dashboard, metrics, SSE, Redis, the health copy.
+//! - `listing.rs`: the health listing filtered, paged, and its counts alone;
+//! - `scale.rs`: the shared read in flight, gzip, `/metrics` bounded.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod admin;
 mod corrupt;
+mod listing;
+mod scale;
 mod service;
 
 use axum::Router;

@@ -48,6 +48,7 @@ async fn probes_and_dashboard() {
         "/assets/dashboard.js",
         "/assets/api.js",
         "/assets/render.js",
+        "/assets/agentlist.js",
         "/assets/transitions.js",
         "/assets/admin.js",
         "/assets/util.js",
@@ -61,11 +62,13 @@ async fn probes_and_dashboard() {
 
 #[tokio::test]
 async fn metrics_report_agents_transitions_and_the_store() {
-    let (app, breaker) = embedded_app().await;
+    let (_, breaker) = embedded_app().await;
     let metrics = http::Metrics::new();
     metrics.watch(&breaker);
     let app_with_metrics = http::router(
-        AppState::new(FailoverRouter::new(breaker.clone())).with_metrics(metrics.clone()),
+        AppState::new(FailoverRouter::new(breaker.clone()))
+            .with_metrics(metrics.clone())
+            .with_metrics_agents(http::MetricsAgents::All),
     );
     breaker
         .force(&agent("agent-1"), fleet_breaker::ForceMode::Open, None)
@@ -81,7 +84,7 @@ async fn metrics_report_agents_transitions_and_the_store() {
         }
     })
     .await;
-    let (status, text) = send(&app, get("/metrics")).await;
+    let (status, text) = send(&app_with_metrics, get("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
     let text = text.as_str().unwrap();
     for series in [

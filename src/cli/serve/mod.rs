@@ -113,7 +113,8 @@ async fn start(
     let state = AppState::new(FailoverRouter::new(breaker))
         .with_admin_token(admin_token)
         .with_metrics(metrics)
-        .with_health_max_age(args.health_max_age);
+        .with_health_max_age(args.health_max_age)
+        .with_metrics_agents(args.metrics_agents);
     live.send_replace(Some(Live {
         router: http::router(state.clone()),
         state,

@@ -6,6 +6,8 @@
 //     up, with a health read every 10 s for the counters; polling of the
 //     health every 2 s while it is down;
 //   - render.js: the cards and agent rows, from a health answer or an event;
+//   - agentlist.js: which rows the list shows (open first, the search box,
+//     "Show more"): never 10,000 at once;
 //   - transitions.js: the recent transitions list and each row's sparkline;
 //   - admin.js: the admin buttons, which POST to
 //     /api/circuit-breaker/{reset,force}/{agent} with
@@ -20,9 +22,10 @@
 
 import { startAdmin } from './admin.js';
 import { connectEvents, refresh, scheduleRefresh, setMode } from './api.js';
-import { onRetryDue, tick } from './render.js';
+import { onRetryDue, startAgents, tick } from './render.js';
 
 onRetryDue(() => scheduleRefresh(500));
+startAgents();
 startAdmin();
 setMode('connecting');
 refresh();

@@ -2,6 +2,7 @@
 // the page updated in place. No I/O here: when a row's backoff is over,
 // render asks for a refresh through the callback given to onRetryDue.
 
+import { PAGE_ROWS, startAgentList, visibleIds } from './agentlist.js';
 import { recordTransition, hasHistory, pushHistory, renderHistory } from './transitions.js';
 import { $, setText, formatSeconds, formatCountdown, formatClock } from './util.js';
 
@@ -19,7 +20,8 @@ const STATE_LABELS = {
 const FORCED = new Set(['forced_open', 'forced_closed']);
 const OPENISH = new Set(['open', 'forced_open']);
 
-const rows = new Map(); // agent id -> row (see makeRow)
+const rows = new Map(); // agent id -> row (see makeRow), for the rows shown
+let agents = {}; // agent id -> metrics, from the last health answer
 let updatedAt = null;
 let retryDue = () => {};
 
@@ -44,8 +46,21 @@ export function applyHealth(health) {
       (health.store_degraded_since_ms ? ` (since ${formatClock(health.store_degraded_since_ms)})` : '')
     : 'This pod decides with the shared store';
 
-  const agents = health.agents || {};
-  const ids = Object.keys(agents).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  agents = health.agents || {};
+  renderAgents();
+
+  updatedAt = Date.now();
+  document.body.dataset.stale = 'false';
+  renderUpdated();
+}
+
+// The rows of the agents the list shows (see agentlist.js), in its order;
+// rows of the others are dropped. Each run is timed as the performance
+// measure `fleet-breaker:agents`.
+function renderAgents() {
+  const started = performance.now();
+  const { ids, matching } = visibleIds(agents);
+  const total = Object.keys(agents).length;
   const list = $('#agents');
   const seen = new Set(ids);
   for (const [id, row] of rows) {
@@ -62,16 +77,30 @@ export function applyHealth(health) {
       rows.set(id, row);
     }
     updateRow(row, agents[id]);
-    // Keep the DOM in id order without moving rows that are in place.
+    // Keep the DOM in the list's order without moving rows in place.
     const want = previous ? previous.nextSibling : list.firstChild;
     if (want !== row.el) list.insertBefore(row.el, want);
     previous = row.el;
   }
-  $('#agents-empty').hidden = ids.length > 0;
+  $('#agents-empty').hidden = total > 0;
+  $('#agents-nomatch').hidden = total === 0 || matching > 0;
+  $('#show-more').hidden = matching <= ids.length;
+  setText(
+    $('#show-more'),
+    `Show ${Math.min(PAGE_ROWS, matching - ids.length).toLocaleString()} more`,
+  );
+  setText(
+    '#agents-count',
+    matching === total
+      ? `${ids.length.toLocaleString()} of ${total.toLocaleString()} shown`
+      : `${ids.length.toLocaleString()} of ${matching.toLocaleString()} matching shown (${total.toLocaleString()} agents)`,
+  );
+  performance.measure('fleet-breaker:agents', { start: started });
+}
 
-  updatedAt = Date.now();
-  document.body.dataset.stale = 'false';
-  renderUpdated();
+// Wires the search box and "Show more" to the list.
+export function startAgents() {
+  startAgentList(renderAgents);
 }
 
 function makeRow(id) {
