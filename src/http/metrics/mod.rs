@@ -115,7 +115,7 @@ impl Metrics {
     ///
     /// The `agent` label rule: on Redis the breaker delivers only
     /// transitions its watcher confirmed against the agent's hash (see
-    /// [`crate::watch`]), so labels name agents the store knows; a forged
+    /// the Redis store's feed), so labels name agents the store knows; a forged
     /// `PUBLISH` with a made-up agent id makes no series.
     pub fn watch(&self, breaker: &CircuitBreaker) {
         let metrics = self.clone();

@@ -110,7 +110,7 @@ struct Inner {
     transitions_max_len: u64,
     clock_override: Option<Arc<dyn Clock>>,
     url_display: String,
-    /// Malformed entries of `PREFIX:failures` reads skipped (`redis_journal.rs`).
+    /// Malformed entries of `PREFIX:failures` reads skipped (`journal.rs`).
     failures_skipped: AtomicU64,
 }
 

@@ -1,6 +1,6 @@
 --[[
 epoch.lua: the identity of an agent's history, ahead of lib.lua in every
-script (src/store/scripts.rs), whose load, fresh, transition, save and reply
+script (src/store/redis/scripts.rs), whose load, fresh, transition, save and reply
 call the functions below. Self-contained, so it needs nothing of
 lib.lua.
 

@@ -1,7 +1,7 @@
 --[[
 lib.lua: the prelude shared by every fleet-breaker script.
 
-src/store/scripts.rs puts this file, then lua/load.lua (reading and
+src/store/redis/scripts.rs puts this file, then lua/load.lua (reading and
 checking the stored state, and the repair of a corrupt one), in front of each
 operation's file (acquire, record, reset, force, snapshot, flush), so the
 helpers exist once in the tree. They are src/model.rs written for Redis; each names the Rust function it

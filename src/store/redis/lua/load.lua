@@ -1,7 +1,7 @@
 --[[
 load.lua: reading and checking an agent's stored state, and repairing it.
 
-src/store/scripts.rs puts it after epoch.lua and lib.lua (whose helpers it
+src/store/redis/scripts.rs puts it after epoch.lua and lib.lua (whose helpers it
 uses: stored_epoch, FIELDS, STATES, raise, to_uint, fresh, save) and before
 each operation's file.
 

@@ -107,7 +107,7 @@ impl Task {
         self.target.timeout.max(self.options.ping_interval)
     }
 
-    /// Runs until aborted (the [`Watcher`](super::Watcher) is dropped).
+    /// Runs until aborted (its [`FeedHandle`](crate::store::FeedHandle) is dropped).
     pub(super) async fn run(mut self) {
         let mut failures: u32 = 0;
         let mut ever_connected = false;

@@ -16,7 +16,7 @@
 //!   publisher older than epochs, is checked by generation alone) and has
 //!   reached its generation. A forged message (an unknown agent, a wrong
 //!   epoch, an impossible generation) is refused, counted
-//!   ([`Watcher::unverified`](super::Watcher::unverified)) and never
+//!   ([`FeedHandle::unverified`](crate::store::FeedHandle::unverified)) and never
 //!   delivered or cached, so it cannot silence the agent's later
 //!   transitions or make a metric series for an agent the store does not
 //!   know.
