@@ -192,6 +192,8 @@ pub(crate) struct FeedStats {
     pub(crate) malformed: AtomicU64,
     /// Transitions refused because the store did not confirm them.
     pub(crate) unverified: AtomicU64,
+    /// The handle was dropped: the task ends at its next step, quietly.
+    pub(crate) stopped: AtomicBool,
 }
 
 /// A running feed. Dropping it stops the feed and marks its sink untrusted.
@@ -278,6 +280,7 @@ impl FeedHandle {
 
 impl Drop for FeedHandle {
     fn drop(&mut self) {
+        self.stats.stopped.store(true, Ordering::Release);
         if let Some(task) = self.task.take() {
             task.abort();
         }

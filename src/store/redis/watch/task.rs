@@ -139,6 +139,12 @@ impl Task {
                     drop(session);
                     self.shared.connected.store(false, Ordering::Release);
                     self.sink.untrusted();
+                    if self.shared.stopped.load(Ordering::Acquire) {
+                        // The handle is gone and the process may be shutting
+                        // its runtime down under us: a closed connection is
+                        // the shutdown, not an outage to report.
+                        return;
+                    }
                     tracing::warn!(
                         channel = %self.events, %reason,
                         "watcher: subscription lost; the local cache is not trusted until it is back"
@@ -147,6 +153,9 @@ impl Task {
                 }
                 Err(failure) => {
                     self.sink.untrusted();
+                    if self.shared.stopped.load(Ordering::Acquire) {
+                        return;
+                    }
                     failures = failures.saturating_add(1);
                     if warned {
                         tracing::debug!(
