@@ -9,7 +9,6 @@ use fleet_breaker::http::{self, AppState};
 use fleet_breaker::router::FailoverRouter;
 use fleet_breaker::{BreakerConfig, CircuitBreaker, ForceMode, Permit};
 use serde_json::Value;
-use tokio::time::{Instant, sleep};
 
 use crate::{agent, error_of, get, send};
 
@@ -43,14 +42,11 @@ async fn fleet() -> (Router, CircuitBreaker, Permit) {
         let _ = breaker.call(&agent("d-half"), fail()).await;
     }
     // d-half: once its 20 ms backoff is over, take its probe and keep it.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let probe = loop {
-        match breaker.acquire(&agent("d-half")).await {
-            Ok(permit) => break permit,
-            Err(_) if Instant::now() < deadline => sleep(Duration::from_millis(5)).await,
-            Err(rejected) => panic!("d-half never went half-open: {rejected:?}"),
-        }
-    };
+    let probe =
+        crate::support::wait_for("d-half goes half-open", Duration::from_secs(2), || async {
+            breaker.acquire(&agent("d-half")).await.ok()
+        })
+        .await;
     // b-open: open (it stays so until a call after its backoff probes it).
     for _ in 0..breaker.config().failure_threshold {
         let _ = breaker.call(&agent("b-open"), fail()).await;
