@@ -403,37 +403,14 @@ fn print_phases(label: &str, r: &Report, pods: usize) {
     );
 }
 
-/// SCAN MATCH prefix* and UNLINK whatever the run left.
 /// Deletes the run's keys on every server (a cluster node scans only its
 /// own keys, and deletes them one by one: they are in different slots).
 async fn clean_up(nodes: &mut [MultiplexedConnection], prefix: &str) -> Result<usize, AnyError> {
     let mut removed = 0;
     for conn in nodes {
-        removed += clean_up_node(conn, prefix).await?;
+        removed += commandstats::delete_prefix(conn, prefix).await?;
     }
     Ok(removed)
-}
-
-async fn clean_up_node(conn: &mut MultiplexedConnection, prefix: &str) -> Result<usize, AnyError> {
-    let (mut cursor, mut removed) = (0u64, 0);
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(500)
-            .query_async(conn)
-            .await?;
-        for key in &keys {
-            let _: u64 = redis::cmd("UNLINK").arg(key).query_async(conn).await?;
-            removed += 1;
-        }
-        if next == 0 {
-            return Ok(removed);
-        }
-        cursor = next;
-    }
 }
 
 async fn run(

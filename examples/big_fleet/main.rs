@@ -258,25 +258,7 @@ async fn clean_up(seed: &str, prefix: &str) -> Result<usize, AnyError> {
     let mut removed = 0;
     for master in masters(seed).await? {
         let mut conn = master.conn;
-        let mut cursor = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{prefix}*"))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            for key in &keys {
-                let _: u64 = redis::cmd("UNLINK").arg(key).query_async(&mut conn).await?;
-            }
-            removed += keys.len();
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        removed += commandstats::delete_prefix(&mut conn, prefix).await?;
     }
     Ok(removed)
 }
