@@ -1,4 +1,4 @@
-//! [`BreakerConfig`]: the six tunables of the breaker, with validation.
+//! [`BreakerConfig`]: the tunables of the breaker, with validation.
 
 use std::time::Duration;
 
@@ -33,10 +33,26 @@ pub struct BreakerConfig {
     /// at least 1 ms, at most 30 days.
     #[serde(rename = "recovery_timeout_ms", with = "millis")]
     pub recovery_timeout: Duration,
+    /// An agent nobody has called for this long is forgotten: its keys
+    /// expire and it leaves the agents set, so ids used once do not stay in
+    /// the store for ever. Only a closed circuit expires: an open,
+    /// half-open or forced one is kept however long it is left alone.
+    /// `None` keeps every agent. Default 7 days: longer than any weekly
+    /// traffic pattern, so an agent in use never loses its counters, and
+    /// short enough that a fleet that churns ids (one per customer, per
+    /// deployment) holds a week of them, not all it ever saw. From 1 s to
+    /// 365 days. In JSON `idle_ttl_ms`, `null` for `None`.
+    #[serde(rename = "idle_ttl_ms", with = "millis_opt")]
+    pub idle_ttl: Option<Duration>,
 }
 
 const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 const MAX_MULTIPLIER: f64 = 1000.0;
+const MIN_IDLE_TTL: Duration = Duration::from_secs(1);
+const MAX_IDLE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The default of [`BreakerConfig::idle_ttl`]: 7 days.
+pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Default for BreakerConfig {
     fn default() -> Self {
@@ -47,6 +63,7 @@ impl Default for BreakerConfig {
             backoff_multiplier: 1.5,
             max_backoff: Duration::from_secs(60),
             recovery_timeout: Duration::from_secs(30),
+            idle_ttl: Some(DEFAULT_IDLE_TTL),
         }
     }
 }
@@ -142,6 +159,15 @@ impl BreakerConfig {
                 );
             }
         }
+        if let Some(ttl) = self.idle_ttl
+            && !(MIN_IDLE_TTL..=MAX_IDLE_TTL).contains(&ttl)
+        {
+            return fail(
+                "idle_ttl",
+                format!("{ttl:?}"),
+                "it must be from 1 s to 365 days, or none to keep every agent",
+            );
+        }
         if self.max_backoff < self.base_backoff {
             return fail(
                 "max_backoff",
@@ -165,6 +191,11 @@ impl BreakerConfig {
     /// `recovery_timeout` in whole milliseconds.
     pub(crate) fn recovery_timeout_ms(&self) -> u64 {
         duration_ms(self.recovery_timeout)
+    }
+
+    /// `idle_ttl` in whole milliseconds, 0 for none.
+    pub(crate) fn idle_ttl_ms(&self) -> u64 {
+        self.idle_ttl.map_or(0, duration_ms)
     }
 }
 
@@ -217,6 +248,12 @@ impl BreakerConfigBuilder {
         self
     }
 
+    /// Sets [`BreakerConfig::idle_ttl`] (`None`: keep every agent).
+    pub fn idle_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.config.idle_ttl = ttl;
+        self
+    }
+
     /// Validates and returns the config.
     ///
     /// # Errors
@@ -239,5 +276,24 @@ mod millis {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+mod millis_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&super::duration_ms(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }

@@ -50,6 +50,7 @@ fn builder_starts_from_the_defaults_and_sets_each_field() {
         .backoff_multiplier(2.0)
         .max_backoff(Duration::from_secs(5))
         .recovery_timeout(Duration::from_secs(9))
+        .idle_ttl(Some(Duration::from_secs(3600)))
         .build()
         .expect("valid config");
 
@@ -62,8 +63,44 @@ fn builder_starts_from_the_defaults_and_sets_each_field() {
             backoff_multiplier: 2.0,
             max_backoff: Duration::from_secs(5),
             recovery_timeout: Duration::from_secs(9),
+            idle_ttl: Some(Duration::from_secs(3600)),
         }
     );
+}
+
+#[test]
+fn idle_ttl_is_from_a_second_to_a_year_or_none() {
+    for bad in [
+        Duration::ZERO,
+        Duration::from_millis(999),
+        Duration::from_secs(366 * 24 * 3600),
+    ] {
+        let err = invalid(|c| c.idle_ttl = Some(bad));
+        assert_names(&err, "idle_ttl");
+        assert!(err.expected.contains("none"), "{err}");
+    }
+    for ok in [
+        None,
+        Some(Duration::from_secs(1)),
+        Some(Duration::from_secs(365 * 24 * 3600)),
+    ] {
+        let config = BreakerConfig::builder().idle_ttl(ok).build();
+        assert!(config.is_ok(), "{ok:?}: {config:?}");
+    }
+    assert_eq!(
+        BreakerConfig::default().idle_ttl,
+        Some(Duration::from_secs(7 * 24 * 3600))
+    );
+}
+
+#[test]
+fn idle_ttl_reads_as_milliseconds_or_null() {
+    let keep: BreakerConfig = serde_json::from_str(r#"{"idle_ttl_ms": null}"#).expect("null");
+    assert_eq!(keep.idle_ttl, None);
+    let day: BreakerConfig = serde_json::from_str(r#"{"idle_ttl_ms": 86400000}"#).expect("ms");
+    assert_eq!(day.idle_ttl, Some(Duration::from_secs(86_400)));
+    let json = serde_json::to_value(BreakerConfig::default()).expect("serialises");
+    assert_eq!(json["idle_ttl_ms"], 604_800_000);
 }
 
 #[test]
@@ -162,6 +199,7 @@ fn config_serialises_with_millisecond_field_names() {
             "backoff_multiplier": 1.5,
             "max_backoff_ms": 60000,
             "recovery_timeout_ms": 30000,
+            "idle_ttl_ms": 604_800_000,
         })
     );
 }

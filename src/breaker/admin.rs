@@ -8,7 +8,7 @@ use super::{AgentMetrics, BreakerError, CircuitBreaker};
 use crate::agent_id::AgentId;
 use crate::model::{ForceMode, Snapshot, Transition};
 use crate::store::StoreExt;
-use crate::store::{Applied, StoreError};
+use crate::store::{Applied, Census, StoreError};
 
 impl CircuitBreaker {
     /// The agent's state and counters, in the original JSON shape.
@@ -92,6 +92,36 @@ impl CircuitBreaker {
     /// [`BreakerError::Store`] when the store fails.
     pub async fn agents(&self) -> Result<Vec<AgentId>, BreakerError> {
         Ok(self.inner.store.agents().await?)
+    }
+
+    /// Many agents' snapshots at once, as a read of each would find them
+    /// but with nothing written ([`BreakerStore::read_many`](crate::store::BreakerStore::read_many)):
+    /// `Ok(None)` for an agent no pod has called, [`StoreError::Corrupt`]
+    /// for a corrupt one; in the order of `agents`.
+    ///
+    /// # Errors
+    ///
+    /// [`BreakerError::Store`] when the store fails.
+    pub async fn read_many(
+        &self,
+        agents: &[AgentId],
+    ) -> Result<Vec<Result<Option<Snapshot>, StoreError>>, BreakerError> {
+        Ok(self
+            .inner
+            .store
+            .read_many(&self.inner.config, agents)
+            .await?)
+    }
+
+    /// How many agents the store knows (with those of `named` it does not)
+    /// and which are not closed, without reading every agent; `None` when
+    /// the store cannot tell that cheaply (see [`BreakerStore::census`](crate::store::BreakerStore::census)).
+    ///
+    /// # Errors
+    ///
+    /// [`BreakerError::Store`] when the store fails.
+    pub async fn census(&self, named: &[AgentId]) -> Result<Option<Census>, BreakerError> {
+        Ok(self.inner.store.census(named).await?)
     }
 
     fn admin_result(

@@ -183,9 +183,18 @@ impl CircuitBreakerBuilder {
                 "CircuitBreaker built outside a tokio runtime: no local cache, every decision is a round trip"
             );
         }
-        let cached = runtime.filter(|_| wants_cache);
+        let cached = runtime.clone().filter(|_| wants_cache);
         let (max_staleness, flush_interval) = (self.max_staleness, self.flush_interval);
+        // A shared store forgets idle agents (the embedded one does not
+        // outlive its process).
+        let sweeps = runtime
+            .filter(|_| feed.is_remote())
+            .zip(self.config.idle_ttl);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let sweeper = sweeps.map(|(runtime, idle_ttl)| {
+                let _guard = runtime.enter();
+                super::sweep::Sweeper::spawn(weak.clone(), idle_ttl)
+            });
             let (cache, feed, flusher, follower, force_timers) = match cached {
                 Some(runtime) => {
                     let _guard = runtime.enter();
@@ -235,6 +244,7 @@ impl CircuitBreakerBuilder {
                 feed,
                 _flusher: flusher,
                 _follower: follower,
+                _sweeper: sweeper,
                 force_timers,
                 permit_prefix,
                 permit_counter: AtomicU64::new(0),

@@ -28,6 +28,7 @@ mod pending;
 mod permit;
 mod policy;
 mod store_health;
+mod sweep;
 
 pub use crate::cache::CacheStats;
 pub use crate::clock::iso8601;
@@ -141,6 +142,9 @@ struct Inner {
     /// Moves the fallback's seeds forward with the watcher's transitions;
     /// held only so that it stops with the breaker.
     _follower: Option<background::Follower>,
+    /// Asks the store to forget idle agents now and then; held only so that
+    /// it stops with the breaker.
+    _sweeper: Option<sweep::Sweeper>,
     /// Ends forces with a TTL on time (a store shared through Redis; the
     /// embedded store has its own timer).
     force_timers: Option<expiry::ForceTimers>,

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Applied, BreakerStore, FailureRecord, Feed, Op, RoutingJournal, StoreError};
+use super::{Applied, BreakerStore, Census, FailureRecord, Feed, Op, RoutingJournal, StoreError};
 use crate::agent_id::AgentId;
 use crate::config::BreakerConfig;
-use crate::model::Decision;
+use crate::model::{Decision, Snapshot};
 
 /// What a [`MeteredStore`] reports each call to: the service's Prometheus
 /// metrics (`fleet_breaker::http::Metrics`), or anything else.
@@ -61,6 +61,24 @@ impl BreakerStore for MeteredStore {
 
     async fn agents(&self) -> Result<Vec<AgentId>, StoreError> {
         self.timed("agents", self.store.agents()).await
+    }
+
+    async fn read_many(
+        &self,
+        config: &BreakerConfig,
+        agents: &[AgentId],
+    ) -> Result<Vec<Result<Option<Snapshot>, StoreError>>, StoreError> {
+        self.timed("read_many", self.store.read_many(config, agents))
+            .await
+    }
+
+    async fn census(&self, named: &[AgentId]) -> Result<Option<Census>, StoreError> {
+        self.timed("census", self.store.census(named)).await
+    }
+
+    async fn sweep_idle(&self, config: &BreakerConfig) -> Result<u64, StoreError> {
+        self.timed("sweep_idle", self.store.sweep_idle(config))
+            .await
     }
 
     fn feed(&self) -> Feed {

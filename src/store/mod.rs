@@ -25,8 +25,9 @@ use async_trait::async_trait;
 
 use crate::agent_id::AgentId;
 use crate::config::BreakerConfig;
-use crate::model::{Batch, Decision, ForceMode, Outcome, Ticket};
+use crate::model::{Batch, Decision, ForceMode, Outcome, Snapshot, Ticket};
 
+mod census;
 mod error;
 pub mod feed;
 mod journal;
@@ -35,6 +36,10 @@ mod metered;
 mod ops;
 pub(crate) mod redis;
 
+pub use census::Census;
+
+/// Reads the default [`BreakerStore::read_many`] keeps in flight.
+const READ_MANY_IN_FLIGHT: usize = 64;
 pub use error::{Corruption, StoreError};
 pub use feed::{Feed, FeedHandle, FeedOptions, FeedSink, FeedTarget, Resync};
 pub use journal::{DEFAULT_FAILURES_CAP, FailureRecord, RoutingJournal};
@@ -152,6 +157,69 @@ pub trait BreakerStore: Debug + Send + Sync {
     /// The store's transitions as they happen, and whether that feed can be
     /// trusted now; see [`Feed`].
     fn feed(&self) -> Feed;
+
+    /// Many agents at once, each as [`Op::Snapshot`] would answer it
+    /// (lapsed leases dropped, a force past its TTL ended) but with nothing
+    /// written or published: `Ok(None)` for an agent the store does not
+    /// know, [`StoreError::Corrupt`] for one whose stored state is corrupt;
+    /// in the order of `agents`. What a listing of the fleet reads.
+    ///
+    /// The default applies [`Op::Snapshot`] to each, a few at a time (so
+    /// it writes and publishes the refresh, as a read does); the memory
+    /// store copies under its lock; on Redis it is one `HGETALL` per agent,
+    /// many in flight, no script.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached (an agent's corrupt
+    /// state is that agent's answer, not an error of the whole read).
+    async fn read_many(
+        &self,
+        config: &BreakerConfig,
+        agents: &[AgentId],
+    ) -> Result<Vec<Result<Option<Snapshot>, StoreError>>, StoreError> {
+        let mut read = Vec::with_capacity(agents.len());
+        for chunk in agents.chunks(READ_MANY_IN_FLIGHT) {
+            let snapshots = chunk
+                .iter()
+                .map(|agent| self.apply(config, agent, Op::Snapshot));
+            for snapshot in futures::future::join_all(snapshots).await {
+                read.push(match snapshot {
+                    Ok(applied) => Ok(applied.map(|a| a.snapshot)),
+                    Err(error @ StoreError::Corrupt { .. }) => Err(error),
+                    Err(error) => return Err(error),
+                });
+            }
+        }
+        Ok(read)
+    }
+
+    /// How many agents the store knows (with those of `named` it does not)
+    /// and which are not closed, without reading every agent; `None` (the
+    /// default) when the store cannot tell that cheaply, and the caller
+    /// reads every agent instead.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn census(&self, named: &[AgentId]) -> Result<Option<Census>, StoreError> {
+        let _ = named;
+        Ok(None)
+    }
+
+    /// Forgets the agents left alone for [`BreakerConfig::idle_ttl`] (only
+    /// closed ones) and answers how many; the breaker calls it now and
+    /// then. On Redis the agents' keys expire by themselves and this
+    /// removes them from the agents set, by one pod of the fleet per
+    /// interval. The default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached.
+    async fn sweep_idle(&self, config: &BreakerConfig) -> Result<u64, StoreError> {
+        let _ = config;
+        Ok(0)
+    }
 
     /// Checks that the store answers: one `PING` on Redis, bounded by the
     /// store's timeout. The default (a store of one process, which cannot be

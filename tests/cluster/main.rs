@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod census;
 mod common;
 mod failover;
 mod races;

@@ -39,8 +39,18 @@ const COMMANDS: &[&str] = &[
     "del",
     "xadd",
     "publish",
-    // The agents set.
-    "smembers",
+    // ...the census of agents not closed, and the expiry of idle ones.
+    "hdel",
+    "pexpire",
+    "persist",
+    // The agents set, page by page; the census (`HGETALL` of its hash);
+    // the sweep of idle agents (a lease, then `EXISTS`, `SREM`, `HDEL`).
+    "sscan",
+    "scard",
+    "smismember",
+    "hgetall",
+    "set",
+    "srem",
     // The watcher: subscription, restart check, replay.
     "subscribe",
     "info",
@@ -239,6 +249,12 @@ async fn an_acl_user_with_only_the_listed_commands_runs_breaker_watcher_and_rout
     assert_eq!(router.flush_routing_events().await.expect("GET"), 2);
     let health = router.health_status().await.expect("health");
     assert_eq!(health.total_agents, 2);
+    let census = router.census().await.expect("census").expect("a census");
+    assert_eq!(census.summary.total_agents, 2);
+    // An agent whose keys are gone (expired) leaves the set at a sweep.
+    let state_key = format!("{prefix}:{{acl-ok}}:state");
+    let _: i64 = admin(&mut root, &["DEL", &state_key]).await;
+    assert_eq!(hooks_store.sweep_idle(&config).await.expect("sweep"), 1);
 
     // The watcher reconnects (and replays the stream) as the ACL user.
     let before = pubsub_clients(&mut root, &user).await;

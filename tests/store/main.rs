@@ -5,6 +5,7 @@ mod support;
 
 mod backend;
 mod bad_input;
+mod census;
 mod corrupt;
 mod differential;
 mod failure_count;

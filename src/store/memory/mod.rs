@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::feed::FeedStats;
-use super::{Applied, BreakerStore, Feed, FeedHandle, FeedSink, Op, RoutingJournal, StoreError};
+use super::{
+    Applied, BreakerStore, Census, Feed, FeedHandle, FeedSink, Op, RoutingJournal, StoreError,
+};
 use crate::agent_id::AgentId;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BreakerConfig, duration_ms};
@@ -338,6 +340,32 @@ impl BreakerStore for MemoryStore {
         let mut agents: Vec<AgentId> = self.lock().keys().cloned().collect();
         agents.sort();
         Ok(agents)
+    }
+
+    /// Copies under the lock, each refreshed in the copy only.
+    async fn read_many(
+        &self,
+        config: &BreakerConfig,
+        agents: &[AgentId],
+    ) -> Result<Vec<Result<Option<Snapshot>, StoreError>>, StoreError> {
+        let now_ms = self.inner.clock.now_ms();
+        let stored = self.lock();
+        Ok(agents
+            .iter()
+            .map(|agent| {
+                Ok(stored.get(agent).map(|snapshot| {
+                    let mut copy = snapshot.clone();
+                    let _ = model::refresh(&mut copy, config, agent, now_ms);
+                    copy
+                }))
+            })
+            .collect())
+    }
+
+    /// Counted under the lock: no agent is read twice, none missed.
+    async fn census(&self, named: &[AgentId]) -> Result<Option<Census>, StoreError> {
+        let now_ms = self.inner.clock.now_ms();
+        Ok(Some(Census::of_snapshots(&self.lock(), named, now_ms)))
     }
 
     /// Every transition as the store applies it, always trusted: a sink

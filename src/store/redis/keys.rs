@@ -44,6 +44,21 @@ impl Keys {
         format!("{}:agents", self.prefix)
     }
 
+    /// `PREFIX:not_closed`, the census: a hash of every agent whose circuit
+    /// is not closed, to its state (see `lua/lib.lua`, "Census"), so the
+    /// fleet's counts need no read of every agent.
+    #[must_use]
+    pub fn not_closed(&self) -> String {
+        format!("{}:not_closed", self.prefix)
+    }
+
+    /// `PREFIX:sweep_lease`: held by the pod sweeping the agents set of
+    /// agents forgotten for idleness, so the fleet sweeps once per interval.
+    #[must_use]
+    pub fn sweep_lease(&self) -> String {
+        format!("{}:sweep_lease", self.prefix)
+    }
+
     /// `PREFIX:events`, the pub/sub channel of transitions.
     #[must_use]
     pub fn events(&self) -> String {

@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Applied, BreakerStore, Feed, Op, StoreError};
+use super::{Applied, BreakerStore, Census, Feed, Op, StoreError};
 use crate::agent_id::AgentId;
 use crate::clock::Clock;
 use crate::config::{BreakerConfig, duration_ms};
-use crate::model::Decision;
+use crate::model::{Decision, Snapshot};
 use crate::store::journal::RoutingJournal;
 use scripts::Call;
 use watch::{WatchRoute, WatchTarget};
@@ -33,10 +33,12 @@ use watch::{WatchRoute, WatchTarget};
 #[cfg(feature = "service")]
 pub(crate) mod alerts;
 mod builder;
+mod census;
 mod cluster;
 mod conn;
 mod journal;
 mod keys;
+mod peek;
 mod reply;
 mod scripts;
 mod target;
@@ -312,6 +314,11 @@ impl RedisStore {
             Op::Snapshot => (&*scripts::SNAPSHOT, call),
         };
         let value = self.eval(script, &call, agent).await?;
+        if self.inner.cluster && matches!(op, Op::Snapshot) && value == ::redis::Value::Nil {
+            // An agent whose keys are gone (expired, deleted): out of the
+            // census too, as the script does itself on one Redis.
+            cluster::census_write(self, agent, b"-").await;
+        }
         let applied = reply::unit(value, agent)?.map(|applied| Applied {
             value: None,
             snapshot: applied.snapshot,
@@ -350,31 +357,32 @@ impl BreakerStore for RedisStore {
         self.run(config, agent, op).await
     }
 
+    /// `SSCAN` page by page: each page bounded by the store's timeout.
     async fn agents(&self) -> Result<Vec<AgentId>, StoreError> {
-        let key = self.inner.keys.agents();
-        let members: Vec<Vec<u8>> = self
-            .inner
-            .lanes
-            .query(::redis::cmd("SMEMBERS").arg(&key), "agents set")
-            .await?;
-        let mut agents: Vec<AgentId> = members
-            .iter()
-            .filter_map(|member| {
-                let id = std::str::from_utf8(member)
-                    .ok()
-                    .and_then(|text| AgentId::new(text).ok());
-                if id.is_none() {
-                    tracing::warn!(
-                        key = %key,
-                        member = %String::from_utf8_lossy(member),
-                        "skipping a member of the agents set that is not a valid agent id"
-                    );
-                }
-                id
-            })
-            .collect();
-        agents.sort();
-        Ok(agents)
+        self.scan_agents().await
+    }
+
+    /// One `HGETALL` per agent, many in flight, no script.
+    async fn read_many(
+        &self,
+        config: &BreakerConfig,
+        agents: &[AgentId],
+    ) -> Result<Vec<Result<Option<Snapshot>, StoreError>>, StoreError> {
+        self.peek_many(config, agents).await
+    }
+
+    /// `SCARD` of the agents set and `HGETALL` of the census hash.
+    async fn census(&self, named: &[AgentId]) -> Result<Option<Census>, StoreError> {
+        let now_ms = match &self.inner.clock_override {
+            Some(clock) => clock.now_ms(),
+            None => self.server_time_ms().await?,
+        };
+        self.read_census(named, now_ms).await.map(Some)
+    }
+
+    /// One sweep by at most one pod of the fleet per interval.
+    async fn sweep_idle(&self, config: &BreakerConfig) -> Result<u64, StoreError> {
+        self.sweep(config).await
     }
 
     /// A pub/sub subscription to the store's transitions, with a replay of

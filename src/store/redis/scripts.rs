@@ -47,6 +47,16 @@ pub(super) static SNAPSHOT: LazyLock<Script> = script!("snapshot.lua");
 /// `lua/flush.lua`: [`crate::model::flush`].
 pub(super) static FLUSH: LazyLock<Script> = script!("flush.lua");
 
+/// `lua/census.lua`: one agent's census field put right from its state
+/// (the preludes only: it loads no snapshot).
+pub(super) static CENSUS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/epoch.lua"),
+        include_str!("lua/lib.lua"),
+        include_str!("lua/census.lua"),
+    ))
+});
+
 /// Every script, for loading them all at once.
 pub(super) fn all() -> [&'static Script; 6] {
     [&*ACQUIRE, &*RECORD, &*RESET, &*FORCE, &*SNAPSHOT, &*FLUSH]
@@ -55,20 +65,20 @@ pub(super) fn all() -> [&'static Script; 6] {
 /// The KEYS and ARGV of one script call.
 #[derive(Debug)]
 pub(super) struct Call {
-    /// `KEYS[1..4]`: state, probes, agents, transitions; on a cluster only
-    /// the first two (the agent's slot), see `lua/lib.lua`.
+    /// `KEYS[1..5]`: state, probes, agents, transitions, census; on a
+    /// cluster only the first two (the agent's slot), see `lua/lib.lua`.
     pub(super) keys: Vec<String>,
-    /// `ARGV`: the eleven common arguments, then the operation's own.
+    /// `ARGV`: the twelve common arguments, then the operation's own.
     pub(super) args: Vec<String>,
 }
 
 impl Call {
-    /// The keys of `agent` and the eleven arguments every script takes first.
+    /// The keys of `agent` and the twelve arguments every script takes first.
     ///
     /// `now_override_ms` is the test-only clock override; `None` makes the
     /// script read Redis `TIME`. `cluster` passes only the agent's own keys:
-    /// the script then leaves `PREFIX:agents` and `PREFIX:transitions`,
-    /// which live in other slots, to the caller.
+    /// the script then leaves `PREFIX:agents`, `PREFIX:transitions` and
+    /// `PREFIX:not_closed`, which live in other slots, to the caller.
     pub(super) fn new(
         keys: &Keys,
         agent: &AgentId,
@@ -91,6 +101,7 @@ impl Call {
             config.max_backoff_ms().to_string(),
             config.recovery_timeout_ms().to_string(),
             keys.counts(),
+            config.idle_ttl_ms().to_string(),
         ];
         let keys = if cluster {
             vec![keys.state(agent), keys.probes(agent)]
@@ -100,6 +111,7 @@ impl Call {
                 keys.probes(agent),
                 keys.agents(),
                 keys.transitions(),
+                keys.not_closed(),
             ]
         };
         Self { keys, args }
@@ -147,7 +159,8 @@ mod tests {
         assert_eq!(call.args[7], "1.1");
         assert_eq!(call.args[1], "", "no override: Redis TIME");
         assert_eq!(call.keys[0], "fleet-breaker:{agent-1}:state");
-        assert_eq!(call.keys.len(), 4);
+        assert_eq!(call.keys.len(), 5);
+        assert_eq!(call.args[11], "604800000", "idle_ttl_ms: 7 days");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 --[[
 acquire.lua: asks for a permit to call an agent (model::acquire).
 
-KEYS[1..4], ARGV[1..11]: see lib.lua. Then:
-  ARGV[12] permit id: names the probe lease if the permit is a half-open probe
+KEYS[1..5], ARGV[1..12]: see lib.lua. Then:
+  ARGV[13] permit id: names the probe lease if the permit is a half-open probe
 
 Creates the agent (every hash field, and SADD to PREFIX:agents) on first use.
 A closed circuit that exists already is decided with one HGETALL and no write.
@@ -13,8 +13,8 @@ Return value: the common array of lib.lua, then the decision:
 ]]
 
 return guard(function()
-  local c = setup(12)
-  local permit = ARGV[12]
+  local c = setup(13)
+  local permit = ARGV[13]
   local s = load() or fresh(c)
   local tr = refresh(s, c)
   local decision

@@ -1,11 +1,11 @@
 --[[
 flush.lua: applies outcomes a pod counted locally (model::flush).
 
-KEYS[1..4], ARGV[1..11]: see lib.lua. Then:
-  ARGV[12] generation the successes were counted in (decimal)
-  ARGV[13] successes counted locally
-  ARGV[14] last_success_ms of the batch, 0 for none
-  ARGV[15] rejections counted locally
+KEYS[1..5], ARGV[1..12]: see lib.lua. Then:
+  ARGV[13] generation the successes were counted in (decimal)
+  ARGV[14] successes counted locally
+  ARGV[15] last_success_ms of the batch, 0 for none
+  ARGV[16] rejections counted locally
 
 Rejections always add to total_rejections. The successes add to
 success_count only while the circuit is still closed, in that generation and
@@ -17,11 +17,11 @@ exist; else the common array of lib.lua.
 ]]
 
 return guard(function()
-  local c = setup(15)
-  local generation = arg_uint(12, 'batch generation')
-  local successes = arg_uint(13, 'successes')
-  local last_success = arg_uint(14, 'last_success_ms')
-  local rejections = arg_uint(15, 'rejections')
+  local c = setup(16)
+  local generation = arg_uint(13, 'batch generation')
+  local successes = arg_uint(14, 'successes')
+  local last_success = arg_uint(15, 'last_success_ms')
+  local rejections = arg_uint(16, 'rejections')
   local s = load()
   if s == nil then return false end
   local tr = refresh(s, c)

@@ -1,9 +1,9 @@
 --[[
 force.lua: the operator override (model::force); a transition of its own.
 
-KEYS[1..4], ARGV[1..11]: see lib.lua. Then:
-  ARGV[12] mode: open (forced_open), closed (forced_closed) or auto (end any force)
-  ARGV[13] ttl_ms bounding the force, or "" to hold it until changed;
+KEYS[1..5], ARGV[1..12]: see lib.lua. Then:
+  ARGV[13] mode: open (forced_open), closed (forced_closed) or auto (end any force)
+  ARGV[14] ttl_ms bounding the force, or "" to hold it until changed;
            ignored by auto
 
 As model::force, no refresh first: the transition's `from` is the stored
@@ -17,17 +17,17 @@ exist; else the common array of lib.lua.
 ]]
 
 return guard(function()
-  local c = setup(13)
-  local mode = ARGV[12]
+  local c = setup(14)
+  local mode = ARGV[13]
   if mode ~= 'open' and mode ~= 'closed' and mode ~= 'auto' then
-    raise('invalid argument', 'ARGV[12] (mode) is ' .. show(mode) .. ', expected open, closed or auto')
+    raise('invalid argument', 'ARGV[13] (mode) is ' .. show(mode) .. ', expected open, closed or auto')
   end
   -- 0 stands for "no expiry", as in the hash.
   local forced_until = 0
-  if ARGV[13] ~= '' then
-    forced_until = c.now + arg_uint(13, 'ttl_ms')
+  if ARGV[14] ~= '' then
+    forced_until = c.now + arg_uint(14, 'ttl_ms')
     if forced_until >= MAX_EXACT then
-      raise('invalid argument', 'ARGV[13] (ttl_ms) ends the force past 2^53 ms')
+      raise('invalid argument', 'ARGV[14] (ttl_ms) ends the force past 2^53 ms')
     end
   end
   local s = load_for_repair(c)

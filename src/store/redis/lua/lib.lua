@@ -12,14 +12,17 @@ KEYS, the same for every script:
   KEYS[2]  PREFIX:{AGENT}:probes  sorted set: probe permit id -> lease deadline (ms)
   KEYS[3]  PREFIX:agents          set of known agent ids
   KEYS[4]  PREFIX:transitions     stream, capped; one field `msg` per transition
+  KEYS[5]  PREFIX:not_closed      hash: agent id -> its state, for every agent
+                                  not closed (the census: see "Census" below)
 
-On a Redis Cluster the client passes KEYS[1..2] only: KEYS[3] and KEYS[4] live
-in other slots, which a script may not touch there. The script then skips the
-SADD and the XADD (it still PUBLISHes, which a cluster broadcasts to every
-node) and appends one item to its reply, `created` (1 when it created the
-agent, else 0); the client does the SADD and the XADD itself right after.
+On a Redis Cluster the client passes KEYS[1..2] only: KEYS[3..5] live in
+other slots, which a script may not touch there. The script then skips the
+SADD, the XADD and the census write (it still PUBLISHes, which a cluster
+broadcasts to every node) and appends two items to its reply, `created` (1
+when it created the agent, else 0) and `census` (see below); the client does
+those writes itself right after.
 
-ARGV[1..11], the same for every script (each script's own follow):
+ARGV[1..12], the same for every script (each script's own follow):
   ARGV[1]  agent id
   ARGV[2]  now_override_ms. TEST ONLY: empty in production, where the time is
            Redis TIME; set only by RedisStoreBuilder::clock_override.
@@ -35,6 +38,10 @@ ARGV[1..11], the same for every script (each script's own follow):
            failure count leaves zero or returns to it without a transition,
            {"agent_id","generation","failure_count"} is published there, so
            pods stop (or resume) counting successes locally
+  ARGV[12] idle_ttl_ms: a write to a closed agent sets its hash to expire
+           after this long (PEXPIRE), so an agent nobody calls is forgotten;
+           any other state removes the expiry (PERSIST): only a closed
+           agent ever expires. 0: never.
 
 Hash fields are decimal integers, except `state` (closed, open, half_open,
 forced_open, forced_closed); a `None` of last_failure_ms, last_success_ms or
@@ -68,7 +75,18 @@ Writes happen last, in `save`, and only for what changed: a closed circuit's
 acquire writes nothing at all.
 
 Epochs: the hash field `epoch`, written when the hash is created, names one
-history of the agent; see lua/epoch.lua, which comes before this file.
+history of the agent; see lua/epoch.lua, which comes before this file. An
+agent that expired (ARGV[12]) and is called again starts a new epoch.
+
+Census: KEYS[5] holds one field per agent whose state is not closed, its
+value the state, followed by ` UNTIL` (ms) for a force with a TTL, so a
+reader counts a force past its end as closed without running a script. A
+script writes the field when the state it saves differs from the state it
+loaded (HSET, or HDEL on closing); the snapshot script also checks the field
+against the state and repairs it (an agent tripped before the census
+existed, a field edited by hand). On a cluster the script appends `census`
+to its reply instead: "" for no change, "-" to delete the field, else the
+value to set.
 
 Needs Redis 5.0 or later (XADD, and scripts replicated by their effects, so
 writing after TIME is allowed); tested on Redis 7.
@@ -140,10 +158,10 @@ local function guard(body)
   error(result, 0)
 end
 
--- Checks the KEYS and ARGV counts, parses ARGV[1..11] and reads the time.
+-- Checks the KEYS and ARGV counts, parses ARGV[1..12] and reads the time.
 local function setup(argc)
-  if #KEYS ~= 4 and #KEYS ~= 2 then
-    raise('invalid argument', 'expected 4 keys (2 on a cluster), got ' .. #KEYS)
+  if #KEYS ~= 5 and #KEYS ~= 2 then
+    raise('invalid argument', 'expected 5 keys (2 on a cluster), got ' .. #KEYS)
   end
   if #ARGV ~= argc then
     raise('invalid argument', 'expected ' .. argc .. ' arguments, got ' .. #ARGV)
@@ -162,6 +180,7 @@ local function setup(argc)
     multiplier = tonumber(ARGV[8]),
     max_backoff_ms = arg_uint(9, 'max_backoff_ms'),
     recovery_timeout_ms = arg_uint(10, 'recovery_timeout_ms'),
+    idle_ttl_ms = arg_uint(12, 'idle_ttl_ms'),
   }
   local m = c.multiplier
   if m == nil or m ~= m or m < 1 or m == math.huge then
@@ -301,6 +320,47 @@ local function count(s, c, outcome)
   stamp(s, c, outcome)
 end
 
+-- The census value of a state (see "Census"): nil for closed.
+local function census_entry(state, forced_until_ms)
+  if state == nil or state == 'closed' then return nil end
+  if (state == 'forced_open' or state == 'forced_closed') and (forced_until_ms or 0) ~= 0 then
+    return state .. ' ' .. int(forced_until_ms)
+  end
+  return state
+end
+
+-- Keeps the census field of the agent right (see "Census"): written when
+-- the state differs from the one loaded; with `c.check_census` (the
+-- snapshot script) also checked against the hash and repaired.
+local function save_census(s, c)
+  local entry = census_entry(s.state, s.forced_until_ms)
+  -- A new agent, or a repaired one (its loaded fields are not trusted).
+  local known = s.exists and s.saved.state ~= nil
+  local unchanged
+  if known then
+    unchanged = entry == census_entry(s.saved.state, s.saved.forced_until_ms)
+  else
+    unchanged = entry == nil and not s.exists
+  end
+  if unchanged and not c.check_census then return end
+  if c.cluster then
+    -- The client writes it. A check cannot read the field from here: it
+    -- sets the field of an agent not closed (the same value: harmless).
+    if not unchanged then
+      c.census = entry or '-'
+    elseif entry then
+      c.census = entry
+    end
+    return
+  end
+  if unchanged and (redis.call('HMGET', KEYS[5], c.agent)[1] or nil) == entry then return end
+  if entry then
+    redis.call('HSET', KEYS[5], c.agent, entry)
+  else
+    redis.call('HDEL', KEYS[5], c.agent)
+  end
+end
+
 -- Writes what changed, then publishes the transition `tr` (JSON), if any.
 local function save(s, c, tr)
   if not s.exists then
@@ -321,7 +381,15 @@ local function save(s, c, tr)
     changed[#changed + 1] = 'epoch'
     changed[#changed + 1] = int(s.epoch)
   end
-  if #changed > 0 then redis.call('HSET', KEYS[1], unpack(changed)) end
+  if #changed > 0 then
+    redis.call('HSET', KEYS[1], unpack(changed))
+    if s.state == 'closed' and c.idle_ttl_ms > 0 then
+      redis.call('PEXPIRE', KEYS[1], int(c.idle_ttl_ms))
+    else
+      redis.call('PERSIST', KEYS[1])
+    end
+  end
+  save_census(s, c)
   if tr then
     redis.call('PUBLISH', c.channel, tr)
   elseif (s.saved and s.saved.failure_count or 0) == 0 ~= (s.failure_count == 0) then
@@ -343,7 +411,10 @@ local function reply(s, c, tr, ...)
     s.half_open_successes, s.generation, s.forced_until_ms, probes, s.epoch,
   }
   for i = 1, select('#', ...) do r[#r + 1] = select(i, ...) end
-  if c.cluster then r[#r + 1] = c.created and 1 or 0 end
+  if c.cluster then
+    r[#r + 1] = c.created and 1 or 0
+    r[#r + 1] = c.census or ''
+  end
   return r
 end
 

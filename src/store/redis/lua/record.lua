@@ -1,10 +1,10 @@
 --[[
 record.lua: records the outcome of a call (model::record).
 
-KEYS[1..4], ARGV[1..11]: see lib.lua. Then:
-  ARGV[12] permit id of the ticket (the lease name, for a probe)
-  ARGV[13] generation of the ticket (decimal)
-  ARGV[14] outcome: success, failure or neutral
+KEYS[1..5], ARGV[1..12]: see lib.lua. Then:
+  ARGV[13] permit id of the ticket (the lease name, for a probe)
+  ARGV[14] generation of the ticket (decimal)
+  ARGV[15] outcome: success, failure or neutral
 
 Creates the agent (every hash field, and SADD to PREFIX:agents) on first use.
 A ticket of another generation, or a probe whose lease has lapsed, only
@@ -14,17 +14,17 @@ Return value: the common array of lib.lua, nothing more.
 ]]
 
 return guard(function()
-  local c = setup(14)
-  local permit = ARGV[12]
+  local c = setup(15)
+  local permit = ARGV[13]
   -- Compared as canonical decimal text, so any u64 generation is exact.
-  local generation = string.match(ARGV[13], '^0*(%d+)$')
+  local generation = string.match(ARGV[14], '^0*(%d+)$')
   if generation == nil or #generation > 20 then
-    raise('invalid argument', 'ARGV[13] (ticket generation) is ' .. show(ARGV[13])
+    raise('invalid argument', 'ARGV[14] (ticket generation) is ' .. show(ARGV[14])
       .. ', expected a non-negative integer')
   end
-  local outcome = ARGV[14]
+  local outcome = ARGV[15]
   if outcome ~= 'success' and outcome ~= 'failure' and outcome ~= 'neutral' then
-    raise('invalid argument', 'ARGV[14] (outcome) is ' .. show(outcome)
+    raise('invalid argument', 'ARGV[15] (outcome) is ' .. show(outcome)
       .. ', expected success, failure or neutral')
   end
   local s = load() or fresh(c)
