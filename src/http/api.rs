@@ -30,6 +30,19 @@ pub(super) async fn health(
 ) -> Result<Response, ApiError> {
     let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let listing = Listing::parse(&params)?;
+    match &listing {
+        Listing::Summary => return Ok(Json(state.summary().await?).into_response()),
+        Listing::Page {
+            states,
+            after,
+            limit,
+        } => {
+            if let Some(page) = state.census_page(states, after.as_ref(), *limit).await? {
+                return Ok(Json(listing::census_page(&page)).into_response());
+            }
+        }
+        Listing::Everything => {}
+    }
     let health = state.health().await?;
     Ok(match listing {
         Listing::Everything => (
@@ -56,7 +69,7 @@ pub(super) async fn health(
 pub(super) async fn health_summary(
     State(state): State<AppState>,
 ) -> Result<Json<HealthSummary>, ApiError> {
-    Ok(Json(state.health().await?.status.summary()))
+    Ok(Json(state.summary().await?))
 }
 
 /// The query of `GET /api/circuit-breaker/failures`, read as text so that a

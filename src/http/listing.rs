@@ -1,6 +1,8 @@
 //! `GET /api/circuit-breaker/health` with parameters: the agents listed
-//! filtered by state and paged by agent id, or only the counts; all from
-//! the shared read (see [`snapshot`](super::snapshot)).
+//! filtered by state and paged by agent id, or only the counts; from the
+//! store's census when it has one and the question allows (the counts, a
+//! page of open or half-open agents: see [`census`](super::census)), else
+//! from the shared read (see [`snapshot`](super::snapshot)).
 //!
 //! ## Behavior
 //!
@@ -23,6 +25,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
 use super::ApiError;
+use super::census::CensusPage;
 use crate::agent_id::AgentId;
 use crate::breaker::AgentMetrics;
 use crate::model::CircuitState;
@@ -53,14 +56,19 @@ impl StateFilter {
         })
     }
 
-    fn matches(self, metrics: &AgentMetrics) -> bool {
+    pub(super) fn matches(self, metrics: &AgentMetrics) -> bool {
         if metrics.is_corrupt() {
             return self == Self::Corrupt;
         }
+        self.admits(metrics.state)
+    }
+
+    /// Whether an agent in `state` (not corrupt) is in this filter.
+    pub(super) fn admits(self, state: CircuitState) -> bool {
         match self {
-            Self::Open => matches!(metrics.state, CircuitState::Open | CircuitState::ForcedOpen),
-            Self::HalfOpen => metrics.state == CircuitState::HalfOpen,
-            Self::Closed => metrics.state.admits_all(),
+            Self::Open => matches!(state, CircuitState::Open | CircuitState::ForcedOpen),
+            Self::HalfOpen => state == CircuitState::HalfOpen,
+            Self::Closed => state.admits_all(),
             Self::Corrupt => false,
         }
     }
@@ -161,7 +169,7 @@ impl Listing {
     }
 }
 
-/// One page of a filtered listing, borrowed from the shared read.
+/// One page of a filtered listing, borrowed from a read.
 #[derive(Debug, Serialize)]
 pub(super) struct Page<'a> {
     #[serde(flatten)]
@@ -194,19 +202,37 @@ pub(super) fn page<'a>(
     limit: Option<usize>,
 ) -> Page<'a> {
     let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-    let mut matching = status
+    let matching = status
         .agents
         .range((start, Bound::Unbounded))
         .filter(|(_, m)| states.is_empty() || states.iter().any(|s| s.matches(m)));
-    let limit = limit.unwrap_or(usize::MAX);
-    let agents: Vec<_> = matching.by_ref().take(limit).collect();
-    let next = if matching.next().is_some() {
+    page_of(status.summary(), matching, limit, false)
+}
+
+/// A page of the census (see [`census`](super::census)): `agents` all
+/// match; `more` when candidates remain after them.
+pub(super) fn census_page(page: &CensusPage) -> Page<'_> {
+    page_of(page.summary.clone(), page.agents.iter(), None, page.more)
+}
+
+/// The first `limit` of `matching`; `next` when more match, or `more`.
+fn page_of<'a>(
+    summary: HealthSummary,
+    mut matching: impl Iterator<Item = (&'a AgentId, &'a AgentMetrics)>,
+    limit: Option<usize>,
+    more: bool,
+) -> Page<'a> {
+    let agents: Vec<_> = matching
+        .by_ref()
+        .take(limit.unwrap_or(usize::MAX))
+        .collect();
+    let next = if more || matching.next().is_some() {
         agents.last().map(|(id, _)| *id)
     } else {
         None
     };
     Page {
-        summary: status.summary(),
+        summary,
         agents: Agents(agents),
         next,
     }

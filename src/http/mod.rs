@@ -59,10 +59,11 @@ use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::compression::CompressionLayer;
 
-use crate::router::FailoverRouter;
+use crate::router::{FailoverRouter, HealthSummary};
 
 mod api;
 mod auth;
+mod census;
 mod dashboard;
 mod error;
 mod events;
@@ -190,6 +191,20 @@ impl AppState {
 
     async fn health(&self) -> Result<std::sync::Arc<snapshot::Health>, ApiError> {
         self.inner.health.get(&self.inner.router).await
+    }
+
+    /// The fleet's counts: from the store's census (a few commands however
+    /// many agents), else from the shared read.
+    async fn summary(&self) -> Result<HealthSummary, ApiError> {
+        if let Some(summary) = self.census_summary().await? {
+            return Ok(summary);
+        }
+        Ok(self.health().await?.status.summary())
+    }
+
+    /// The corrupt agents the last full read found, if one was made.
+    fn known_corrupt(&self) -> Option<usize> {
+        self.inner.health.last_corrupt()
     }
 
     /// Reads of the whole fleet's state made so far (shared by requests).

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::FailoverRouter;
@@ -10,9 +9,6 @@ use crate::agent_id::AgentId;
 use crate::breaker::{AgentMetrics, BreakerError, StoreStatus};
 use crate::model::{CircuitState, Snapshot, Transition};
 use crate::store::{FailureRecord, StoreError};
-
-/// Snapshot reads [`FailoverRouter::health_status`] keeps in flight at once.
-const HEALTH_READS_IN_FLIGHT: usize = 64;
 
 /// The fleet's routing health, in the shape of the original specification:
 ///
@@ -86,6 +82,21 @@ pub struct HealthSummary {
     /// As [`HealthStatus::store`].
     #[serde(flatten, with = "store_field")]
     pub store: StoreStatus,
+}
+
+/// The fleet's counts and the agents whose circuit is not closed, read
+/// without reading every agent: [`FailoverRouter::census`].
+///
+/// `summary.corrupt_agents` is 0: a corrupt state is found only by reading
+/// the agent ([`FailoverRouter::health_status`] does), and a corrupt agent
+/// counts here by the state it was last saved in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetCensus {
+    /// The counts, as [`HealthStatus`] has them.
+    pub summary: HealthSummary,
+    /// Every agent whose circuit is not closed (open, half-open, forced
+    /// open or forced closed), with its state, by agent id.
+    pub not_closed: BTreeMap<AgentId, CircuitState>,
 }
 
 /// [`HealthStatus::store`] in JSON: `"store": "ok" | "degraded"`, plus
@@ -182,7 +193,7 @@ impl<C> FailoverRouter<C> {
     /// The health of every agent and the fleet-wide routing-decision count.
     ///
     /// Flushes this pod's pending routing decisions first, then reads each
-    /// agent's snapshot (one store call per agent, up to 64 in flight). An
+    /// agent's snapshot at once ([`agents_health`](Self::agents_health)). An
     /// agent whose stored state is corrupt is reported as such (see
     /// [`HealthStatus::corrupt_agents`]), the others as usual.
     ///
@@ -200,16 +211,7 @@ impl<C> FailoverRouter<C> {
         if self.inner.breaker.is_degraded() {
             return Ok(self.local_health());
         }
-        let routing_events = match self.inner.events.flush().await {
-            Ok(total) => total,
-            // A counter that is not a number (set by hand, say) hides no
-            // agent: this pod's estimate stands in for it.
-            Err(error) if !error.is_store_unavailable() => {
-                tracing::warn!(%error, "health: the fleet's routing-events counter is unreadable; reporting this pod's estimate");
-                self.inner.events.estimate()
-            }
-            Err(error) => return Err(error.into()),
-        };
+        let routing_events = self.routing_events().await?;
         let breaker = &self.inner.breaker;
         // This pod's locally counted outcomes first, as with routing events;
         // other pods' reach the store within their flush interval.
@@ -218,38 +220,98 @@ impl<C> FailoverRouter<C> {
         names.extend(self.named_agents());
         names.sort();
         names.dedup();
-        // Many reads in flight at once: on Redis they share the store's
-        // multiplexed connections, so 1,000 agents cost a few round trips,
-        // not 1,000.
-        let mut reads = stream::iter(names)
-            .map(|agent| async move {
-                let metrics = breaker.metrics(&agent).await;
-                (agent, metrics)
-            })
-            .buffered(HEALTH_READS_IN_FLIGHT);
-        let mut agents = BTreeMap::new();
-        while let Some((agent, metrics)) = reads.next().await {
-            let metrics = match metrics {
-                Ok(metrics) => metrics,
-                // Named in a route, never called by any pod: a fresh circuit.
-                Err(BreakerError::UnknownAgent(_)) => {
-                    let fresh = Snapshot::fresh(breaker.config());
-                    AgentMetrics::from_snapshot(&agent, &fresh, breaker.clock().now_ms())
-                }
-                // One corrupt agent is reported as such; the others as usual.
-                Err(BreakerError::Store(StoreError::Corrupt { corruption, .. })) => {
-                    tracing::warn!(agent = %agent, %corruption, "health: the agent's stored state is corrupt; an admin reset or force repairs it");
-                    AgentMetrics::from_corruption(&agent, corruption)
-                }
-                Err(error) => return Err(error),
-            };
-            agents.insert(agent, metrics);
-        }
+        let agents = self.agents_health(names).await?;
         Ok(HealthStatus::from_agents(
             agents,
             routing_events,
             breaker.store_status(),
         ))
+    }
+
+    /// The fleet-wide routing-decision count, after this pod's pending
+    /// decisions; this pod's estimate when the counter is unreadable.
+    async fn routing_events(&self) -> Result<u64, BreakerError> {
+        match self.inner.events.flush().await {
+            Ok(total) => Ok(total),
+            // A counter that is not a number (set by hand, say) hides no
+            // agent: this pod's estimate stands in for it.
+            Err(error) if !error.is_store_unavailable() => {
+                tracing::warn!(%error, "health: the fleet's routing-events counter is unreadable; reporting this pod's estimate");
+                Ok(self.inner.events.estimate())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Each agent of `agents`, read fresh from the store at once and
+    /// without writing ([`CircuitBreaker::read_many`](crate::CircuitBreaker::read_many)):
+    /// an agent never called is reported as a fresh circuit, a corrupt one
+    /// as such.
+    ///
+    /// # Errors
+    ///
+    /// [`BreakerError::Store`] when the store fails.
+    pub async fn agents_health(
+        &self,
+        agents: Vec<AgentId>,
+    ) -> Result<BTreeMap<AgentId, AgentMetrics>, BreakerError> {
+        let breaker = &self.inner.breaker;
+        let read = breaker.read_many(&agents).await?;
+        let now_ms = breaker.clock().now_ms();
+        let fresh = Snapshot::fresh(breaker.config());
+        let mut health = BTreeMap::new();
+        for (agent, snapshot) in agents.into_iter().zip(read) {
+            let metrics = match snapshot {
+                Ok(Some(snapshot)) => AgentMetrics::from_snapshot(&agent, &snapshot, now_ms),
+                // Named in a route, never called by any pod: a fresh circuit.
+                Ok(None) => AgentMetrics::from_snapshot(&agent, &fresh, now_ms),
+                // One corrupt agent is reported as such; the others as usual.
+                Err(StoreError::Corrupt { corruption, .. }) => {
+                    tracing::warn!(agent = %agent, %corruption, "health: the agent's stored state is corrupt; an admin reset or force repairs it");
+                    AgentMetrics::from_corruption(&agent, corruption)
+                }
+                Err(error) => return Err(error.into()),
+            };
+            health.insert(agent, metrics);
+        }
+        Ok(health)
+    }
+
+    /// The fleet's counts and the agents whose circuit is not closed,
+    /// without reading every agent (see [`BreakerStore::census`](crate::store::BreakerStore::census)):
+    /// a few commands on Redis however many agents there are.
+    ///
+    /// `None` when the store cannot count that way, or in degraded mode:
+    /// read [`health_status`](Self::health_status) then.
+    ///
+    /// # Errors
+    ///
+    /// [`BreakerError::Store`] when the store fails.
+    pub async fn census(&self) -> Result<Option<FleetCensus>, BreakerError> {
+        let breaker = &self.inner.breaker;
+        if breaker.is_degraded() {
+            return Ok(None);
+        }
+        let routing_events = self.routing_events().await?;
+        let named = self.named_agents();
+        let Some(census) = breaker.census(&named).await? else {
+            return Ok(None);
+        };
+        let total_agents = usize::try_from(census.total).unwrap_or(usize::MAX);
+        let open_circuits = census.open();
+        let half_open_circuits = census.half_open();
+        Ok(Some(FleetCensus {
+            summary: HealthSummary {
+                total_agents,
+                open_circuits,
+                half_open_circuits,
+                healthy_agents: total_agents.saturating_sub(open_circuits + half_open_circuits),
+                corrupt_agents: 0,
+                routing_events,
+                store: breaker.store_status(),
+            },
+            not_closed: census.not_closed,
+        }))
     }
 
     /// The health report of a degraded pod, made without the store.

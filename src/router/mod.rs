@@ -33,7 +33,7 @@ pub use agents::AgentInput;
 pub use builder::{DEFAULT_EVENTS_FLUSH_INTERVAL, DEFAULT_MAX_RETRIES, FailoverRouterBuilder};
 pub use classify::{Classify, DefaultClassifier};
 pub use error::{AgentReport, AllAgentsFailed, Attempt, RouteError, RouterConfigError};
-pub use health::{HealthStatus, HealthSummary};
+pub use health::{FleetCensus, HealthStatus, HealthSummary};
 pub use route::Routed;
 
 use events::EventCounter;

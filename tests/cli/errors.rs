@@ -145,7 +145,8 @@ async fn a_redis_that_stops_answering_after_connecting_is_named_too() {
     let _pod = crate::fleet_with_agents(&redis, &prefix, &["agent-1"]).await;
     let mut admin = redis.connection().await;
     // Writes (scripts included) wait; the PING that checks a new connection
-    // does not: the command connects, then its first script times out.
+    // does not: the command connects, then its script times out. (`status`
+    // reads without a script, so it answers through a write pause.)
     redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg(5_000)
@@ -154,8 +155,18 @@ async fn a_redis_that_stops_answering_after_connecting_is_named_too() {
         .await
         .expect("CLIENT PAUSE");
     let url = redis.url();
-    let output = crate::command()
+    let status = crate::command()
         .args(["--redis-url", &url, "--prefix", &prefix, "status"])
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the binary runs");
+    assert!(
+        status.status.success(),
+        "status reads through a write pause: {}",
+        stderr(&status)
+    );
+    let output = crate::command()
+        .args(["--redis-url", &url, "--prefix", &prefix, "reset", "agent-1"])
         .env("RUST_LOG", "error")
         .output()
         .expect("the binary runs");

@@ -74,7 +74,7 @@ async fn concurrent_health_requests_share_one_read_in_flight() {
     }
     let stats = redis.command_stats().await;
     assert_eq!(
-        stats.get("smembers").copied(),
+        stats.get("sscan").copied(),
         Some(1),
         "one read of the agents set for 20 requests; commands: {stats:?}"
     );
@@ -230,4 +230,85 @@ async fn metrics_report_the_agents_the_setting_selects_and_every_total() {
         }
         assert!(text.ends_with("# EOF\n"));
     }
+}
+
+/// With the store's census the counts, a page of open agents and
+/// `/metrics` read no closed agent: a few commands whatever the fleet's
+/// size (issue 16: at 100,000 agents the counts took 7.4 s to read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counts_and_open_agents_are_read_without_reading_every_agent() {
+    let redis = TestRedis::start().await;
+    let prefix = support::unique_prefix("http_census");
+    let store = RedisStore::builder(redis.url())
+        .prefix(&prefix)
+        .build()
+        .await
+        .unwrap();
+    let pod = CircuitBreaker::builder().store(store).build().unwrap();
+    for i in 0..200 {
+        pod.call(&agent(&format!("agent-{i:03}")), async {
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .unwrap();
+    }
+    for i in [7, 70, 170] {
+        pod.force(&agent(&format!("agent-{i:03}")), ForceMode::Open, None)
+            .await
+            .unwrap();
+    }
+    let app = http::router(AppState::new(FailoverRouter::new(pod)));
+    redis.reset_stats().await;
+
+    let (status, summary) = send(&app, get("/api/circuit-breaker/health/summary")).await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(
+        (
+            &summary["total_agents"],
+            &summary["open_circuits"],
+            &summary["healthy_agents"]
+        ),
+        (&200.into(), &3.into(), &197.into())
+    );
+    let (_, first) = send(&app, get("/api/circuit-breaker/health?state=open&limit=2")).await;
+    let ids = |page: &Value| {
+        page["agents"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&first), ["agent-007", "agent-070"]);
+    assert_eq!(first["next"], "agent-070");
+    assert_eq!(first["open_circuits"], 3);
+    let (_, second) = send(
+        &app,
+        get("/api/circuit-breaker/health?state=open&limit=2&after=agent-070"),
+    )
+    .await;
+    assert_eq!(ids(&second), ["agent-170"]);
+    assert_eq!(second["next"], Value::Null);
+    let (_, metrics) = send(&app, get("/metrics")).await;
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains(r#"fleet_breaker_circuit_state{agent="agent-170",state="forced_open"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("fleet_breaker_agents_unreported 197"),
+        "{metrics}"
+    );
+
+    let stats = redis.command_stats().await;
+    assert_eq!(
+        stats.get("sscan"),
+        None,
+        "no read of the agents set: {stats:?}"
+    );
+    assert_eq!(stats.get("evalsha"), None, "no script: {stats:?}");
+    // The census once per request (and once per read of agents, which
+    // checks it), plus one HGETALL per open agent read.
+    let hgetall = stats.get("hgetall").copied().unwrap_or(0);
+    assert!(hgetall <= 4 + 2 + 3 + 3 + 2, "{hgetall} HGETALL: {stats:?}");
 }

@@ -2,6 +2,8 @@
 //! fleet's state from the shared read (its per-agent series those
 //! [`MetricsAgents`] selects), and the breaker's own figures.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -11,9 +13,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::Labels;
-use crate::http::AppState;
+use super::{Labels, MetricsAgents};
+use crate::agent_id::AgentId;
+use crate::breaker::AgentMetrics;
+use crate::http::census::NotClosed;
+use crate::http::snapshot::Health;
+use crate::http::{ApiError, AppState};
 use crate::model::CircuitState;
+use crate::router::HealthSummary;
 
 fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     let g = Gauge::<i64>::default();
@@ -31,6 +38,36 @@ fn saturating_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// What a scrape reports the fleet from.
+enum Read {
+    /// The census and the agents not closed, read fresh (the default
+    /// selection, on a store with a census).
+    Census(NotClosed),
+    /// The shared read of every agent.
+    Everything(Arc<Health>),
+}
+
+impl Read {
+    /// The counts and the agents to report series for.
+    fn view(&self, agents: MetricsAgents) -> (HealthSummary, Vec<(&AgentId, &AgentMetrics)>) {
+        match self {
+            Self::Census(read) => (read.summary.clone(), read.agents.iter().collect()),
+            Self::Everything(health) => (health.status.summary(), agents.select(&health.status)),
+        }
+    }
+}
+
+/// The census when the selection is the default and the store has one
+/// (a scrape then reads the tripped agents only), else the shared read.
+async fn read(state: &AppState) -> Result<Read, ApiError> {
+    if state.metrics_agents() == MetricsAgents::NotClosed
+        && let Some(read) = state.census_not_closed().await?
+    {
+        return Ok(Read::Census(read));
+    }
+    Ok(Read::Everything(state.health().await?))
+}
+
 /// `GET /metrics`.
 pub(in crate::http) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let mut registry = Registry::with_prefix("fleet_breaker");
@@ -38,9 +75,9 @@ pub(in crate::http) async fn render(State(state): State<AppState>) -> impl IntoR
     let router = state.router();
     let breaker = router.breaker();
 
-    match state.health().await {
-        Ok(health) => {
-            let health = &health.status;
+    match read(&state).await {
+        Ok(read) => {
+            let (summary, selected) = read.view(state.metrics_agents());
             gauge(
                 &mut registry,
                 "store_up",
@@ -54,8 +91,7 @@ pub(in crate::http) async fn render(State(state): State<AppState>) -> impl IntoR
             let backoff = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
             let generation = Family::<Labels, Gauge>::default();
             let corrupt = Family::<Labels, Gauge>::default();
-            let selected = state.metrics_agents().select(health);
-            let unreported = health.agents.len() - selected.len();
+            let unreported = summary.total_agents.saturating_sub(selected.len());
             for (agent, m) in selected {
                 let id = vec![("agent", agent.to_string())];
                 if let Some(corruption) = &m.corrupt {
@@ -129,37 +165,37 @@ pub(in crate::http) async fn render(State(state): State<AppState>) -> impl IntoR
                 &mut registry,
                 "agents",
                 "Agents known to the fleet",
-                total(health.total_agents),
+                total(summary.total_agents),
             );
             gauge(
                 &mut registry,
                 "open_circuits",
                 "Circuits open or forced open",
-                total(health.open_circuits),
+                total(summary.open_circuits),
             );
             gauge(
                 &mut registry,
                 "half_open_circuits",
                 "Circuits half-open",
-                total(health.half_open_circuits),
+                total(summary.half_open_circuits),
             );
             gauge(
                 &mut registry,
                 "healthy_agents",
                 "Circuits closed or forced closed",
-                total(health.healthy_agents),
+                total(summary.healthy_agents),
             );
             gauge(
                 &mut registry,
                 "corrupt_agents",
                 "Agents whose stored state is corrupt",
-                total(health.corrupt_agents),
+                total(summary.corrupt_agents),
             );
             counter(
                 &mut registry,
                 "routing_events",
                 "Routing decisions made by every pod",
-                health.routing_events,
+                summary.routing_events,
             );
         }
         Err(error) => {
