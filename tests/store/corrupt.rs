@@ -6,14 +6,15 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use fleet_breaker::{
-    AgentId, CircuitBreaker, CircuitState, ForceMode, RedisStore, RejectCause, StorePolicy,
+    AgentId, BreakerConfig, CircuitBreaker, CircuitState, ForceMode, RedisStore, RejectCause,
+    StorePolicy,
 };
 use fleet_breaker::{BreakerError, StoreError};
 use redis::AsyncCommands;
 
 use crate::support::corrupt::{CORRUPTIONS, corrupt};
 use crate::support::{TestRedis, unique_prefix, wait_until};
-use fleet_breaker::store::StoreExt;
+use fleet_breaker::store::{BreakerStore, StoreExt};
 
 /// The fields of a whole state hash: the eleven of the model and the epoch.
 const HASH_FIELDS: usize = 12;
@@ -345,4 +346,70 @@ async fn a_pod_that_cached_the_agent_takes_the_repair_of_its_generation() {
     let permit = pod.acquire(&bad).await.unwrap();
     assert_eq!(permit.generation(), repaired.generation);
     permit.success().await;
+}
+
+/// A read of many agents (no script) names each corruption as the snapshot
+/// script does: every corruption of the hash, a key of the wrong type, a
+/// probes key of the wrong type and a lease deadline that is no number; the
+/// good agent beside them reads as usual.
+#[tokio::test]
+async fn a_read_of_many_agents_names_each_corruption_as_the_scripts_do() {
+    let redis = TestRedis::start().await;
+    let mut conn = redis.connection().await;
+    let (store, breaker, prefix) = fleet(&redis, "corrupt-many").await;
+    let config = BreakerConfig::default();
+    let mut agents: Vec<AgentId> = (0..CORRUPTIONS.len())
+        .map(|i| agent(&format!("hash-{i}")))
+        .collect();
+    agents.extend(["wrong-type", "probes-type", "probes-score"].map(agent));
+    for agent in &agents {
+        breaker.acquire(agent).await.unwrap().success().await;
+    }
+    agents.push(agent("good"));
+    for (i, corruption) in CORRUPTIONS.iter().enumerate() {
+        corrupt(&mut conn, &prefix, &format!("hash-{i}"), *corruption).await;
+    }
+    conn.del::<_, ()>(format!("{prefix}:{{wrong-type}}:state"))
+        .await
+        .unwrap();
+    let wrong = format!("{prefix}:{{wrong-type}}:state");
+    conn.set::<_, _, ()>(&wrong, "not a hash").await.unwrap();
+    // Half-open agents whose probes key is not a sorted set, or holds a
+    // deadline that is no number (ZADD refuses "nan": "+inf").
+    for (name, probes) in [("probes-type", None), ("probes-score", Some("+inf"))] {
+        let state = format!("{prefix}:{{{name}}}:state");
+        conn.hset::<_, _, _, ()>(&state, "state", "half_open")
+            .await
+            .unwrap();
+        let key = format!("{prefix}:{{{name}}}:probes");
+        match probes {
+            None => conn.set::<_, _, ()>(&key, "x").await.unwrap(),
+            Some(score) => {
+                let _: () = redis::cmd("ZADD")
+                    .arg(&key)
+                    .arg(score)
+                    .arg("lease-1")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    let read = store.read_many(&config, &agents).await.expect("read_many");
+
+    for (agent, read) in agents.iter().zip(read) {
+        let scripted = store.snapshot(&config, agent).await;
+        match (read, scripted) {
+            (Err(read), Err(scripted)) => {
+                assert_eq!(read.to_string(), scripted.to_string(), "{agent}");
+                assert!(read.is_corrupt(), "{agent}: {read}");
+            }
+            (Ok(Some(read)), Ok(Some(scripted))) => {
+                assert_eq!(agent.as_str(), "good");
+                assert_eq!(read, scripted.snapshot);
+            }
+            (read, scripted) => panic!("{agent}: read {read:?}, script {scripted:?}"),
+        }
+    }
+    drop(breaker);
 }

@@ -225,6 +225,21 @@ impl Lanes {
         })
     }
 
+    /// Runs a pipeline, in one round trip, on one server (a cluster takes
+    /// a pipeline only within one slot).
+    pub(super) async fn pipeline<T: ::redis::FromRedisValue>(
+        &self,
+        pipeline: &::redis::Pipeline,
+        what: &str,
+    ) -> Result<T, StoreError> {
+        self.run(move |mut conn| async move { pipeline.query_async::<T>(&mut conn).await })
+            .await
+            .map_err(|e| match e {
+                Failure::Redis(e) => command_error(&e, what),
+                Failure::Store(e) => e,
+            })
+    }
+
     /// Runs one command.
     pub(super) async fn query<T: ::redis::FromRedisValue>(
         &self,

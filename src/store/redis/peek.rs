@@ -1,7 +1,8 @@
 //! Many agents read at once without a script: `HGETALL` of each state hash
-//! (and `ZRANGE` of the probes of a half-open one), many in flight on the
-//! store's multiplexed connections, checked and refreshed here as
-//! `lua/load.lua` and `model::refresh` would, and nothing written.
+//! (pipelined, 1,000 to a round trip, on one Redis; single commands many in
+//! flight on a cluster) and `ZRANGE` of the probes of a half-open one,
+//! checked and refreshed here as `lua/load.lua` and `model::refresh` would,
+//! and nothing written.
 //!
 //! A snapshot script costs Redis 10 to 20 µs (it runs the whole prelude);
 //! an `HGETALL` about 1 µs, so a listing of 100,000 agents is bounded by the
@@ -22,6 +23,8 @@
 
 use std::collections::HashMap;
 
+use futures::StreamExt;
+
 use super::RedisStore;
 use super::scripts::{self, Call};
 use crate::agent_id::AgentId;
@@ -29,10 +32,17 @@ use crate::config::BreakerConfig;
 use crate::model::{self, CircuitState, Lease, Snapshot};
 use crate::store::{Corruption, StoreError};
 
-/// Reads in flight at once: enough to keep Redis busy through the round
-/// trips, bounded so a read of 100,000 agents holds a bounded number of
-/// pending replies.
-const IN_FLIGHT: usize = 512;
+/// Agents per pipeline (or, on a cluster, single commands in flight).
+const PIPELINE: usize = 1000;
+
+/// Pipelines in flight: Redis answers one while the client parses another.
+const PIPELINES_IN_FLIGHT: usize = 4;
+
+/// Census repairs in flight.
+const FIXES_IN_FLIGHT: usize = 256;
+
+/// A state hash as read, or the type of a key that is not a hash.
+type Hash = Result<HashMap<Vec<u8>, Vec<u8>>, String>;
 
 const EXPECTED_STATE: &str = "closed, open, half_open, forced_open or forced_closed";
 const EXPECTED_UINT: &str = "an integer from 0 to 2^53 - 1";
@@ -71,10 +81,13 @@ impl RedisStore {
         let census = self.census_entries().await?;
         let mut peeked = Vec::with_capacity(agents.len());
         let mut apart = Vec::new();
-        for chunk in agents.chunks(IN_FLIGHT) {
-            let reads = chunk.iter().map(|agent| self.peek(config, agent, now_ms));
-            for (agent, read) in chunk.iter().zip(futures::future::join_all(reads).await) {
-                let (read, stored) = read?;
+        let hashes = self.hashes(agents);
+        futures::pin_mut!(hashes);
+        let mut agents = agents.iter();
+        while let Some(chunk) = hashes.next().await {
+            for hash in chunk? {
+                let agent = agents.next().expect("one hash per agent");
+                let (read, stored) = self.interpret(config, agent, hash, now_ms).await?;
                 if let Some(stored) = stored
                     && census.get(agent.as_str().as_bytes()).map(Vec::as_slice)
                         != stored.as_ref().map(String::as_bytes)
@@ -84,7 +97,7 @@ impl RedisStore {
                 peeked.push(read);
             }
         }
-        for chunk in apart.chunks(IN_FLIGHT) {
+        for chunk in apart.chunks(FIXES_IN_FLIGHT) {
             let fixes = chunk
                 .iter()
                 .map(|(agent, entry)| self.fix_census(agent, entry.as_deref()));
@@ -121,17 +134,59 @@ impl RedisStore {
         }
     }
 
-    /// One agent, and the census field its stored state calls for
+    /// The state hashes of `agents`, in order, a chunk at a time: on one
+    /// Redis a pipeline per chunk (one round trip, one reply to parse),
+    /// a few in flight; on a cluster single commands, many in flight (a
+    /// cluster pipeline must stay within one slot).
+    fn hashes<'a>(
+        &'a self,
+        agents: &'a [AgentId],
+    ) -> impl futures::Stream<Item = Result<Vec<Hash>, StoreError>> + 'a {
+        futures::stream::iter(agents.chunks(PIPELINE))
+            .map(move |chunk| async move {
+                if self.is_cluster() {
+                    let reads = chunk.iter().map(|agent| self.hash(agent));
+                    return futures::future::try_join_all(reads).await;
+                }
+                let mut pipeline = ::redis::pipe();
+                pipeline.ignore_errors();
+                for agent in chunk {
+                    pipeline.cmd("HGETALL").arg(self.keys().state(agent));
+                }
+                let replies: Vec<::redis::RedisResult<HashMap<Vec<u8>, Vec<u8>>>> = self
+                    .inner
+                    .lanes
+                    .pipeline(&pipeline, "HGETALL replies")
+                    .await?;
+                let mut hashes = Vec::with_capacity(chunk.len());
+                for (agent, reply) in chunk.iter().zip(replies) {
+                    hashes.push(match reply {
+                        Ok(hash) => Ok(hash),
+                        Err(error) if error.code() == Some("WRONGTYPE") => {
+                            Err(self.key_type(&self.keys().state(agent)).await)
+                        }
+                        Err(error) => {
+                            return Err(StoreError::Command(format!("HGETALL reply: {error}")));
+                        }
+                    });
+                }
+                Ok(hashes)
+            })
+            .buffered(PIPELINES_IN_FLIGHT)
+    }
+
+    /// One agent read, and the census field its stored state calls for
     /// (`None` when it is corrupt: nothing to compare); the outer error
     /// when Redis fails, the inner one when its state is corrupt.
-    async fn peek(
+    async fn interpret(
         &self,
         config: &BreakerConfig,
         agent: &AgentId,
+        hash: Hash,
         now_ms: u64,
     ) -> Result<(Peeked, Option<Option<String>>), StoreError> {
         let key = self.keys().state(agent);
-        let hash = match self.hash(&key).await? {
+        let hash = match hash {
             Err(kind) => {
                 let error = corrupt(agent, &key, "type", Some(kind), "a hash");
                 return Ok((Err(error), None));
@@ -161,18 +216,16 @@ impl RedisStore {
         Ok((Ok(Some(snapshot)), Some(entry)))
     }
 
-    /// The hash at `key`, or the type of a key that is not a hash.
-    async fn hash(
-        &self,
-        key: &str,
-    ) -> Result<Result<HashMap<Vec<u8>, Vec<u8>>, String>, StoreError> {
+    /// The state hash of `agent`, or the type of a key that is not a hash.
+    async fn hash(&self, agent: &AgentId) -> Result<Hash, StoreError> {
+        let key = self.keys().state(agent);
         match self
-            .query::<HashMap<Vec<u8>, Vec<u8>>>(::redis::cmd("HGETALL").arg(key), "HGETALL reply")
+            .query::<HashMap<Vec<u8>, Vec<u8>>>(::redis::cmd("HGETALL").arg(&key), "HGETALL reply")
             .await
         {
             Ok(hash) => Ok(Ok(hash)),
             Err(StoreError::Command(message)) if message.contains("WRONGTYPE") => {
-                Ok(Err(self.key_type(key).await))
+                Ok(Err(self.key_type(&key).await))
             }
             Err(error) => Err(error),
         }
