@@ -5,24 +5,21 @@
 //!
 //! ## Behavior
 //!
-//! - The counts: the census's, with the corrupt agents the last full read
-//!   found (a corrupt state is only seen by reading the agent) taken out of
-//!   the healthy ones.
-//! - A page of `state=open` and/or `state=half_open`: the census's
+//! - The counts: the census's.
+//! - A page of `state=open`, `half_open` and/or `corrupt`: the census's
 //!   candidates after the cursor, read fresh in batches of what the page
 //!   still lacks, each kept only if its fresh state matches (a census field
 //!   can trail a transition by one script); `next` when candidates remain.
 //! - Without a census (a store that cannot count cheaply, or degraded
 //!   mode) each of these answers `None` and the caller reads every agent.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
 
 use super::listing::StateFilter;
 use super::{ApiError, AppState};
 use crate::agent_id::AgentId;
 use crate::breaker::AgentMetrics;
-use crate::model::CircuitState;
 use crate::router::HealthSummary;
 
 /// A page read through the census.
@@ -45,49 +42,36 @@ pub(super) struct NotClosed {
 impl AppState {
     /// The fleet's counts from the census; `None` without one.
     pub(super) async fn census_summary(&self) -> Result<Option<HealthSummary>, ApiError> {
-        Ok(self.census().await?.map(|(summary, _)| summary))
+        Ok(self.router().census().await?.map(|census| census.summary))
     }
 
-    /// The census's counts (corrupt ones from the last full read) and its
-    /// agents not closed.
-    async fn census(
-        &self,
-    ) -> Result<Option<(HealthSummary, BTreeMap<AgentId, CircuitState>)>, ApiError> {
-        let Some(census) = self.router().census().await? else {
-            return Ok(None);
-        };
-        let mut summary = census.summary;
-        if let Some(corrupt) = self.known_corrupt() {
-            summary.corrupt_agents = corrupt;
-            summary.healthy_agents = summary.healthy_agents.saturating_sub(corrupt);
-        }
-        Ok(Some((summary, census.not_closed)))
-    }
-
-    /// A page of agents in `states` (open and/or half-open only) after
-    /// `after`, at most `limit`; `None` without a census or for other states.
+    /// A page of agents in `states` (open, half-open and/or corrupt) after
+    /// `after`, at most `limit`; `None` without a census or for `closed`.
     pub(super) async fn census_page(
         &self,
         states: &[StateFilter],
         after: Option<&AgentId>,
         limit: Option<usize>,
     ) -> Result<Option<CensusPage>, ApiError> {
-        let tripped_only = !states.is_empty()
-            && states
-                .iter()
-                .all(|s| matches!(s, StateFilter::Open | StateFilter::HalfOpen));
-        if !tripped_only {
+        let in_census = !states.is_empty() && !states.contains(&StateFilter::Closed);
+        if !in_census {
             return Ok(None);
         }
-        let Some((summary, not_closed)) = self.census().await? else {
+        let Some(census) = self.router().census().await? else {
             return Ok(None);
         };
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut candidates: VecDeque<AgentId> = not_closed
+        let wants_corrupt = states.contains(&StateFilter::Corrupt);
+        let mut candidates: BTreeSet<AgentId> = census
+            .not_closed
             .range((start, Bound::Unbounded))
             .filter(|&(_, &state)| states.iter().any(|f| f.admits(state)))
             .map(|(agent, _)| agent.clone())
             .collect();
+        if wants_corrupt {
+            candidates.extend(census.corrupt.range((start, Bound::Unbounded)).cloned());
+        }
+        let mut candidates: VecDeque<AgentId> = candidates.into_iter().collect();
         let limit = limit.unwrap_or(usize::MAX);
         let mut agents = BTreeMap::new();
         while agents.len() < limit && !candidates.is_empty() {
@@ -100,24 +84,33 @@ impl AppState {
             );
         }
         Ok(Some(CensusPage {
-            summary,
+            summary: census.summary,
             agents,
             more: !candidates.is_empty(),
         }))
     }
 
     /// The agents whose circuit does not admit every call (open, forced
-    /// open, half-open), read fresh, and the counts; `None` without a census.
+    /// open, half-open) or whose state is corrupt, read fresh, and the
+    /// counts; `None` without a census.
     pub(super) async fn census_not_closed(&self) -> Result<Option<NotClosed>, ApiError> {
-        let Some((summary, not_closed)) = self.census().await? else {
+        let Some(census) = self.router().census().await? else {
             return Ok(None);
         };
-        let tripped = not_closed
+        let mut tripped: BTreeSet<AgentId> = census
+            .not_closed
             .into_iter()
             .filter(|(_, state)| !state.admits_all())
             .map(|(agent, _)| agent)
             .collect();
-        let agents = self.router().agents_health(tripped).await?;
-        Ok(Some(NotClosed { summary, agents }))
+        tripped.extend(census.corrupt);
+        let agents = self
+            .router()
+            .agents_health(tripped.into_iter().collect())
+            .await?;
+        Ok(Some(NotClosed {
+            summary: census.summary,
+            agents,
+        }))
     }
 }

@@ -1,7 +1,7 @@
 //! `GET /api/circuit-breaker/health` with parameters: the agents listed
 //! filtered by state and paged by agent id, or only the counts; from the
 //! store's census when it has one and the question allows (the counts, a
-//! page of open or half-open agents: see [`census`](super::census)), else
+//! page of open, half-open or corrupt agents: see [`census`](super::census)), else
 //! from the shared read (see [`snapshot`](super::snapshot)).
 //!
 //! ## Behavior

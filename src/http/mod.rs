@@ -202,11 +202,6 @@ impl AppState {
         Ok(self.health().await?.status.summary())
     }
 
-    /// The corrupt agents the last full read found, if one was made.
-    fn known_corrupt(&self) -> Option<usize> {
-        self.inner.health.last_corrupt()
-    }
-
     /// Reads of the whole fleet's state made so far (shared by requests).
     fn health_reads(&self) -> u64 {
         self.inner.health.reads()

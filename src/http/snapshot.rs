@@ -123,12 +123,6 @@ impl HealthCache {
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The corrupt agents of the last read that succeeded, however old.
-    pub(super) fn last_corrupt(&self) -> Option<usize> {
-        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        slots.copy.as_ref().map(|copy| copy.status.corrupt_agents)
-    }
-
     /// How long a read is kept.
     pub(super) fn max_age(&self) -> Duration {
         self.max_age

@@ -1,6 +1,6 @@
 //! [`HealthStatus`], recent failures and the admin reset.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -87,9 +87,9 @@ pub struct HealthSummary {
 /// The fleet's counts and the agents whose circuit is not closed, read
 /// without reading every agent: [`FailoverRouter::census`].
 ///
-/// `summary.corrupt_agents` is 0: a corrupt state is found only by reading
-/// the agent ([`FailoverRouter::health_status`] does), and a corrupt agent
-/// counts here by the state it was last saved in.
+/// A corrupt state (edited by hand) is counted once a script refused it
+/// or a read found it: until then the agent counts by the state it was
+/// last saved in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetCensus {
     /// The counts, as [`HealthStatus`] has them.
@@ -97,6 +97,8 @@ pub struct FleetCensus {
     /// Every agent whose circuit is not closed (open, half-open, forced
     /// open or forced closed), with its state, by agent id.
     pub not_closed: BTreeMap<AgentId, CircuitState>,
+    /// Agents whose stored state is corrupt.
+    pub corrupt: BTreeSet<AgentId>,
 }
 
 /// [`HealthStatus::store`] in JSON: `"store": "ok" | "degraded"`, plus
@@ -300,17 +302,20 @@ impl<C> FailoverRouter<C> {
         let total_agents = usize::try_from(census.total).unwrap_or(usize::MAX);
         let open_circuits = census.open();
         let half_open_circuits = census.half_open();
+        let corrupt_agents = census.corrupt.len();
         Ok(Some(FleetCensus {
             summary: HealthSummary {
                 total_agents,
                 open_circuits,
                 half_open_circuits,
-                healthy_agents: total_agents.saturating_sub(open_circuits + half_open_circuits),
-                corrupt_agents: 0,
+                healthy_agents: total_agents
+                    .saturating_sub(open_circuits + half_open_circuits + corrupt_agents),
+                corrupt_agents,
                 routing_events,
                 store: breaker.store_status(),
             },
             not_closed: census.not_closed,
+            corrupt: census.corrupt,
         }))
     }
 

@@ -1,6 +1,6 @@
 //! [`Census`]: the fleet's counts without reading every agent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::agent_id::AgentId;
 use crate::model::{CircuitState, Snapshot};
@@ -18,6 +18,18 @@ pub struct Census {
     pub total: u64,
     /// Every agent whose circuit is not closed, with its state.
     pub not_closed: BTreeMap<AgentId, CircuitState>,
+    /// Agents whose stored state was found corrupt (by a script refusing
+    /// it, or a read); counted in `total`, not in `not_closed`.
+    pub corrupt: BTreeSet<AgentId>,
+}
+
+/// A census field's value, read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// A state other than closed.
+    State(CircuitState),
+    /// A corrupt stored state.
+    Corrupt,
 }
 
 impl Census {
@@ -44,14 +56,18 @@ impl Census {
         Self {
             total: (agents.len() + unknown_named) as u64,
             not_closed,
+            corrupt: BTreeSet::new(),
         }
     }
 
     /// A census field's value (`open`, `half_open`, `forced_open UNTIL_MS`,
-    /// ...) as a state: `Ok(None)` for a force past its end at `now_ms`,
+    /// `corrupt`, ...): `Ok(None)` for a force past its end at `now_ms`,
     /// `Err(())` for text that is no state.
-    pub(crate) fn parse_entry(raw: &[u8], now_ms: u64) -> Result<Option<CircuitState>, ()> {
+    pub(crate) fn parse_entry(raw: &[u8], now_ms: u64) -> Result<Option<Entry>, ()> {
         let text = std::str::from_utf8(raw).map_err(|_| ())?;
+        if text == "corrupt" {
+            return Ok(Some(Entry::Corrupt));
+        }
         let (state, until) = match text.split_once(' ') {
             Some((state, until)) => (state, Some(until.parse::<u64>().map_err(|_| ())?)),
             None => (text, None),
@@ -62,7 +78,7 @@ impl Census {
         }
         Ok(match until {
             Some(until) if now_ms >= until => None,
-            _ => Some(state),
+            _ => Some(Entry::State(state)),
         })
     }
 
@@ -89,22 +105,24 @@ mod tests {
 
     #[test]
     fn an_entry_reads_as_its_state_and_a_force_past_its_end_as_closed() {
-        assert_eq!(
-            Census::parse_entry(b"open", 5),
-            Ok(Some(CircuitState::Open))
-        );
+        let state = |s| Ok(Some(Entry::State(s)));
+        assert_eq!(Census::parse_entry(b"open", 5), state(CircuitState::Open));
         assert_eq!(
             Census::parse_entry(b"half_open", 5),
-            Ok(Some(CircuitState::HalfOpen))
+            state(CircuitState::HalfOpen)
         );
         assert_eq!(
             Census::parse_entry(b"forced_open 10", 9),
-            Ok(Some(CircuitState::ForcedOpen))
+            state(CircuitState::ForcedOpen)
         );
         assert_eq!(Census::parse_entry(b"forced_open 10", 10), Ok(None));
         assert_eq!(
             Census::parse_entry(b"forced_closed", 10),
-            Ok(Some(CircuitState::ForcedClosed))
+            state(CircuitState::ForcedClosed)
+        );
+        assert_eq!(
+            Census::parse_entry(b"corrupt", 10),
+            Ok(Some(Entry::Corrupt))
         );
         for bad in [
             &b"closed"[..],

@@ -27,7 +27,7 @@ use crate::agent_id::AgentId;
 use crate::config::BreakerConfig;
 use crate::model::{Batch, Decision, ForceMode, Outcome, Snapshot, Ticket};
 
-mod census;
+pub(crate) mod census;
 mod error;
 pub mod feed;
 mod journal;

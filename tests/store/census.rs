@@ -341,3 +341,35 @@ async fn a_sweep_forgets_expired_agents_once_per_interval() {
     let _: () = conn.del(format!("{prefix}:sweep_lease")).await.unwrap();
     assert_eq!(store.sweep_idle(&config).await.expect("sweep"), 1);
 }
+
+/// A corrupt state enters the census when a script refuses it, so the
+/// counts show it; a repair (reset) takes it out.
+#[tokio::test]
+async fn a_corrupt_agent_is_counted_once_a_script_refuses_it() {
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix("census_corrupt");
+    let clock = ManualClock::new(1_000_000);
+    let store = redis_store(&redis, &prefix, &clock).await;
+    let config = config();
+    let bad = agent("bad");
+    store.acquire(&config, &bad, "p").await.expect("acquire");
+    let mut conn = redis.connection().await;
+    let _: () = conn
+        .hset(format!("{prefix}:{{bad}}:state"), "failure_count", "banana")
+        .await
+        .unwrap();
+    let refused = store.acquire(&config, &bad, "p").await;
+    assert!(refused.is_err_and(|e| e.is_corrupt()));
+
+    let census = store.census(&[]).await.unwrap().unwrap();
+    assert_eq!(
+        census.corrupt.iter().collect::<Vec<_>>(),
+        [&bad],
+        "counted corrupt"
+    );
+    assert!(census.not_closed.is_empty());
+
+    store.reset(&config, &bad).await.expect("reset repairs");
+    let census = store.census(&[]).await.unwrap().unwrap();
+    assert!(census.corrupt.is_empty(), "{census:?}");
+}

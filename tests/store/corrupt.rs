@@ -396,6 +396,11 @@ async fn a_read_of_many_agents_names_each_corruption_as_the_scripts_do() {
         }
     }
     let read = store.read_many(&config, &agents).await.expect("read_many");
+    // The read marked each corrupt agent so in the census.
+    let census = store.census(&[]).await.unwrap().unwrap();
+    let mut corrupt = agents[..agents.len() - 1].to_vec();
+    corrupt.sort();
+    assert_eq!(census.corrupt.into_iter().collect::<Vec<_>>(), corrupt);
 
     for (agent, read) in agents.iter().zip(read) {
         let scripted = store.snapshot(&config, agent).await;

@@ -3,12 +3,13 @@
 //! (`PREFIX:not_closed`, kept by the scripts: see "Census" in
 //! `lua/lib.lua`), and the sweep of agents whose keys expired for idleness.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::RedisStore;
 use crate::agent_id::AgentId;
 use crate::config::BreakerConfig;
+use crate::store::census::Entry;
 use crate::store::{Census, StoreError};
 
 /// Members of the agents set asked for per `SSCAN` page: each page is one
@@ -79,13 +80,17 @@ impl RedisStore {
         let (count, unknown_named, entries) = tokio::join!(count, unknown_named, entries);
         let key = keys.not_closed();
         let mut not_closed = BTreeMap::new();
+        let mut corrupt = BTreeSet::new();
         for (field, value) in entries? {
             let Some(agent) = valid_id(&key, &field) else {
                 continue;
             };
             match Census::parse_entry(&value, now_ms) {
-                Ok(Some(state)) => {
+                Ok(Some(Entry::State(state))) => {
                     not_closed.insert(agent, state);
+                }
+                Ok(Some(Entry::Corrupt)) => {
+                    corrupt.insert(agent);
                 }
                 Ok(None) => {}
                 Err(()) => tracing::warn!(
@@ -97,6 +102,7 @@ impl RedisStore {
         Ok(Census {
             total: count? + unknown_named?,
             not_closed,
+            corrupt,
         })
     }
 

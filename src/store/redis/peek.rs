@@ -41,6 +41,9 @@ const PIPELINES_IN_FLIGHT: usize = 4;
 /// Census repairs in flight.
 const FIXES_IN_FLIGHT: usize = 256;
 
+/// The census field of a corrupt agent.
+const CORRUPT: &str = "corrupt";
+
 /// A state hash as read, or the type of a key that is not a hash.
 type Hash = Result<HashMap<Vec<u8>, Vec<u8>>, String>;
 
@@ -126,7 +129,11 @@ impl RedisStore {
             return;
         }
         let call = Call {
-            keys: vec![self.keys().state(agent), self.keys().not_closed()],
+            keys: vec![
+                self.keys().state(agent),
+                self.keys().probes(agent),
+                self.keys().not_closed(),
+            ],
             args: vec![agent.as_str().to_owned()],
         };
         if let Err(error) = self.inner.lanes.eval(&scripts::CENSUS, &call, agent).await {
@@ -176,8 +183,8 @@ impl RedisStore {
     }
 
     /// One agent read, and the census field its stored state calls for
-    /// (`None` when it is corrupt: nothing to compare); the outer error
-    /// when Redis fails, the inner one when its state is corrupt.
+    /// (`corrupt` for a corrupt one); the outer error when Redis fails, the
+    /// inner one when its state is corrupt.
     async fn interpret(
         &self,
         config: &BreakerConfig,
@@ -189,7 +196,7 @@ impl RedisStore {
         let hash = match hash {
             Err(kind) => {
                 let error = corrupt(agent, &key, "type", Some(kind), "a hash");
-                return Ok((Err(error), None));
+                return Ok((Err(error), Some(Some(CORRUPT.to_owned()))));
             }
             Ok(hash) if hash.is_empty() => return Ok((Ok(None), Some(None))),
             Ok(hash) => hash,
@@ -197,7 +204,10 @@ impl RedisStore {
         let mut snapshot = match parse(&hash) {
             Ok(snapshot) => snapshot,
             Err((field, value, expected)) => {
-                return Ok((Err(corrupt(agent, &key, field, value, expected)), None));
+                return Ok((
+                    Err(corrupt(agent, &key, field, value, expected)),
+                    Some(Some(CORRUPT.to_owned())),
+                ));
             }
         };
         if snapshot.state == CircuitState::HalfOpen {
@@ -206,7 +216,7 @@ impl RedisStore {
                 Ok(leases) => snapshot.probes = leases,
                 Err((value, expected)) => {
                     let error = corrupt(agent, &key, "probes", Some(value), expected);
-                    return Ok((Err(error), None));
+                    return Ok((Err(error), Some(Some(CORRUPT.to_owned()))));
                 }
             }
         }

@@ -47,15 +47,8 @@ pub(super) static SNAPSHOT: LazyLock<Script> = script!("snapshot.lua");
 /// `lua/flush.lua`: [`crate::model::flush`].
 pub(super) static FLUSH: LazyLock<Script> = script!("flush.lua");
 
-/// `lua/census.lua`: one agent's census field put right from its state
-/// (the preludes only: it loads no snapshot).
-pub(super) static CENSUS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("lua/epoch.lua"),
-        include_str!("lua/lib.lua"),
-        include_str!("lua/census.lua"),
-    ))
-});
+/// `lua/census.lua`: one agent's census field put right from its state.
+pub(super) static CENSUS: LazyLock<Script> = script!("census.lua");
 
 /// Every script, for loading them all at once.
 pub(super) fn all() -> [&'static Script; 6] {

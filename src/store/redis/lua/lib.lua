@@ -80,7 +80,8 @@ agent that expired (ARGV[12]) and is called again starts a new epoch.
 
 Census: KEYS[5] holds one field per agent whose state is not closed, its
 value the state, followed by ` UNTIL` (ms) for a force with a TTL, so a
-reader counts a force past its end as closed without running a script. A
+reader counts a force past its end as closed without running a script;
+`corrupt` for an agent whose stored state a script refused (load.lua). A
 script writes the field when the state it saves differs from the state it
 loaded (HSET, or HDEL on closing); the snapshot script also checks the field
 against the state and repairs it (an agent tripped before the census

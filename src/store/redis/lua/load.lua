@@ -7,7 +7,7 @@ each operation's file.
 
 Corrupt data: a hash or probes key edited by hand, or written by something
 else. Every script but reset and force refuses it with `corrupt`, before any
-write: `ERR fleet-breaker: corrupt data: {"key","field","value","expected"}`
+write but the census field that says so (see `corrupt` below): `ERR fleet-breaker: corrupt data: {"key","field","value","expected"}`
 (JSON, the first corrupt field in FIELDS order; "value" absent when the field
 is missing), which the client reads into StoreError::Corrupt. reset and force
 repair it: `load_for_repair`, then `save_repaired`, rewrite every field.
@@ -35,8 +35,12 @@ end
 
 -- Ends the script with `ERR fleet-breaker: corrupt data: ` and a JSON object
 -- {"key", "field", "value", "expected"} ("value" absent when the field is
--- missing), which the client reads into StoreError::Corrupt.
+-- missing), which the client reads into StoreError::Corrupt. On one Redis
+-- it first marks the agent `corrupt` in the census (lib.lua, "Census"): the
+-- one write of a script that refuses corrupt data, so the fleet's counts
+-- show it (a repair by reset or force rewrites the field).
 local function corrupt(key, field, value, expected)
+  if #KEYS == 5 then redis.call('HSET', KEYS[5], ARGV[1], 'corrupt') end
   raise('corrupt data', cjson.encode({
     key = key, field = field, value = printable(value), expected = expected,
   }))
