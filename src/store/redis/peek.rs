@@ -1,11 +1,11 @@
-//! Many agents read at once without a script: `HGETALL` of each state hash
+//! Many agents read at once without a script: `HMGET` of each state hash
 //! (pipelined, 1,000 to a round trip, on one Redis; single commands many in
 //! flight on a cluster) and `ZRANGE` of the probes of a half-open one,
 //! checked and refreshed here as `lua/load.lua` and `model::refresh` would,
 //! and nothing written.
 //!
 //! A snapshot script costs Redis 10 to 20 µs (it runs the whole prelude);
-//! an `HGETALL` about 1 µs, so a listing of 100,000 agents is bounded by the
+//! an `HMGET` about 1 µs, so a listing of 100,000 agents is bounded by the
 //! client, not by Redis's one thread.
 //!
 //! ## Behavior
@@ -45,7 +45,12 @@ const FIXES_IN_FLIGHT: usize = 256;
 const CORRUPT: &str = "corrupt";
 
 /// A state hash as read, or the type of a key that is not a hash.
-type Hash = Result<HashMap<Vec<u8>, Vec<u8>>, String>;
+/// The stored fields of [`FIELDS`] then `epoch` (`None`: missing), or the
+/// type of a key that is not a hash.
+type Hash = Result<Fields, String>;
+
+/// The stored values of [`FIELDS`] then `epoch`, as `HMGET` gives them.
+type Fields = Vec<Option<Vec<u8>>>;
 
 const EXPECTED_STATE: &str = "closed, open, half_open, forced_open or forced_closed";
 const EXPECTED_UINT: &str = "an integer from 0 to 2^53 - 1";
@@ -158,12 +163,12 @@ impl RedisStore {
                 let mut pipeline = ::redis::pipe();
                 pipeline.ignore_errors();
                 for agent in chunk {
-                    pipeline.cmd("HGETALL").arg(self.keys().state(agent));
+                    pipeline.add_command(hmget(&self.keys().state(agent)));
                 }
-                let replies: Vec<::redis::RedisResult<HashMap<Vec<u8>, Vec<u8>>>> = self
+                let replies: Vec<::redis::RedisResult<Fields>> = self
                     .inner
                     .lanes
-                    .pipeline(&pipeline, "HGETALL replies")
+                    .pipeline(&pipeline, "HMGET replies")
                     .await?;
                 let mut hashes = Vec::with_capacity(chunk.len());
                 for (agent, reply) in chunk.iter().zip(replies) {
@@ -173,7 +178,7 @@ impl RedisStore {
                             Err(self.key_type(&self.keys().state(agent)).await)
                         }
                         Err(error) => {
-                            return Err(StoreError::Command(format!("HGETALL reply: {error}")));
+                            return Err(StoreError::Command(format!("HMGET reply: {error}")));
                         }
                     });
                 }
@@ -198,9 +203,16 @@ impl RedisStore {
                 let error = corrupt(agent, &key, "type", Some(kind), "a hash");
                 return Ok((Err(error), Some(Some(CORRUPT.to_owned()))));
             }
-            Ok(hash) if hash.is_empty() => return Ok((Ok(None), Some(None))),
             Ok(hash) => hash,
         };
+        // As load.lua: no state, failure count or generation may be no hash.
+        if [0, 1, 9]
+            .iter()
+            .all(|&i| hash.get(i).is_none_or(Option::is_none))
+            && !self.exists(&key).await?
+        {
+            return Ok((Ok(None), Some(None)));
+        }
         let mut snapshot = match parse(&hash) {
             Ok(snapshot) => snapshot,
             Err((field, value, expected)) => {
@@ -226,13 +238,18 @@ impl RedisStore {
         Ok((Ok(Some(snapshot)), Some(entry)))
     }
 
+    /// Whether `key` exists.
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let n: u64 = self
+            .query(::redis::cmd("EXISTS").arg(key), "EXISTS reply")
+            .await?;
+        Ok(n == 1)
+    }
+
     /// The state hash of `agent`, or the type of a key that is not a hash.
     async fn hash(&self, agent: &AgentId) -> Result<Hash, StoreError> {
         let key = self.keys().state(agent);
-        match self
-            .query::<HashMap<Vec<u8>, Vec<u8>>>(::redis::cmd("HGETALL").arg(&key), "HGETALL reply")
-            .await
-        {
+        match self.query::<Fields>(&hmget(&key), "HMGET reply").await {
             Ok(hash) => Ok(Ok(hash)),
             Err(StoreError::Command(message)) if message.contains("WRONGTYPE") => {
                 Ok(Err(self.key_type(&key).await))
@@ -315,13 +332,20 @@ fn census_entry(s: &Snapshot) -> Option<String> {
     }
 }
 
+/// `HMGET` of [`FIELDS`] then `epoch` from the hash at `key`.
+fn hmget(key: &str) -> ::redis::Cmd {
+    let mut cmd = ::redis::cmd("HMGET");
+    cmd.arg(key).arg(&FIELDS[..]).arg("epoch");
+    cmd
+}
+
 /// A stored hash as `load.lua` reads it, fields checked in FIELDS order,
 /// then the epoch.
-fn parse(hash: &HashMap<Vec<u8>, Vec<u8>>) -> Result<Snapshot, Bad> {
+fn parse(hash: &[Option<Vec<u8>>]) -> Result<Snapshot, Bad> {
     let mut numbers = [0_u64; 11];
     let mut state = CircuitState::Closed;
     for (i, field) in FIELDS.iter().enumerate() {
-        let raw = hash.get(field.as_bytes());
+        let raw = hash.get(i).and_then(Option::as_ref);
         let bad = |expected| (*field, raw.map(|r| printable(r)), expected);
         if i == 0 {
             state = raw
@@ -338,7 +362,7 @@ fn parse(hash: &HashMap<Vec<u8>, Vec<u8>>) -> Result<Snapshot, Bad> {
         }
         numbers[i] = n;
     }
-    let epoch = match hash.get(&b"epoch"[..]) {
+    let epoch = match hash.get(FIELDS.len()).and_then(Option::as_ref) {
         None => 0,
         Some(raw) => lua_uint(raw).ok_or_else(|| ("epoch", Some(printable(raw)), EXPECTED_UINT))?,
     };
@@ -449,25 +473,26 @@ mod tests {
 
     #[test]
     fn the_first_corrupt_field_in_order_is_named() {
-        let mut hash: HashMap<Vec<u8>, Vec<u8>> = FIELDS
-            .iter()
-            .map(|f| (f.as_bytes().to_vec(), b"0".to_vec()))
-            .collect();
-        hash.insert(b"state".to_vec(), b"closed".to_vec());
+        let at = |field: &str| FIELDS.iter().position(|f| *f == field).unwrap();
+        let mut hash: Fields = vec![Some(b"0".to_vec()); FIELDS.len() + 1];
+        hash[0] = Some(b"closed".to_vec());
         assert!(parse(&hash).is_ok());
-        hash.insert(b"generation".to_vec(), b"x".to_vec());
-        hash.remove(&b"success_count"[..]);
+        hash[at("generation")] = Some(b"x".to_vec());
+        hash[at("success_count")] = None;
         assert_eq!(
             parse(&hash).unwrap_err(),
             ("success_count", None, EXPECTED_UINT)
         );
-        hash.insert(b"success_count".to_vec(), b"1".to_vec());
+        hash[at("success_count")] = Some(b"1".to_vec());
         assert_eq!(
             parse(&hash).unwrap_err(),
             ("generation", Some("x".to_owned()), EXPECTED_UINT)
         );
-        hash.insert(b"generation".to_vec(), b"1".to_vec());
-        hash.insert(b"half_open_successes".to_vec(), b"4294967296".to_vec());
+        hash[at("generation")] = Some(b"1".to_vec());
+        hash[at("half_open_successes")] = Some(b"4294967296".to_vec());
         assert_eq!(parse(&hash).unwrap_err().2, EXPECTED_U32);
+        hash[at("half_open_successes")] = Some(b"0".to_vec());
+        hash[FIELDS.len()] = Some(b"-1".to_vec());
+        assert_eq!(parse(&hash).unwrap_err().0, "epoch");
     }
 }
