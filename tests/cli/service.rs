@@ -191,3 +191,44 @@ fn help_never_shows_secret_environment_values() {
         "{help}"
     );
 }
+
+/// An agent tripped before the census existed (its field missing, as
+/// after an upgrade): `serve` reads every agent once at start, which puts
+/// the field right, so its counts are the fleet's without anyone asking
+/// for the full listing first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_puts_the_census_right_at_start() {
+    let redis = TestRedis::start().await;
+    let prefix = support::unique_prefix("cli_census");
+    let pod = fleet_with_agents(&redis, &prefix, &["agent-1", "agent-2"]).await;
+    pod.force(
+        &AgentId::new("agent-1").unwrap(),
+        fleet_breaker::ForceMode::Open,
+        None,
+    )
+    .await
+    .unwrap();
+    let mut conn = redis.connection().await;
+    redis::cmd("DEL")
+        .arg(format!("{prefix}:not_closed"))
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+
+    let serving = Serving::start(&["--redis-url", &redis.url(), "--prefix", &prefix], &[]).await;
+
+    let url = format!("{}/api/circuit-breaker/health/summary", serving.addr);
+    support::wait_until(
+        "the counts show the open agent",
+        Duration::from_secs(5),
+        || {
+            let url = url.clone();
+            async move {
+                let summary: serde_json::Value =
+                    reqwest::get(url).await.unwrap().json().await.unwrap();
+                summary["open_circuits"] == 1 && summary["total_agents"] == 2
+            }
+        },
+    )
+    .await;
+}

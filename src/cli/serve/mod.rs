@@ -115,6 +115,15 @@ async fn start(
         .with_metrics(metrics)
         .with_health_max_age(args.health_max_age)
         .with_metrics_agents(args.metrics_agents);
+    // One read of every agent, in the background: it puts right the census
+    // fields of agents tripped before the census existed (an upgrade), so
+    // the counts are the fleet's from the start.
+    let reader = state.router().clone();
+    tokio::spawn(async move {
+        if let Err(error) = reader.health_status().await {
+            tracing::debug!(%error, "serve: the first read of every agent failed");
+        }
+    });
     live.send_replace(Some(Live {
         router: http::router(state.clone()),
         state,
