@@ -8,8 +8,8 @@ use redis::aio::MultiplexedConnection;
 /// Commands Redis runs inside our Lua scripts. `INFO commandstats` counts
 /// them under their own names as well as the `EVALSHA` that ran them, but
 /// no client sent them, so they are not round trips: leave them out.
-pub(crate) const RUN_INSIDE_SCRIPTS: &str =
-    "time hmget hset exists zrange zadd zrem zremrangebyscore del sadd xadd publish";
+pub(crate) const RUN_INSIDE_SCRIPTS: &str = "time hmget hset exists zrange zadd zrem \
+     zremrangebyscore del sadd xadd publish pexpire persist hdel";
 
 /// `INFO commandstats` as command name -> calls.
 pub(crate) async fn commandstats(
