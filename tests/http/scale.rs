@@ -244,7 +244,10 @@ async fn the_counts_and_open_agents_are_read_without_reading_every_agent() {
         .build()
         .await
         .unwrap();
-    let pod = CircuitBreaker::builder().store(store.clone()).build().unwrap();
+    let pod = CircuitBreaker::builder()
+        .store(store.clone())
+        .build()
+        .unwrap();
     for i in 0..200 {
         pod.call(&agent(&format!("agent-{i:03}")), async {
             Ok::<_, std::io::Error>(())

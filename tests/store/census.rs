@@ -158,6 +158,22 @@ async fn the_memory_census_agrees_with_reading_every_agent() {
     the_census_agrees_with_reading_every_agent(Arc::new(store), &clock).await;
 }
 
+/// A Redis, a store on it under a fresh prefix (on a manual clock), and
+/// the config with `idle_ttl`.
+async fn on_redis(
+    name: &str,
+    idle_ttl: Option<Duration>,
+) -> (TestRedis, String, RedisStore, BreakerConfig) {
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix(name);
+    let store = redis_store(&redis, &prefix, &ManualClock::new(1_000_000)).await;
+    let config = BreakerConfig {
+        idle_ttl,
+        ..config()
+    };
+    (redis, prefix, store, config)
+}
+
 async fn redis_store(redis: &TestRedis, prefix: &str, clock: &ManualClock) -> RedisStore {
     RedisStore::builder(redis.url())
         .prefix(prefix)
@@ -190,11 +206,7 @@ async fn a_read_of_many_agents_repairs_the_census() {
 }
 
 async fn a_read_repairs_the_census(many: bool) {
-    let redis = TestRedis::start().await;
-    let prefix = unique_prefix("census_repair");
-    let clock = ManualClock::new(1_000_000);
-    let store = redis_store(&redis, &prefix, &clock).await;
-    let config = config();
+    let (redis, prefix, store, config) = on_redis("census_repair", None).await;
     let (open, closed, gone) = (agent("open"), agent("closed"), agent("gone"));
     trip(&store, &config, &open).await;
     trip(&store, &config, &gone).await;
@@ -240,14 +252,7 @@ async fn a_read_repairs_the_census(many: bool) {
 /// open one never expires; closing it again sets the expiry back.
 #[tokio::test]
 async fn only_a_closed_agent_expires() {
-    let redis = TestRedis::start().await;
-    let prefix = unique_prefix("idle_ttl");
-    let clock = ManualClock::new(1_000_000);
-    let store = redis_store(&redis, &prefix, &clock).await;
-    let config = BreakerConfig {
-        idle_ttl: Some(Duration::from_secs(100)),
-        ..config()
-    };
+    let (redis, prefix, store, config) = on_redis("idle_ttl", Some(Duration::from_secs(100))).await;
     let id = agent("expiring");
     let key = format!("{prefix}:{{expiring}}:state");
     let mut conn = redis.connection().await;
@@ -296,14 +301,7 @@ async fn only_a_closed_agent_expires() {
 /// a pod does not sweep.
 #[tokio::test]
 async fn a_sweep_forgets_expired_agents_once_per_interval() {
-    let redis = TestRedis::start().await;
-    let prefix = unique_prefix("sweep");
-    let clock = ManualClock::new(1_000_000);
-    let store = redis_store(&redis, &prefix, &clock).await;
-    let config = BreakerConfig {
-        idle_ttl: Some(Duration::from_secs(1)),
-        ..config()
-    };
+    let (redis, prefix, store, config) = on_redis("sweep", Some(Duration::from_secs(1))).await;
     let (idle, open) = (agent("idle"), agent("open"));
     store.acquire(&config, &idle, "p").await.expect("acquire");
     trip(&store, &config, &open).await;
@@ -346,11 +344,7 @@ async fn a_sweep_forgets_expired_agents_once_per_interval() {
 /// counts show it; a repair (reset) takes it out.
 #[tokio::test]
 async fn a_corrupt_agent_is_counted_once_a_script_refuses_it() {
-    let redis = TestRedis::start().await;
-    let prefix = unique_prefix("census_corrupt");
-    let clock = ManualClock::new(1_000_000);
-    let store = redis_store(&redis, &prefix, &clock).await;
-    let config = config();
+    let (redis, prefix, store, config) = on_redis("census_corrupt", None).await;
     let bad = agent("bad");
     store.acquire(&config, &bad, "p").await.expect("acquire");
     let mut conn = redis.connection().await;

@@ -234,10 +234,7 @@ impl Lanes {
     ) -> Result<T, StoreError> {
         self.run(move |mut conn| async move { pipeline.query_async::<T>(&mut conn).await })
             .await
-            .map_err(|e| match e {
-                Failure::Redis(e) => command_error(&e, what),
-                Failure::Store(e) => e,
-            })
+            .map_err(|e| e.of_command(what))
     }
 
     /// Runs one command.
@@ -248,10 +245,7 @@ impl Lanes {
     ) -> Result<T, StoreError> {
         self.run(move |mut conn| async move { cmd.query_async::<T>(&mut conn).await })
             .await
-            .map_err(|e| match e {
-                Failure::Redis(e) => command_error(&e, what),
-                Failure::Store(e) => e,
-            })
+            .map_err(|e| e.of_command(what))
     }
 
     /// Runs `op` on a lane's connection, bounded by the timeout, retrying
@@ -387,6 +381,16 @@ impl Lanes {
 enum Failure {
     Redis(RedisError),
     Store(StoreError),
+}
+
+impl Failure {
+    /// The store error of a failed command (or pipeline) `what`.
+    fn of_command(self, what: &str) -> StoreError {
+        match self {
+            Failure::Redis(e) => command_error(&e, what),
+            Failure::Store(e) => e,
+        }
+    }
 }
 
 /// The connection was closed under the request (a restart, a dropped socket).
