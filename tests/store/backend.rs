@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use fleet_breaker::model::{self, Decision, Snapshot};
+use fleet_breaker::router::FailoverRouter;
 use fleet_breaker::store::{Applied, BreakerStore, Feed, FeedHandle, Op, StoreError};
 use fleet_breaker::{
     AgentId, BreakerConfig, CircuitBreaker, CircuitState, Clock, SystemClock, Transition,
@@ -124,4 +125,21 @@ async fn a_breaker_on_a_backend_written_against_the_seam_opens_and_reports() {
         !breaker.is_watching(),
         "a store of this process needs no cache"
     );
+
+    // The seam's optional methods: no census (a router reads every agent
+    // instead), reads of many agents through `apply`, nothing to sweep.
+    let router = FailoverRouter::new(breaker.clone());
+    assert_eq!(router.census().await.expect("no error"), None);
+    let health = router.health_status().await.expect("health");
+    assert_eq!((health.total_agents, health.open_circuits), (1, 1));
+    let unknown = AgentId::new("never-called").unwrap();
+    let read = breaker
+        .read_many(&[agent.clone(), unknown])
+        .await
+        .expect("read_many");
+    assert_eq!(
+        read[0].as_ref().unwrap().as_ref().unwrap().state,
+        CircuitState::Open
+    );
+    assert!(read[1].as_ref().unwrap().is_none());
 }
