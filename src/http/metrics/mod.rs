@@ -29,6 +29,7 @@ use crate::model::{CircuitState, Transition};
 
 mod agents;
 mod render;
+mod series;
 
 pub use agents::{MetricsAgents, MetricsAgentsError};
 pub(super) use render::render;

@@ -9,17 +9,16 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::{Labels, MetricsAgents};
+use super::MetricsAgents;
+use super::series::AgentSeries;
 use crate::agent_id::AgentId;
 use crate::breaker::AgentMetrics;
 use crate::http::census::NotClosed;
 use crate::http::snapshot::Health;
 use crate::http::{ApiError, AppState};
-use crate::model::CircuitState;
 use crate::router::HealthSummary;
 
 fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
@@ -34,12 +33,9 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, c);
 }
 
-fn saturating_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 /// What a scrape reports the fleet from.
-enum Read {
+#[derive(Debug)]
+pub(super) enum Read {
     /// The census and the agents not closed, read fresh (the default
     /// selection, on a store with a census).
     Census(NotClosed),
@@ -49,7 +45,10 @@ enum Read {
 
 impl Read {
     /// The counts and the agents to report series for.
-    fn view(&self, agents: MetricsAgents) -> (HealthSummary, Vec<(&AgentId, &AgentMetrics)>) {
+    pub(super) fn view(
+        &self,
+        agents: MetricsAgents,
+    ) -> (HealthSummary, Vec<(&AgentId, &AgentMetrics)>) {
         match self {
             Self::Census(read) => (read.summary.clone(), read.agents.iter().collect()),
             Self::Everything(health) => (health.status.summary(), agents.select(&health.status)),
@@ -77,6 +76,7 @@ pub(in crate::http) async fn render(State(state): State<AppState>) -> impl IntoR
 
     match read(&state).await {
         Ok(read) => {
+            let read = Arc::new(read);
             let (summary, selected) = read.view(state.metrics_agents());
             gauge(
                 &mut registry,
@@ -84,75 +84,12 @@ pub(in crate::http) async fn render(State(state): State<AppState>) -> impl IntoR
                 "Whether the fleet's state could be read",
                 1,
             );
-            let states = Family::<Labels, Gauge>::default();
-            let failures = Family::<Labels, Gauge>::default();
-            let successes = Family::<Labels, Gauge>::default();
-            let rejections = Family::<Labels, Gauge>::default();
-            let backoff = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-            let generation = Family::<Labels, Gauge>::default();
-            let corrupt = Family::<Labels, Gauge>::default();
             let unreported = summary.total_agents.saturating_sub(selected.len());
-            for (agent, m) in selected {
-                let id = vec![("agent", agent.to_string())];
-                if let Some(corruption) = &m.corrupt {
-                    // Its state and counters are unreadable: this series
-                    // alone, naming the field.
-                    let mut labels = id;
-                    labels.push(("field", corruption.field.clone()));
-                    corrupt.get_or_create(&labels).set(1);
-                    continue;
-                }
-                for s in CircuitState::ALL {
-                    let mut labels = id.clone();
-                    labels.push(("state", s.as_str().to_owned()));
-                    states.get_or_create(&labels).set(i64::from(m.state == s));
-                }
-                failures
-                    .get_or_create(&id)
-                    .set(saturating_i64(m.metrics.failure_count));
-                successes
-                    .get_or_create(&id)
-                    .set(saturating_i64(m.metrics.success_count));
-                rejections
-                    .get_or_create(&id)
-                    .set(saturating_i64(m.metrics.total_rejections));
-                backoff.get_or_create(&id).set(m.backoff_seconds);
-                generation
-                    .get_or_create(&id)
-                    .set(saturating_i64(m.generation));
-            }
-            registry.register(
-                "agent_corrupt",
-                "1 for an agent whose stored state is corrupt, labelled with the first bad field; \
-                 an admin reset or force repairs it",
-                corrupt,
-            );
-            registry.register(
-                "circuit_state",
-                "1 for the agent's current circuit state, else 0",
-                states,
-            );
-            registry.register(
-                "failure_count",
-                "Consecutive failures of the agent in the closed state (an open or half-open circuit shows the count that opened it), fleet-wide",
-                failures,
-            );
-            registry.register(
-                "success_count",
-                "Successes of the agent since its last failure (fleet-wide)",
-                successes,
-            );
-            registry.register(
-                "rejections",
-                "Calls rejected for the agent since its last reset (fleet-wide)",
-                rejections,
-            );
-            registry.register("backoff_seconds", "The agent's current backoff", backoff);
-            registry.register(
-                "generation",
-                "Transitions of the agent's circuit so far",
-                generation,
-            );
+            drop(selected);
+            registry.register_collector(Box::new(AgentSeries {
+                read: Arc::clone(&read),
+                agents: state.metrics_agents(),
+            }));
             let total = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
             gauge(
                 &mut registry,
