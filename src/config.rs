@@ -41,7 +41,9 @@ pub struct BreakerConfig {
     /// traffic pattern, so an agent in use never loses its counters, and
     /// short enough that a fleet that churns ids (one per customer, per
     /// deployment) holds a week of them, not all it ever saw. From 1 s to
-    /// 365 days. In JSON `idle_ttl_ms`, `null` for `None`.
+    /// 365 days. In JSON `idle_ttl_ms`, `null` for `None`. A store shared
+    /// through Redis only: the embedded [`MemoryStore`](crate::MemoryStore)
+    /// keeps its agents for the life of its process.
     #[serde(rename = "idle_ttl_ms", with = "millis_opt")]
     pub idle_ttl: Option<Duration>,
 }
