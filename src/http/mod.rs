@@ -26,7 +26,7 @@
 //! |---|---|---|
 //! | GET | `/` | the dashboard (HTML, no outside requests; its scripts and styles under `/assets/`) |
 //! | GET | `/api/circuit-breaker/health` | [`HealthStatus`](crate::HealthStatus) JSON; with `?state=open,half_open\|closed\|corrupt&limit=N&after=AGENT` a page of it plus `"next"` (see `listing`) |
-//! | GET | `/api/circuit-breaker/health/summary` | the counts alone, [`HealthSummary`](crate::router::HealthSummary) (also `/health?agents=none`) |
+//! | GET | `/api/circuit-breaker/health/summary` | the counts alone, [`HealthSummary`] (also `/health?agents=none`) |
 //! | GET | `/api/circuit-breaker/failures?limit=N` | recent failures, newest first (`limit` 1 to 1,000, default 20) |
 //! | POST | `/api/circuit-breaker/reset/{agent_id}` | admin: closes the circuit, zeroes its counters |
 //! | POST | `/api/circuit-breaker/force/{agent_id}` | admin: `{"state": "open"\|"closed"\|"auto", "ttl_seconds": n}` |
