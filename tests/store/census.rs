@@ -367,3 +367,52 @@ async fn a_corrupt_agent_is_counted_once_a_script_refuses_it() {
     let census = store.census(&[]).await.unwrap().unwrap();
     assert!(census.corrupt.is_empty(), "{census:?}");
 }
+
+/// End to end: a breaker on Redis with `idle_ttl` of a second forgets an
+/// agent nobody calls any more (its keys expire, its sweeper takes it out
+/// of the agents set) and keeps the open one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_forgets_an_idle_agent_and_keeps_an_open_one() {
+    let (redis, prefix, _, config) = on_redis("idle_breaker", Some(Duration::from_secs(1))).await;
+    let store = RedisStore::builder(redis.url())
+        .prefix(&prefix)
+        .build()
+        .await
+        .expect("store");
+    let breaker = fleet_breaker::CircuitBreaker::builder()
+        .store(store.clone())
+        .config(config)
+        .build()
+        .expect("breaker");
+    let (idle, open) = (agent("idle"), agent("open"));
+    breaker
+        .acquire(&idle)
+        .await
+        .expect("closed")
+        .success()
+        .await;
+    breaker.flush().await.expect("flush");
+    for _ in 0..config.failure_threshold {
+        breaker
+            .acquire(&open)
+            .await
+            .expect("closed")
+            .failure("down")
+            .await;
+    }
+    wait_for(
+        "the sweeper forgets the idle agent",
+        Duration::from_secs(10),
+        || {
+            let store = store.clone();
+            let open = open.clone();
+            async move { (store.agents().await.unwrap() == [open]).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(
+        breaker.snapshot(&open).await.unwrap().state,
+        CircuitState::Open,
+        "an open agent is never forgotten"
+    );
+}
