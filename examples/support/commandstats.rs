@@ -9,7 +9,7 @@ use redis::aio::MultiplexedConnection;
 /// them under their own names as well as the `EVALSHA` that ran them, but
 /// no client sent them, so they are not round trips: leave them out.
 pub(crate) const RUN_INSIDE_SCRIPTS: &str =
-    "time hmget hset exists zrange zadd zrem zremrangebyscore del sadd xadd publish";
+    "time hmget hset exists zrange zadd zrem zremrangebyscore del sadd xadd publish pexpire";
 
 /// `INFO commandstats` as command name -> calls.
 pub(crate) async fn commandstats(

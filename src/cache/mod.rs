@@ -6,14 +6,14 @@
 #![cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::agent_id::AgentId;
 use crate::clock::Clock;
 use crate::config::duration_ms;
-use crate::model::{CircuitState, Snapshot, Transition};
+use crate::model::{Batch, CircuitState, Snapshot, Transition};
 use crate::store::FeedSink;
 
 /// What the cache can decide alone.
@@ -37,7 +37,27 @@ pub(crate) enum Cached {
     Ask,
 }
 
-/// A handle on one agent's cache entry, held by a locally admitted permit.
+/// What the cache decides for an entry already in hand (an agent handle's):
+/// [`Cached`] without the entry, which the caller holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Judged {
+    /// Admit, in this generation.
+    Admit(u64),
+    /// Reject, counted locally.
+    Reject {
+        /// The cached state.
+        state: CircuitState,
+        /// Until the cached `open_until`, where known.
+        retry_after_ms: Option<u64>,
+    },
+    /// Ask the store.
+    Ask,
+}
+
+/// A handle on one agent's cache entry, held by a locally admitted permit
+/// and by an agent handle. An entry, once made, stays in the map for the
+/// cache's life (forgetting blanks it in place), so a handle never goes
+/// stale.
 #[derive(Debug, Clone)]
 pub(crate) struct EntryRef(Arc<Entry>);
 
@@ -76,16 +96,56 @@ struct Entry {
     /// second copy of the id).
     agent: AgentId,
     view: SeqView,
-    /// Local clock reading when the view was last confirmed by the store.
-    verified_at_ms: AtomicU64,
-    pending_successes: AtomicU64,
-    pending_rejections: AtomicU64,
-    /// Store-time estimate of the last locally counted success (0: none).
-    pending_last_success_ms: AtomicU64,
-    /// Decided from since the last [`Cache::due`]: worth keeping fresh.
-    touched: AtomicBool,
+    /// The subscription session in which the view was last confirmed by
+    /// the store or by a believed message (0: not trusted). The entry is
+    /// trusted while that session lasts: a subscription that stayed up
+    /// delivered every transition since.
+    verified_in: AtomicU64,
+    /// Forgotten ([`Cache::clear`], [`Cache::forget`]): the entry acts as
+    /// absent until news arrives, which then replaces its view whatever
+    /// the generation. Written under the view's writer lock.
+    blank: AtomicBool,
+    /// The locally counted outcomes, one cache line per shard: each thread
+    /// counts in its own shard, so threads calling the same agent write no
+    /// shared line.
+    shards: Box<[Shard]>,
     /// Local clock time of the last flush of this entry's counts.
     flushed_at_ms: AtomicU64,
+}
+
+/// One thread shard of an entry's local counts, alone on its cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Shard {
+    successes: AtomicU64,
+    rejections: AtomicU64,
+    /// Store-time estimate of the last locally counted success (0: none).
+    last_success_ms: AtomicU64,
+}
+
+impl Entry {
+    /// The shard of the calling thread.
+    fn shard(&self) -> &Shard {
+        &self.shards[thread_shard() & (self.shards.len() - 1)]
+    }
+}
+
+/// A number per thread, given out in order, which picks its shard.
+fn thread_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    SHARD.with(|n| *n)
+}
+
+/// Shards per entry: the parallelism, to a power of two, at most 8 (a
+/// shard is 64 bytes per agent).
+fn shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(8)
+        .next_power_of_two()
 }
 
 /// Per-agent snapshots of one pod, with their generations.
@@ -104,17 +164,36 @@ struct Entry {
 ///   history that started again; an event of another epoch moves nothing
 ///   and sends the next decision to the store.
 /// - The cache is trusted only while the pub/sub subscription is known to be
-///   up (confirmed by a message or a ping within `max_staleness`:
-///   [`Cache::confirm_subscription`]) and an entry is younger than
-///   `max_staleness`.
+///   up (confirmed by a message, a fleet heartbeat or a ping within
+///   `max_staleness`: [`Cache::confirm_subscription`]). An entry is trusted
+///   while the subscription session in which the store (or a believed
+///   message) last confirmed it lasts: a subscription that stayed up has
+///   delivered every transition and count news since, in order, so the
+///   entry needs no refresh by age. Losing the subscription
+///   ([`Cache::lose_subscription`]) distrusts every entry until the store
+///   answers for it again (the watcher's resync does, before it trusts the
+///   new session).
 /// - Successes on a circuit known to be closed and clean, and local rejections,
-///   are counted here and drained in batches by the breaker's flusher.
+///   are counted here (per thread shard) and drained in batches by the
+///   breaker's flusher.
+/// - In front of a store of this process ([`Cache::authoritative`]), whose
+///   feed hears every transition before the operation returns, the feed is
+///   always trusted and entries never age: a closed circuit is decided with
+///   no clock read, and the store takes the local counts of an agent
+///   ([`Cache::take`]) before each operation on it.
 #[derive(Debug)]
 pub struct Cache {
     entries: RwLock<HashMap<AgentId, Arc<Entry>, foldhash::fast::RandomState>>,
+    /// In front of a store of this process: always trusted, same clock.
+    authoritative: bool,
+    /// Shards per entry.
+    shards: usize,
     /// Local clock time until which the subscription counts as up: a
     /// message or a ping answer on it moves this `max_staleness` ahead.
     alive_until_ms: AtomicU64,
+    /// The subscription session: moves on every loss of the subscription,
+    /// which distrusts every entry verified in an earlier one.
+    session: AtomicU64,
     max_staleness_ms: u64,
     clock: Arc<dyn Clock>,
     /// Store time minus local time, ms.
@@ -141,12 +220,27 @@ impl Cache {
     pub fn new(max_staleness: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
             entries: RwLock::new(HashMap::default()),
+            authoritative: false,
+            shards: shard_count(),
             alive_until_ms: AtomicU64::new(0),
+            session: AtomicU64::new(1),
             max_staleness_ms: duration_ms(max_staleness),
             clock,
             offset_ms: AtomicI64::new(0),
             flushed_hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+        }
+    }
+
+    /// A cache in front of a store of this process, reading the store's
+    /// clock: trusted from the start, entries never age, no clock offset.
+    #[must_use]
+    pub fn authoritative(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            authoritative: true,
+            alive_until_ms: AtomicU64::new(u64::MAX),
+            max_staleness_ms: u64::MAX,
+            ..Self::new(Duration::ZERO, clock)
         }
     }
 
@@ -158,9 +252,11 @@ impl Cache {
     }
 
     /// Records that the subscription is down: no entry is trusted until
-    /// [`confirm_subscription`](Self::confirm_subscription).
+    /// [`confirm_subscription`](Self::confirm_subscription), and then only
+    /// those the store confirmed again since.
     pub fn lose_subscription(&self) {
         self.alive_until_ms.store(0, Ordering::Release);
+        self.session.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether the subscription counts as up.
@@ -176,10 +272,8 @@ impl Cache {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let pending: u64 = entries
             .values()
-            .map(|e| {
-                e.pending_successes.load(Ordering::Relaxed)
-                    + e.pending_rejections.load(Ordering::Relaxed)
-            })
+            .flat_map(|e| e.shards.iter())
+            .map(|s| s.successes.load(Ordering::Relaxed) + s.rejections.load(Ordering::Relaxed))
             .sum();
         CacheStats {
             hits: self.flushed_hits.load(Ordering::Relaxed) + pending,
@@ -196,54 +290,95 @@ impl Cache {
 
     /// Decides locally where the cache may; counts a local rejection.
     pub(crate) fn decide(&self, agent: &AgentId) -> Cached {
-        let decision = self.decide_inner(agent);
+        let decision = match self.entry(agent) {
+            None => Cached::Ask,
+            Some(entry) => match self.judge(&entry) {
+                Judged::Admit(generation) => Cached::Admit {
+                    generation,
+                    entry: EntryRef(entry),
+                },
+                Judged::Reject {
+                    state,
+                    retry_after_ms,
+                } => Cached::Reject {
+                    state,
+                    retry_after_ms,
+                },
+                Judged::Ask => Cached::Ask,
+            },
+        };
         if decision == Cached::Ask {
             self.misses.fetch_add(1, Ordering::Relaxed);
         }
         decision
     }
 
-    fn decide_inner(&self, agent: &AgentId) -> Cached {
+    /// [`decide`](Self::decide) for an entry in hand: no lookup.
+    pub(crate) fn decide_entry(&self, entry: &EntryRef) -> Judged {
+        let judged = self.judge(&entry.0);
+        if judged == Judged::Ask {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        judged
+    }
+
+    /// The entry of `agent`, made (blank: the store decides until news
+    /// arrives) if there is none yet.
+    pub(crate) fn entry_ref(&self, agent: &AgentId) -> EntryRef {
+        if let Some(entry) = self.entry(agent) {
+            return EntryRef(entry);
+        }
+        let blank = self.new_entry(agent, None, None);
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        EntryRef(Arc::clone(entries.entry(agent.clone()).or_insert(blank)))
+    }
+
+    /// Whether `entry` may be decided from now: the local time when one
+    /// was needed (the feed is not authoritative), `None` when untrusted.
+    fn trusted(&self, entry: &Entry) -> Option<Option<u64>> {
+        if !self.fresh(entry) {
+            return None;
+        }
+        if self.authoritative {
+            // Always subscribed: no clock to read.
+            return Some(None);
+        }
         let local_now = self.clock.now_ms();
-        if local_now >= self.alive_until_ms.load(Ordering::Acquire) {
-            return Cached::Ask;
-        }
-        let Some(entry) = self.entry(agent) else {
-            return Cached::Ask;
+        (local_now < self.alive_until_ms.load(Ordering::Acquire)).then_some(Some(local_now))
+    }
+
+    fn judge(&self, entry: &Entry) -> Judged {
+        let Some(local_now) = self.trusted(entry) else {
+            return Judged::Ask;
         };
-        if !self.fresh(&entry, local_now) {
-            return Cached::Ask;
-        }
-        if !entry.touched.load(Ordering::Relaxed) {
-            entry.touched.store(true, Ordering::Relaxed);
+        // The common case, a closed circuit, from one load.
+        if let Some(quick) = entry.view.quick()
+            && quick.state == CircuitState::Closed
+        {
+            return Judged::Admit(quick.generation);
         }
         let view = entry.view.load();
+        let local_now = local_now.unwrap_or_else(|| self.clock.now_ms());
         let store_now = local_now.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed));
         let force_running = view.forced_until_ms.is_none_or(|until| store_now < until);
         match view.state {
-            CircuitState::Closed => Cached::Admit {
-                generation: view.generation,
-                entry: EntryRef(entry),
-            },
-            CircuitState::ForcedClosed if force_running => Cached::Admit {
-                generation: view.generation,
-                entry: EntryRef(entry),
-            },
+            CircuitState::Closed => Judged::Admit(view.generation),
+            CircuitState::ForcedClosed if force_running => Judged::Admit(view.generation),
             CircuitState::Open if store_now < view.open_until_ms => {
-                entry.pending_rejections.fetch_add(1, Ordering::Relaxed);
-                Cached::Reject {
+                entry.shard().rejections.fetch_add(1, Ordering::Relaxed);
+                Judged::Reject {
                     state: view.state,
                     retry_after_ms: Some(view.open_until_ms - store_now),
                 }
             }
             CircuitState::ForcedOpen if force_running => {
-                entry.pending_rejections.fetch_add(1, Ordering::Relaxed);
-                Cached::Reject {
+                entry.shard().rejections.fetch_add(1, Ordering::Relaxed);
+                Judged::Reject {
                     state: view.state,
                     retry_after_ms: view.forced_until_ms.map(|until| until - store_now),
                 }
             }
-            _ => Cached::Ask,
+            _ => Judged::Ask,
         }
     }
 
@@ -251,20 +386,24 @@ impl Cache {
     #[must_use]
     pub fn agents(&self) -> Vec<AgentId> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        entries.keys().cloned().collect()
+        entries
+            .iter()
+            .filter(|(_, entry)| !entry.blank.load(Ordering::Relaxed))
+            .map(|(agent, _)| agent.clone())
+            .collect()
     }
 
     /// The cached generation of `agent`, if any.
     #[must_use]
     pub fn generation(&self, agent: &AgentId) -> Option<u64> {
-        self.entry(agent).map(|e| e.view.load().generation)
+        self.live(agent).map(|e| e.view.load().generation)
     }
 
     /// The cached state of `agent`, if any.
     #[cfg(any(test, feature = "testing"))]
     #[must_use]
     pub fn state(&self, agent: &AgentId) -> Option<CircuitState> {
-        self.entry(agent).map(|e| e.view.load().state)
+        self.live(agent).map(|e| e.view.load().state)
     }
 
     /// Takes a snapshot the store answered at store time `store_now_ms`:
@@ -272,11 +411,15 @@ impl Cache {
     /// newer generation. The entry counts as verified now.
     pub fn apply_snapshot(&self, agent: &AgentId, snapshot: &Snapshot, store_now_ms: u64) {
         let local_now = self.clock.now_ms();
-        let offset = i128::from(store_now_ms) - i128::from(local_now);
-        self.offset_ms.store(
-            i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX }),
-            Ordering::Relaxed,
-        );
+        if !self.authoritative {
+            // (In front of a store of this process the clock is the store's:
+            // no offset to measure.)
+            let offset = i128::from(store_now_ms) - i128::from(local_now);
+            self.offset_ms.store(
+                i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX }),
+                Ordering::Relaxed,
+            );
+        }
         let view = View {
             epoch: snapshot.epoch,
             generation: snapshot.generation,
@@ -285,7 +428,12 @@ impl Cache {
             forced_until_ms: snapshot.forced_until_ms,
             clean: snapshot.failure_count == 0,
         };
-        self.advance(agent, view, Some(local_now), Generation::SameOrNewer);
+        self.advance(
+            agent,
+            view,
+            Some(self.now_session()),
+            Generation::SameOrNewer,
+        );
     }
 
     /// Takes a transition message. It moves the entry forward (never back);
@@ -301,7 +449,7 @@ impl Cache {
                 .then_some(t.open_until_ms),
             clean: t.to == CircuitState::Closed,
         };
-        let verified = (t.to != CircuitState::ForcedClosed).then(|| self.clock.now_ms());
+        let verified = (t.to != CircuitState::ForcedClosed).then(|| self.now_session());
         // The message of the generation already held is old news.
         self.advance(&t.agent_id, view, verified, Generation::Newer);
     }
@@ -313,58 +461,99 @@ impl Cache {
             return;
         };
         entry.view.update(|view| {
+            if entry.blank.load(Ordering::Relaxed) {
+                return false;
+            }
             if generation == view.generation {
                 view.clean = failure_count == 0;
                 return true;
             }
             if generation > view.generation {
                 // We missed a transition: stop trusting the entry until the store answers.
-                entry.verified_at_ms.store(0, Ordering::Relaxed);
+                entry.verified_in.store(0, Ordering::Release);
             }
             false
         });
     }
 
-    /// Forgets every entry (after a store restart, say).
+    /// Forgets every entry (after a store restart, say): each is blanked
+    /// in place, so that handles on it stay valid.
     pub fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        for entry in entries.values() {
+            blank(entry);
+        }
     }
 
-    fn advance(&self, agent: &AgentId, view: View, verified_at: Option<u64>, accept: Generation) {
-        if let Some(entry) = self.entry(agent) {
-            entry
-                .view
-                .update(|current| match order::step(current, view, accept) {
-                    Step::Keep => false,
-                    Step::Distrust => {
-                        entry.verified_at_ms.store(0, Ordering::Relaxed);
-                        false
-                    }
-                    Step::Replace(view) => {
-                        *current = view;
-                        entry
-                            .verified_at_ms
-                            .store(verified_at.unwrap_or(0), Ordering::Relaxed);
-                        true
-                    }
-                });
-            return;
-        }
-        let entry = Arc::new(Entry {
+    fn advance(&self, agent: &AgentId, view: View, verified_in: Option<u64>, accept: Generation) {
+        let entry = match self.entry(agent) {
+            Some(entry) => entry,
+            None => {
+                let made = self.new_entry(agent, Some(view), verified_in);
+                let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+                let entry = entries.entry(agent.clone()).or_insert(made);
+                if !entry.blank.load(Ordering::Relaxed) {
+                    // Ours, or one made meanwhile with news of its own.
+                    return;
+                }
+                Arc::clone(entry)
+            }
+        };
+        entry.view.update(|current| {
+            let step = if entry.blank.load(Ordering::Relaxed) {
+                // A forgotten entry takes any news, as a new one would.
+                entry.blank.store(false, Ordering::Relaxed);
+                Step::Replace(view)
+            } else {
+                order::step(current, view, accept)
+            };
+            match step {
+                Step::Keep => false,
+                Step::Distrust => {
+                    entry.verified_in.store(0, Ordering::Release);
+                    false
+                }
+                Step::Replace(view) => {
+                    *current = view;
+                    entry
+                        .verified_in
+                        .store(verified_in.unwrap_or(0), Ordering::Release);
+                    true
+                }
+            }
+        });
+    }
+
+    /// A new entry: holding `view`, or blank (acting as absent) without one.
+    fn new_entry(
+        &self,
+        agent: &AgentId,
+        view: Option<View>,
+        verified_in: Option<u64>,
+    ) -> Arc<Entry> {
+        let blank = view.is_none();
+        let view = view.unwrap_or(View {
+            epoch: 0,
+            generation: 0,
+            state: CircuitState::HalfOpen,
+            open_until_ms: 0,
+            forced_until_ms: None,
+            clean: false,
+        });
+        Arc::new(Entry {
             agent: agent.clone(),
             view: SeqView::new(view),
-            verified_at_ms: AtomicU64::new(verified_at.unwrap_or(0)),
-            pending_successes: AtomicU64::new(0),
-            pending_rejections: AtomicU64::new(0),
-            pending_last_success_ms: AtomicU64::new(0),
-            touched: AtomicBool::new(false),
+            verified_in: AtomicU64::new(if blank { 0 } else { verified_in.unwrap_or(0) }),
+            blank: AtomicBool::new(blank),
+            shards: (0..self.shards).map(|_| Shard::default()).collect(),
             flushed_at_ms: AtomicU64::new(self.clock.now_ms()),
-        });
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        entries.entry(agent.clone()).or_insert(entry);
+        })
+    }
+
+    /// The entry of `agent`, unless there is none or it is blank.
+    fn live(&self, agent: &AgentId) -> Option<Arc<Entry>> {
+        self.entry(agent)
+            .filter(|entry| !entry.blank.load(Ordering::Relaxed))
     }
 
     fn entry(&self, agent: &AgentId) -> Option<Arc<Entry>> {
@@ -375,9 +564,29 @@ impl Cache {
             .cloned()
     }
 
-    fn fresh(&self, entry: &Entry, local_now: u64) -> bool {
-        let verified = entry.verified_at_ms.load(Ordering::Relaxed);
-        verified > 0 && local_now.saturating_sub(verified) < self.max_staleness_ms
+    /// Whether the entry was confirmed in the current subscription session.
+    fn fresh(&self, entry: &Entry) -> bool {
+        entry.verified_in.load(Ordering::Acquire) == self.session.load(Ordering::Acquire)
+    }
+
+    /// The current session, to mark an entry confirmed in.
+    fn now_session(&self) -> u64 {
+        self.session.load(Ordering::Acquire)
+    }
+}
+
+/// Blanks `entry` in place: untrusted, its counts dropped, acting as
+/// absent until news arrives.
+fn blank(entry: &Entry) {
+    entry.view.update(|_| {
+        entry.blank.store(true, Ordering::Relaxed);
+        entry.verified_in.store(0, Ordering::Release);
+        false
+    });
+    for shard in &entry.shards {
+        shard.successes.store(0, Ordering::Relaxed);
+        shard.rejections.store(0, Ordering::Relaxed);
+        shard.last_success_ms.store(0, Ordering::Relaxed);
     }
 }
 
@@ -412,6 +621,10 @@ impl FeedSink for Cache {
 
     fn agents(&self) -> Vec<AgentId> {
         Cache::agents(self)
+    }
+
+    fn take_counts(&self, agent: &AgentId) -> Option<Batch> {
+        self.take(agent)
     }
 }
 

@@ -12,7 +12,7 @@ use super::{Applied, BreakerStore, Feed, FeedHandle, FeedSink, Op, RoutingJourna
 use crate::agent_id::AgentId;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BreakerConfig, duration_ms};
-use crate::model::{self, CircuitState, Decision, Outcome, Snapshot, Ticket, Transition};
+use crate::model::{self, Batch, CircuitState, Decision, Outcome, Snapshot, Ticket, Transition};
 
 mod expiry;
 mod journal;
@@ -238,16 +238,18 @@ impl MemoryStore {
         agent: &AgentId,
         op: impl FnOnce(&mut Snapshot, u64) -> (T, Option<Transition>),
     ) -> Applied<T> {
+        let counted = self.take_counts(agent);
         let now_ms = self.inner.clock.now_ms();
-        let applied = {
+        let (folded, applied) = {
             let mut agents = self.lock();
             let snapshot = agents
                 .entry(agent.clone())
                 .or_insert_with(|| Snapshot::fresh(config));
-            run(snapshot, now_ms, op)
+            let folded = fold(snapshot, config, agent, now_ms, counted.as_ref());
+            (folded, run(snapshot, now_ms, op))
         };
         self.note_expiry(config, agent, &applied.snapshot);
-        self.publish(agent, applied)
+        self.publish(agent, folded, applied)
     }
 
     /// Applies `op` to the agent's snapshot under the lock; `None`, and
@@ -258,18 +260,65 @@ impl MemoryStore {
         agent: &AgentId,
         op: impl FnOnce(&mut Snapshot, u64) -> (T, Option<Transition>),
     ) -> Option<Applied<T>> {
+        let counted = self.take_counts(agent);
         let now_ms = self.inner.clock.now_ms();
-        let applied = {
+        let (folded, applied) = {
             let mut agents = self.lock();
-            run(agents.get_mut(agent)?, now_ms, op)
+            let snapshot = agents.get_mut(agent)?;
+            let folded = fold(snapshot, config, agent, now_ms, counted.as_ref());
+            (folded, run(snapshot, now_ms, op))
         };
         self.note_expiry(config, agent, &applied.snapshot);
-        Some(self.publish(agent, applied))
+        Some(self.publish(agent, folded, applied))
     }
 
-    /// Sends the transition, after the lock is released; tells the sinks
-    /// of a failure count that changed without one.
-    fn publish<T>(&self, agent: &AgentId, applied: Applied<T>) -> Applied<T> {
+    /// The outcomes a cache in front of this store counted locally for
+    /// `agent` (closed-circuit successes, local rejections), taken before
+    /// the lock: applied first, so each operation and read sees them.
+    fn take_counts(&self, agent: &AgentId) -> Option<Batch> {
+        let mut taken: Option<Batch> = None;
+        for sink in self.inner.sinks() {
+            let Some(batch) = sink.take_counts(agent) else {
+                continue;
+            };
+            taken = Some(match taken {
+                None => batch,
+                // Two breakers in front of one store: each counted in the
+                // generation it saw; a batch of an older one adds only its
+                // rejections and its time, as its own flush would.
+                Some(mut sum) if sum.generation == batch.generation => {
+                    sum.successes += batch.successes;
+                    sum.rejections += batch.rejections;
+                    sum.last_success_ms = sum.last_success_ms.max(batch.last_success_ms);
+                    sum
+                }
+                Some(sum) => {
+                    let (mut newer, older) = if sum.generation > batch.generation {
+                        (sum, batch)
+                    } else {
+                        (batch, sum)
+                    };
+                    newer.rejections += older.rejections;
+                    newer.last_success_ms = newer.last_success_ms.max(older.last_success_ms);
+                    newer
+                }
+            });
+        }
+        taken
+    }
+
+    /// Sends the transitions (of the folded counts, then of the operation),
+    /// after the lock is released; tells the sinks of a failure count that
+    /// changed without one.
+    fn publish<T>(
+        &self,
+        agent: &AgentId,
+        folded: Option<Transition>,
+        applied: Applied<T>,
+    ) -> Applied<T> {
+        if let Some(transition) = &folded {
+            self.inner.send(transition);
+        }
         match &applied.transition {
             Some(transition) => self.inner.send(transition),
             None => {
@@ -281,6 +330,17 @@ impl MemoryStore {
         }
         applied
     }
+}
+
+/// Applies locally counted outcomes as the flush they stand for.
+fn fold(
+    snapshot: &mut Snapshot,
+    config: &BreakerConfig,
+    agent: &AgentId,
+    now_ms: u64,
+    counted: Option<&Batch>,
+) -> Option<Transition> {
+    model::flush(snapshot, config, agent, now_ms, counted?)
 }
 
 fn run<T>(
