@@ -243,7 +243,13 @@ impl CircuitBreakerBuilder {
                 // ages, nothing to flush) and decides closed circuits with
                 // no lock. Its feed also serves `subscribe()`.
                 None if !remote && self.local_cache => {
-                    let cache = Arc::new(Cache::authoritative(Arc::clone(&clock)));
+                    let mut cache = Cache::authoritative(Arc::clone(&clock));
+                    if feed.clock().is_none() {
+                        // The store reads the system clock: time the local
+                        // successes with the coarse one (a few ns a read).
+                        cache = cache.with_success_clock(Arc::new(CoarseClock::new()));
+                    }
+                    let cache = Arc::new(cache);
                     let target = FeedTarget {
                         sink: cache.clone(),
                         resync: background::resync(weak.clone()),

@@ -49,15 +49,9 @@ impl Cache {
         if !counts {
             return false;
         }
-        let local_now = local_now.unwrap_or_else(|| self.clock.now_ms());
+        let local_now = local_now.unwrap_or_else(|| self.success_clock.now_ms());
         let store_now = local_now.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed));
-        let shard = entry.shard();
-        shard.successes.fetch_add(1, Ordering::Relaxed);
-        // A plain store, not `fetch_max`: a race may keep a time a few ms
-        // older, which the store's own max then absorbs.
-        if shard.last_success_ms.load(Ordering::Relaxed) < store_now {
-            shard.last_success_ms.store(store_now, Ordering::Relaxed);
-        }
+        entry.counts.success(store_now);
         true
     }
 
@@ -93,10 +87,7 @@ impl Cache {
                 return false;
             }
             let age = local_now.saturating_sub(entry.flushed_at_ms.load(Ordering::Relaxed));
-            let rejections = entry
-                .shards
-                .iter()
-                .any(|shard| shard.rejections.load(Ordering::Relaxed) > 0);
+            let rejections = entry.counts.pending().1 > 0;
             age >= if rejections { flush_ms } else { success_ms }
         })
     }
@@ -118,18 +109,15 @@ impl Cache {
         entry
             .flushed_at_ms
             .store(self.clock.now_ms(), Ordering::Relaxed);
-        let (mut successes, mut rejections, mut last) = (0, 0, 0);
-        for shard in &entry.shards {
-            successes += shard.successes.swap(0, Ordering::Relaxed);
-            rejections += shard.rejections.swap(0, Ordering::Relaxed);
-            last = last.max(shard.last_success_ms.swap(0, Ordering::Relaxed));
-        }
+        let taken = entry.counts.take();
+        let (successes, rejections) = (taken.successes, taken.rejections);
+        let last = taken.last_success_ms;
         self.flushed_hits
             .fetch_add(successes + rejections, Ordering::Relaxed);
         Batch {
             generation: entry.view.load().generation,
             successes,
-            last_success_ms: (last > 0).then_some(last),
+            last_success_ms: (successes > 0 && last > 0).then_some(last),
             rejections,
         }
     }
@@ -137,16 +125,11 @@ impl Cache {
     /// Puts back the counts of a batch the store did not take.
     pub(crate) fn restore(&self, agent: &AgentId, batch: &Batch) {
         if let Some(entry) = self.entry(agent) {
-            let shard = entry.shard();
-            shard
-                .successes
-                .fetch_add(batch.successes, Ordering::Relaxed);
-            shard
-                .rejections
-                .fetch_add(batch.rejections, Ordering::Relaxed);
-            if let Some(at) = batch.last_success_ms {
-                shard.last_success_ms.fetch_max(at, Ordering::Relaxed);
-            }
+            entry.counts.restore(
+                batch.successes,
+                batch.rejections,
+                batch.last_success_ms.unwrap_or(0),
+            );
         }
     }
 
@@ -161,7 +144,5 @@ impl Cache {
 
 /// Whether any shard of `entry` holds a count.
 fn has_counts(entry: &Entry) -> bool {
-    entry.shards.iter().any(|shard| {
-        shard.successes.load(Ordering::Relaxed) > 0 || shard.rejections.load(Ordering::Relaxed) > 0
-    })
+    entry.counts.pending() != (0, 0)
 }

@@ -6,7 +6,7 @@
 #![cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -105,47 +105,10 @@ struct Entry {
     /// absent until news arrives, which then replaces its view whatever
     /// the generation. Written under the view's writer lock.
     blank: AtomicBool,
-    /// The locally counted outcomes, one cache line per shard: each thread
-    /// counts in its own shard, so threads calling the same agent write no
-    /// shared line.
-    shards: Box<[Shard]>,
+    /// The locally counted outcomes, per thread shard (`shards.rs`).
+    counts: Counts,
     /// Local clock time of the last flush of this entry's counts.
     flushed_at_ms: AtomicU64,
-}
-
-/// One thread shard of an entry's local counts, alone on its cache line.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct Shard {
-    successes: AtomicU64,
-    rejections: AtomicU64,
-    /// Store-time estimate of the last locally counted success (0: none).
-    last_success_ms: AtomicU64,
-}
-
-impl Entry {
-    /// The shard of the calling thread.
-    fn shard(&self) -> &Shard {
-        &self.shards[thread_shard() & (self.shards.len() - 1)]
-    }
-}
-
-/// A number per thread, given out in order, which picks its shard.
-fn thread_shard() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    SHARD.with(|n| *n)
-}
-
-/// Shards per entry: the parallelism, to a power of two, at most 8 (a
-/// shard is 64 bytes per agent).
-fn shard_count() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(8)
-        .next_power_of_two()
 }
 
 /// Per-agent snapshots of one pod, with their generations.
@@ -186,8 +149,8 @@ pub struct Cache {
     entries: RwLock<HashMap<AgentId, Arc<Entry>, foldhash::fast::RandomState>>,
     /// In front of a store of this process: always trusted, same clock.
     authoritative: bool,
-    /// Shards per entry.
-    shards: usize,
+    /// Owned shards per entry (`shards.rs`).
+    width: usize,
     /// Local clock time until which the subscription counts as up: a
     /// message or a ping answer on it moves this `max_staleness` ahead.
     alive_until_ms: AtomicU64,
@@ -196,6 +159,10 @@ pub struct Cache {
     session: AtomicU64,
     max_staleness_ms: u64,
     clock: Arc<dyn Clock>,
+    /// The clock a success's time is read from where no trust check read
+    /// `clock` already: `clock`, or a cheaper coarse one
+    /// ([`Cache::with_success_clock`]).
+    success_clock: Arc<dyn Clock>,
     /// Store time minus local time, ms.
     offset_ms: AtomicI64,
     /// Successes and rejections counted locally and already flushed.
@@ -221,10 +188,11 @@ impl Cache {
         Self {
             entries: RwLock::new(HashMap::default()),
             authoritative: false,
-            shards: shard_count(),
+            width: shards::width(),
             alive_until_ms: AtomicU64::new(0),
             session: AtomicU64::new(1),
             max_staleness_ms: duration_ms(max_staleness),
+            success_clock: Arc::clone(&clock),
             clock,
             offset_ms: AtomicI64::new(0),
             flushed_hits: AtomicU64::new(0),
@@ -242,6 +210,16 @@ impl Cache {
             max_staleness_ms: u64::MAX,
             ..Self::new(Duration::ZERO, clock)
         }
+    }
+
+    /// Reads the times of locally counted successes from `clock` (a coarse
+    /// clock in front of a store on the system clock: a few ns a read
+    /// instead of a few tens, up to a scheduler tick early) where the
+    /// decision read no clock (in front of a store of this process).
+    #[must_use]
+    pub fn with_success_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.success_clock = clock;
+        self
     }
 
     /// Records that the subscription is alive now (a message, a ping answer,
@@ -272,8 +250,10 @@ impl Cache {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let pending: u64 = entries
             .values()
-            .flat_map(|e| e.shards.iter())
-            .map(|s| s.successes.load(Ordering::Relaxed) + s.rejections.load(Ordering::Relaxed))
+            .map(|e| {
+                let (successes, rejections) = e.counts.pending();
+                successes + rejections
+            })
             .sum();
         CacheStats {
             hits: self.flushed_hits.load(Ordering::Relaxed) + pending,
@@ -365,14 +345,14 @@ impl Cache {
             CircuitState::Closed => Judged::Admit(view.generation),
             CircuitState::ForcedClosed if force_running => Judged::Admit(view.generation),
             CircuitState::Open if store_now < view.open_until_ms => {
-                entry.shard().rejections.fetch_add(1, Ordering::Relaxed);
+                entry.counts.rejection();
                 Judged::Reject {
                     state: view.state,
                     retry_after_ms: Some(view.open_until_ms - store_now),
                 }
             }
             CircuitState::ForcedOpen if force_running => {
-                entry.shard().rejections.fetch_add(1, Ordering::Relaxed);
+                entry.counts.rejection();
                 Judged::Reject {
                     state: view.state,
                     retry_after_ms: view.forced_until_ms.map(|until| until - store_now),
@@ -545,7 +525,7 @@ impl Cache {
             view: SeqView::new(view),
             verified_in: AtomicU64::new(if blank { 0 } else { verified_in.unwrap_or(0) }),
             blank: AtomicBool::new(blank),
-            shards: (0..self.shards).map(|_| Shard::default()).collect(),
+            counts: Counts::new(self.width),
             flushed_at_ms: AtomicU64::new(self.clock.now_ms()),
         })
     }
@@ -583,19 +563,17 @@ fn blank(entry: &Entry) {
         entry.verified_in.store(0, Ordering::Release);
         false
     });
-    for shard in &entry.shards {
-        shard.successes.store(0, Ordering::Relaxed);
-        shard.rejections.store(0, Ordering::Relaxed);
-        shard.last_success_ms.store(0, Ordering::Relaxed);
-    }
+    entry.counts.discard();
 }
 
 mod counts;
 mod order;
 mod seqview;
+mod shards;
 
 use order::{Generation, Step};
 use seqview::SeqView;
+use shards::Counts;
 
 /// The cache is what the store's feed delivers to.
 impl FeedSink for Cache {

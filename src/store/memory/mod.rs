@@ -61,6 +61,9 @@ struct Inner {
     journal: journal::MemoryJournal,
     /// Whether forces with a TTL end on a timer (else lazily).
     force_timer: AtomicBool,
+    /// Whether `clock` is the system's ([`MemoryStore::new`]): a cache in
+    /// front may then time its local successes with a coarse clock.
+    system_clock: bool,
     /// The forces with a TTL, and the timer task that ends them.
     expiries: expiry::Expiries,
 }
@@ -125,8 +128,11 @@ impl MemoryStore {
     /// the behaviour list).
     #[must_use]
     pub fn new() -> Self {
-        let store = Self::with_clock(Arc::new(SystemClock));
+        let mut store = Self::with_clock(Arc::new(SystemClock));
         store.set_force_timer(true);
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            inner.system_clock = true;
+        }
         store
     }
 
@@ -144,6 +150,7 @@ impl MemoryStore {
                 fed: AtomicBool::new(false),
                 journal: journal::MemoryJournal::default(),
                 force_timer: AtomicBool::new(false),
+                system_clock: false,
                 expiries: expiry::Expiries::default(),
             }),
         }
@@ -417,7 +424,9 @@ impl BreakerStore for MemoryStore {
             }
             FeedHandle::new(stats, inner.transitions.clone(), None, sink)
         })
-        .with_clock(Some(Arc::clone(&self.inner.clock)))
+        // The system clock is no clock to share: a cache in front reads
+        // the system's (and may time its successes with a coarse one).
+        .with_clock((!self.inner.system_clock).then(|| Arc::clone(&self.inner.clock)))
     }
 
     fn kind(&self) -> &'static str {
