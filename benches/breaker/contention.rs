@@ -25,6 +25,11 @@ pub(crate) enum Path {
     Acquire,
     /// `handle.acquire()` + `AgentPermit::success`.
     Handle,
+    /// No breaker: each thread runs a few dozen ns of arithmetic on its
+    /// own registers. The control: two threads reach 2x one thread's
+    /// throughput only if the machine has two cores free; on a machine
+    /// busy with other work, neither this nor a breaker path can.
+    Control,
 }
 
 /// `iters` calls on each of `threads` threads at once; wall time / threads.
@@ -75,6 +80,16 @@ async fn calls(
                     .await
                     .expect("the circuit is closed");
                 permit.success().await;
+            }
+            Path::Control => {
+                let mut x = black_box(0x9e37_79b9_7f4a_7c15_u64);
+                for _ in 0..16 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x = black_box(x);
+                }
+                black_box(x);
             }
         }
     }

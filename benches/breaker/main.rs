@@ -35,7 +35,9 @@
 //!   calling the same closed agent at once (cached, on Redis), through a
 //!   handle or `acquire`; the figure is wall time / threads, so one
 //!   thread's over two threads' is the aggregate speed-up. Target (handle):
-//!   at least 1.7x. See `contention.rs`.
+//!   at least 1.7x. `contended_control_*`: the same with no breaker (plain
+//!   arithmetic per thread), the speed-up the machine allows at that moment.
+//!   See `contention.rs`.
 //! - `recloser_closed_call`, `recloser_open_reject`, `failsafe_closed_call`,
 //!   `failsafe_open_reject`: the peers (recloser 1.x `Recloser::call`,
 //!   failsafe 1.x `CircuitBreaker::call`), see `peers.rs`.
@@ -90,6 +92,8 @@ const HANDLE_1: &str = "contended_handle_1_thread";
 const HANDLE_2: &str = "contended_handle_2_threads";
 const ACQUIRE_1: &str = "contended_acquire_1_thread";
 const ACQUIRE_2: &str = "contended_acquire_2_threads";
+const CONTROL_1: &str = "contended_control_1_thread";
+const CONTROL_2: &str = "contended_control_2_threads";
 
 /// One line of the summary.
 struct Row {
@@ -123,6 +127,8 @@ const ROWS: &[Row] = &[
     row(HANDLE_2, Kind::Admit, None),
     row(ACQUIRE_1, Kind::Admit, None),
     row(ACQUIRE_2, Kind::Admit, None),
+    row(CONTROL_1, Kind::RoundTrip, None),
+    row(CONTROL_2, Kind::RoundTrip, None),
     row(RECLOSER_CLOSED, Kind::Admit, None),
     row(RECLOSER_OPEN, Kind::Reject, None),
     row(FAILSAFE_CLOSED, Kind::Admit, None),
@@ -360,6 +366,8 @@ fn benches(c: &mut Criterion, rt: &Runtime, s: &Setup) -> Vec<(&'static str, Cac
         (HANDLE_2, Path::Handle, 2),
         (ACQUIRE_1, Path::Acquire, 1),
         (ACQUIRE_2, Path::Acquire, 2),
+        (CONTROL_1, Path::Control, 1),
+        (CONTROL_2, Path::Control, 2),
     ] {
         group.bench_function(name, |b| {
             b.iter_custom(|n| contention::run(&s.cached, &s.closed, path, threads, n));

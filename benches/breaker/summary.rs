@@ -17,7 +17,8 @@ pub(crate) enum Kind {
     Admit,
     /// A rejection; compared with `recloser_open_reject`.
     Reject,
-    /// A bare `EVALSHA`: no breaker, so no ratio to recloser's.
+    /// No breaker (a bare `EVALSHA`, the contention control): no ratio to
+    /// recloser's.
     RoundTrip,
 }
 
@@ -124,6 +125,7 @@ pub(crate) fn print(since: SystemTime, seen: &[(&str, CacheStats)]) {
         (crate::UNCACHED, crate::EVALSHA, None),
         (crate::HANDLE_1, crate::HANDLE_2, Some((1.7, true))),
         (crate::ACQUIRE_1, crate::ACQUIRE_2, None),
+        (crate::CONTROL_1, crate::CONTROL_2, None),
     ];
     for (a, b, goal) in pairs {
         let (ma, mb) = (median(a), median(b));
@@ -133,7 +135,7 @@ pub(crate) fn print(since: SystemTime, seen: &[(&str, CacheStats)]) {
         println!("  {a} / {b}: {}{verdict}", ratio(ma, mb));
     }
     println!(
-        "  (contended_*_1_thread / contended_*_2_threads: the aggregate speed-up of two threads on one agent)"
+        "  (contended_*_1_thread / contended_*_2_threads: the aggregate speed-up of two threads on one agent; the control's is the machine's)"
     );
     for (name, stats) in seen {
         println!(
