@@ -183,3 +183,31 @@ fn two_threads_on_one_handle_lose_no_count() {
     let s = futures::executor::block_on(breaker.snapshot(&a)).unwrap();
     assert_eq!(s.success_count, 20_001);
 }
+
+/// The coarse clock is read on every cached decision on Redis: a read must
+/// write nothing shared (coarsetime's `Instant::now()` also stores the
+/// reading in a global, a cache line every calling thread would write).
+#[test]
+fn a_coarse_clock_read_writes_no_global() {
+    use fleet_breaker::{Clock, CoarseClock};
+    coarsetime::Instant::update();
+    let before = coarsetime::Instant::recent().as_ticks();
+    let clock = CoarseClock::new();
+    // Let the coarse time move on, so that a stored reading would show.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while coarsetime::Instant::now_without_cache_update().as_ticks() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the coarse clock did not move"
+        );
+        std::hint::spin_loop();
+    }
+    for _ in 0..3 {
+        assert!(clock.now_ms() > 0);
+    }
+    assert_eq!(
+        coarsetime::Instant::recent().as_ticks(),
+        before,
+        "a read stored its value in coarsetime's global"
+    );
+}
