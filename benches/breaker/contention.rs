@@ -33,7 +33,11 @@ pub(crate) enum Path {
 }
 
 /// `iters` calls on each of `threads` threads at once; wall time / threads.
+/// Each thread enters `rt` (a call the cache cannot decide, say while the
+/// runtime's workers are starved of CPU and the subscription's heartbeat
+/// is late, then reaches Redis on it).
 pub(crate) fn run(
+    rt: &tokio::runtime::Handle,
     breaker: &CircuitBreaker,
     agent: &AgentId,
     path: Path,
@@ -45,6 +49,7 @@ pub(crate) fn run(
     let elapsed = std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
+                let _runtime = rt.enter();
                 barrier.wait();
                 futures::executor::block_on(calls(breaker, agent, &handle, path, iters));
             });

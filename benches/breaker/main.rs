@@ -370,7 +370,7 @@ fn benches(c: &mut Criterion, rt: &Runtime, s: &Setup) -> Vec<(&'static str, Cac
         (CONTROL_2, Path::Control, 2),
     ] {
         group.bench_function(name, |b| {
-            b.iter_custom(|n| contention::run(&s.cached, &s.closed, path, threads, n));
+            b.iter_custom(|n| contention::run(rt.handle(), &s.cached, &s.closed, path, threads, n));
         });
     }
     seen.push(("contended_*", stats_delta(&s.cached, before)));
