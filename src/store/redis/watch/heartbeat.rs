@@ -11,7 +11,8 @@
 //! ## Behavior
 //!
 //! - Every tick (half the interval), the beater of each watcher:
-//!   - if it holds the lease and its last beat is one interval old, runs
+//!   - if it holds the lease and its last beat is about one interval old
+//!     (three quarters of one, at the tick that comes an interval after it), runs
 //!     `lua/heartbeat.lua` (renew the lease, publish): one `EVALSHA`;
 //!   - if it has heard nothing on its subscription (no heartbeat, no
 //!     message, no ping answer) for 1.5 intervals, runs the script too (to
@@ -141,8 +142,12 @@ impl Beater {
             };
         }
         let silent = silence >= self.every + self.every / 2;
+        // Three quarters of an interval, not a whole one: the ticks come
+        // every half interval, and a tick a little early must not put the
+        // beat off by a whole tick (1.5 intervals, the others' silence).
+        let due = since(self.last_beat) >= self.every / 2 + self.every / 4;
         Plan {
-            beat: silent || (self.holder && since(self.last_beat) >= self.every),
+            beat: silent || (self.holder && due),
             ping: silent,
         }
     }
@@ -241,6 +246,12 @@ mod tests {
         beater.last_beat = Some(start);
         let quiet = Duration::ZERO;
         assert!(!beater.plan(start + EVERY / 2, quiet).beat);
+        assert!(
+            beater
+                .plan(start + EVERY - Duration::from_millis(5), quiet)
+                .beat,
+            "a tick a little early still beats"
+        );
         assert!(beater.plan(start + EVERY, quiet).beat);
         assert!(!beater.plan(start + EVERY, quiet).ping);
     }
