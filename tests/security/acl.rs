@@ -32,6 +32,8 @@ const COMMANDS: &[&str] = &[
     "exists",
     "zrange",
     "hset",
+    // The fleet heartbeat's lease (lua/heartbeat.lua).
+    "pexpire",
     "sadd",
     "zadd",
     "zrem",

@@ -11,6 +11,8 @@
 //! ## Behavior
 //!
 //! - Every tick (half the interval), the beater of each watcher:
+//!   - at its first tick after a (re)connection, runs `lua/heartbeat.lua`
+//!     once (take the lease if it is free, publish);
 //!   - if it holds the lease and its last beat is about one interval old
 //!     (three quarters of one, at the tick that comes an interval after it), runs
 //!     `lua/heartbeat.lua` (renew the lease, publish): one `EVALSHA`;
@@ -147,7 +149,9 @@ impl Beater {
         // beat off by a whole tick (1.5 intervals, the others' silence).
         let due = since(self.last_beat) >= self.every / 2 + self.every / 4;
         Plan {
-            beat: silent || (self.holder && due),
+            // A new session tries the lease at once: a lone pod (or the
+            // first of a fleet) beats from its first tick.
+            beat: silent || self.last_beat.is_none() || (self.holder && due),
             ping: silent,
         }
     }
@@ -208,9 +212,24 @@ mod tests {
     const EVERY: Duration = Duration::from_millis(500);
 
     #[test]
-    fn a_pod_that_hears_the_heartbeat_sends_nothing() {
+    fn a_new_session_tries_the_lease_at_its_first_tick() {
         let beater = Beater::new(EVERY, true);
+        let plan = beater.plan(Instant::now(), Duration::ZERO);
+        assert_eq!(
+            plan,
+            Plan {
+                beat: true,
+                ping: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_pod_that_hears_the_heartbeat_sends_nothing() {
+        let mut beater = Beater::new(EVERY, true);
         let now = Instant::now();
+        // It tried the lease, another pod holds it.
+        beater.last_beat = Some(now);
         for heard_ago in [0, 100, 500, 749] {
             let plan = beater.plan(now, Duration::from_millis(heard_ago));
             assert_eq!(
