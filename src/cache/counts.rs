@@ -137,7 +137,7 @@ impl Cache {
     /// in place, so that handles on it stay valid).
     pub(crate) fn forget(&self, agent: &AgentId) {
         if let Some(entry) = self.entry(agent) {
-            super::blank(&entry);
+            super::entries::blank(&entry);
         }
     }
 }

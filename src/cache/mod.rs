@@ -268,100 +268,6 @@ impl Cache {
         local.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed))
     }
 
-    /// Decides locally where the cache may; counts a local rejection.
-    pub(crate) fn decide(&self, agent: &AgentId) -> Cached {
-        let decision = match self.entry(agent) {
-            None => Cached::Ask,
-            Some(entry) => match self.judge(&entry) {
-                Judged::Admit(generation) => Cached::Admit {
-                    generation,
-                    entry: EntryRef(entry),
-                },
-                Judged::Reject {
-                    state,
-                    retry_after_ms,
-                } => Cached::Reject {
-                    state,
-                    retry_after_ms,
-                },
-                Judged::Ask => Cached::Ask,
-            },
-        };
-        if decision == Cached::Ask {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-        }
-        decision
-    }
-
-    /// [`decide`](Self::decide) for an entry in hand: no lookup.
-    pub(crate) fn decide_entry(&self, entry: &EntryRef) -> Judged {
-        let judged = self.judge(&entry.0);
-        if judged == Judged::Ask {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-        }
-        judged
-    }
-
-    /// The entry of `agent`, made (blank: the store decides until news
-    /// arrives) if there is none yet.
-    pub(crate) fn entry_ref(&self, agent: &AgentId) -> EntryRef {
-        if let Some(entry) = self.entry(agent) {
-            return EntryRef(entry);
-        }
-        let blank = self.new_entry(agent, None, None);
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        EntryRef(Arc::clone(entries.entry(agent.clone()).or_insert(blank)))
-    }
-
-    /// Whether `entry` may be decided from now: the local time when one
-    /// was needed (the feed is not authoritative), `None` when untrusted.
-    fn trusted(&self, entry: &Entry) -> Option<Option<u64>> {
-        if !self.fresh(entry) {
-            return None;
-        }
-        if self.authoritative {
-            // Always subscribed: no clock to read.
-            return Some(None);
-        }
-        let local_now = self.clock.now_ms();
-        (local_now < self.alive_until_ms.load(Ordering::Acquire)).then_some(Some(local_now))
-    }
-
-    fn judge(&self, entry: &Entry) -> Judged {
-        let Some(local_now) = self.trusted(entry) else {
-            return Judged::Ask;
-        };
-        // The common case, a closed circuit, from one load.
-        if let Some(quick) = entry.view.quick()
-            && quick.state == CircuitState::Closed
-        {
-            return Judged::Admit(quick.generation);
-        }
-        let view = entry.view.load();
-        let local_now = local_now.unwrap_or_else(|| self.clock.now_ms());
-        let store_now = local_now.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed));
-        let force_running = view.forced_until_ms.is_none_or(|until| store_now < until);
-        match view.state {
-            CircuitState::Closed => Judged::Admit(view.generation),
-            CircuitState::ForcedClosed if force_running => Judged::Admit(view.generation),
-            CircuitState::Open if store_now < view.open_until_ms => {
-                entry.counts.rejection();
-                Judged::Reject {
-                    state: view.state,
-                    retry_after_ms: Some(view.open_until_ms - store_now),
-                }
-            }
-            CircuitState::ForcedOpen if force_running => {
-                entry.counts.rejection();
-                Judged::Reject {
-                    state: view.state,
-                    retry_after_ms: view.forced_until_ms.map(|until| until - store_now),
-                }
-            }
-            _ => Judged::Ask,
-        }
-    }
-
     /// Every agent with an entry.
     #[must_use]
     pub fn agents(&self) -> Vec<AgentId> {
@@ -461,117 +367,19 @@ impl Cache {
     pub fn clear(&self) {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         for entry in entries.values() {
-            blank(entry);
+            entries::blank(entry);
         }
     }
-
-    fn advance(&self, agent: &AgentId, view: View, verified_in: Option<u64>, accept: Generation) {
-        let entry = match self.entry(agent) {
-            Some(entry) => entry,
-            None => {
-                let made = self.new_entry(agent, Some(view), verified_in);
-                let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-                let entry = entries.entry(agent.clone()).or_insert(made);
-                if !entry.blank.load(Ordering::Relaxed) {
-                    // Ours, or one made meanwhile with news of its own.
-                    return;
-                }
-                Arc::clone(entry)
-            }
-        };
-        entry.view.update(|current| {
-            let step = if entry.blank.load(Ordering::Relaxed) {
-                // A forgotten entry takes any news, as a new one would.
-                entry.blank.store(false, Ordering::Relaxed);
-                Step::Replace(view)
-            } else {
-                order::step(current, view, accept)
-            };
-            match step {
-                Step::Keep => false,
-                Step::Distrust => {
-                    entry.verified_in.store(0, Ordering::Release);
-                    false
-                }
-                Step::Replace(view) => {
-                    *current = view;
-                    entry
-                        .verified_in
-                        .store(verified_in.unwrap_or(0), Ordering::Release);
-                    true
-                }
-            }
-        });
-    }
-
-    /// A new entry: holding `view`, or blank (acting as absent) without one.
-    fn new_entry(
-        &self,
-        agent: &AgentId,
-        view: Option<View>,
-        verified_in: Option<u64>,
-    ) -> Arc<Entry> {
-        let blank = view.is_none();
-        let view = view.unwrap_or(View {
-            epoch: 0,
-            generation: 0,
-            state: CircuitState::HalfOpen,
-            open_until_ms: 0,
-            forced_until_ms: None,
-            clean: false,
-        });
-        Arc::new(Entry {
-            agent: agent.clone(),
-            view: SeqView::new(view),
-            verified_in: AtomicU64::new(if blank { 0 } else { verified_in.unwrap_or(0) }),
-            blank: AtomicBool::new(blank),
-            counts: Counts::new(self.width),
-            flushed_at_ms: AtomicU64::new(self.clock.now_ms()),
-        })
-    }
-
-    /// The entry of `agent`, unless there is none or it is blank.
-    fn live(&self, agent: &AgentId) -> Option<Arc<Entry>> {
-        self.entry(agent)
-            .filter(|entry| !entry.blank.load(Ordering::Relaxed))
-    }
-
-    fn entry(&self, agent: &AgentId) -> Option<Arc<Entry>> {
-        self.entries
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(agent)
-            .cloned()
-    }
-
-    /// Whether the entry was confirmed in the current subscription session.
-    fn fresh(&self, entry: &Entry) -> bool {
-        entry.verified_in.load(Ordering::Acquire) == self.session.load(Ordering::Acquire)
-    }
-
-    /// The current session, to mark an entry confirmed in.
-    fn now_session(&self) -> u64 {
-        self.session.load(Ordering::Acquire)
-    }
-}
-
-/// Blanks `entry` in place: untrusted, its counts dropped, acting as
-/// absent until news arrives.
-fn blank(entry: &Entry) {
-    entry.view.update(|_| {
-        entry.blank.store(true, Ordering::Relaxed);
-        entry.verified_in.store(0, Ordering::Release);
-        false
-    });
-    entry.counts.discard();
 }
 
 mod counts;
+mod decide;
+mod entries;
 mod order;
 mod seqview;
 mod shards;
 
-use order::{Generation, Step};
+use order::Generation;
 use seqview::SeqView;
 use shards::Counts;
 
