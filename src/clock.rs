@@ -49,7 +49,7 @@ impl CoarseClock {
     pub fn new() -> Self {
         Self {
             anchor_wall_ms: SystemClock.now_ms(),
-            anchor: coarsetime::Instant::now(),
+            anchor: coarsetime::Instant::now_without_cache_update(),
         }
     }
 }
@@ -62,7 +62,10 @@ impl Default for CoarseClock {
 
 impl Clock for CoarseClock {
     fn now_ms(&self) -> u64 {
-        let elapsed = coarsetime::Instant::now().duration_since(self.anchor);
+        // Not `Instant::now()`: that also stores the reading in a global
+        // (coarsetime's `recent()`), a cache line every thread would write
+        // on every cached decision.
+        let elapsed = coarsetime::Instant::now_without_cache_update().duration_since(self.anchor);
         self.anchor_wall_ms.saturating_add(elapsed.as_millis())
     }
 }

@@ -8,7 +8,15 @@
 //!
 //! - `cached_closed_admit_and_success`: `acquire` + `Permit::success` on a
 //!   circuit the cache holds closed and clean (subscription up): no round
-//!   trip, the success is counted locally. Target: median <= 100 ns.
+//!   trip, the success is counted locally. Target: at most 1.5x recloser's
+//!   closed call.
+//! - `handle_closed_admit_and_success`: the same through a pre-resolved
+//!   [`AgentHandle`](fleet_breaker::breaker::AgentHandle)
+//!   (`breaker.agent(&id)`, then `handle.acquire()` + `AgentPermit::success`):
+//!   no hashing, no map lookup, no allocation. Target: at or below
+//!   recloser's closed call.
+//! - `handle_open_reject`: `handle.acquire()` on a circuit the cache holds
+//!   forced open. Target: at or below recloser's rejection.
 //! - `uncached_round_trip`: the same with `.local_cache(false)`: one script
 //!   call for the acquire, one for the record. The cached path must be at
 //!   least 200 times cheaper.
@@ -19,12 +27,20 @@
 //!   connection out of the store's pool): the floor under an uncached
 //!   decision.
 //! - `cached_open_reject`: `acquire` on a circuit the cache holds forced
-//!   open: a local rejection. Target: median <= 100 ns.
-//! - `memory_admit_and_success`, `memory_open_reject`: the embedded store.
+//!   open: a local rejection. Target: at or below recloser's rejection.
+//! - `memory_admit_and_success`, `memory_open_reject`: the embedded store
+//!   (`CircuitBreaker::in_memory()`). Target: admission at most 2x
+//!   recloser's closed call.
+//! - `contended_{handle,acquire}_{1,2}_threads`: one or two OS threads
+//!   calling the same closed agent at once (cached, on Redis), through a
+//!   handle or `acquire`; the figure is wall time / threads, so one
+//!   thread's over two threads' is the aggregate speed-up. Target (handle):
+//!   at least 1.7x. `contended_control_*`: the same with no breaker (plain
+//!   arithmetic per thread), the speed-up the machine allows at that moment.
+//!   See `contention.rs`.
 //! - `recloser_closed_call`, `recloser_open_reject`, `failsafe_closed_call`,
 //!   `failsafe_open_reject`: the peers (recloser 1.x `Recloser::call`,
-//!   failsafe 1.x `CircuitBreaker::call`), see `peers.rs`. Not measured: a
-//!   pre-resolved agent handle of fleet-breaker, which does not exist yet.
+//!   failsafe 1.x `CircuitBreaker::call`), see `peers.rs`.
 //!
 //! Each fleet-breaker sample runs its iterations in a tight loop inside one
 //! `block_on` (`iter_custom`) and times the loop, so the figure is the
@@ -42,6 +58,7 @@
 //! killed at the end; the keys of the run are deleted either way. Nothing
 //! goes beyond loopback unless `REDIS_URL` says so.
 
+mod contention;
 mod peers;
 mod server;
 mod summary;
@@ -50,11 +67,12 @@ use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::Criterion;
-use fleet_breaker::breaker::CacheStats;
+use fleet_breaker::breaker::{AgentHandle, CacheStats};
 use fleet_breaker::{AgentId, CircuitBreaker, CircuitState, ForceMode, RedisStore};
 use futures::StreamExt;
 use tokio::runtime::Runtime;
 
+use contention::Path;
 use peers::{FAILSAFE_CLOSED, FAILSAFE_OPEN, Peers, RECLOSER_CLOSED, RECLOSER_OPEN};
 use server::EvalSha;
 use summary::Kind;
@@ -67,31 +85,50 @@ const EVALSHA: &str = "evalsha_round_trip";
 const CACHED_OPEN: &str = "cached_open_reject";
 const MEMORY: &str = "memory_admit_and_success";
 const MEMORY_OPEN: &str = "memory_open_reject";
+const HANDLE: &str = "handle_closed_admit_and_success";
+const HANDLE_OPEN: &str = "handle_open_reject";
+const MEMORY_HANDLE: &str = "memory_handle_admit_and_success";
+const HANDLE_1: &str = "contended_handle_1_thread";
+const HANDLE_2: &str = "contended_handle_2_threads";
+const ACQUIRE_1: &str = "contended_acquire_1_thread";
+const ACQUIRE_2: &str = "contended_acquire_2_threads";
+const CONTROL_1: &str = "contended_control_1_thread";
+const CONTROL_2: &str = "contended_control_2_threads";
 
 /// One line of the summary.
 struct Row {
     name: &'static str,
     kind: Kind,
-    target_ns: Option<f64>,
+    /// The goal: at most this ratio to recloser's figure of the same kind.
+    max_vs_recloser: Option<f64>,
 }
 
-const fn row(name: &'static str, kind: Kind, target_ns: Option<f64>) -> Row {
+const fn row(name: &'static str, kind: Kind, max_vs_recloser: Option<f64>) -> Row {
     Row {
         name,
         kind,
-        target_ns,
+        max_vs_recloser,
     }
 }
 
 /// The summary's rows, in the order the benches run.
 const ROWS: &[Row] = &[
-    row(CACHED_CLOSED, Kind::Admit, Some(100.0)),
+    row(CACHED_CLOSED, Kind::Admit, Some(1.5)),
+    row(HANDLE, Kind::Admit, Some(1.0)),
     row(UNCACHED, Kind::Admit, None),
     row(UNCACHED_OPEN, Kind::Reject, None),
     row(EVALSHA, Kind::RoundTrip, None),
-    row(CACHED_OPEN, Kind::Reject, Some(100.0)),
-    row(MEMORY, Kind::Admit, None),
+    row(CACHED_OPEN, Kind::Reject, Some(1.0)),
+    row(HANDLE_OPEN, Kind::Reject, Some(1.0)),
+    row(MEMORY, Kind::Admit, Some(2.0)),
+    row(MEMORY_HANDLE, Kind::Admit, None),
     row(MEMORY_OPEN, Kind::Reject, None),
+    row(HANDLE_1, Kind::Admit, None),
+    row(HANDLE_2, Kind::Admit, None),
+    row(ACQUIRE_1, Kind::Admit, None),
+    row(ACQUIRE_2, Kind::Admit, None),
+    row(CONTROL_1, Kind::RoundTrip, None),
+    row(CONTROL_2, Kind::RoundTrip, None),
     row(RECLOSER_CLOSED, Kind::Admit, None),
     row(RECLOSER_OPEN, Kind::Reject, None),
     row(FAILSAFE_CLOSED, Kind::Admit, None),
@@ -226,6 +263,29 @@ async fn admit_and_succeed(breaker: CircuitBreaker, agent: AgentId, iters: u64) 
     start.elapsed()
 }
 
+/// [`admit_and_succeed`] through a handle.
+async fn handle_admit_and_succeed(handle: AgentHandle, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let permit = black_box(&handle)
+            .acquire()
+            .await
+            .expect("the circuit is closed");
+        permit.success().await;
+    }
+    start.elapsed()
+}
+
+/// [`rejections`] through a handle.
+async fn handle_rejections(handle: AgentHandle, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let rejected = black_box(&handle).acquire().await.err();
+        black_box(rejected.expect("the circuit is forced open"));
+    }
+    start.elapsed()
+}
+
 /// `iters` rejected acquires in one tight loop; the loop's time.
 async fn rejections(breaker: CircuitBreaker, agent: AgentId, iters: u64) -> Duration {
     let start = Instant::now();
@@ -255,6 +315,13 @@ fn benches(c: &mut Criterion, rt: &Runtime, s: &Setup) -> Vec<(&'static str, Cac
             .iter_custom(|n| admit_and_succeed(s.cached.clone(), s.closed.clone(), n));
     });
     seen.push((CACHED_CLOSED, stats_delta(&s.cached, before)));
+    let before = s.cached.cache_stats().expect("cached");
+    let handle = s.cached.agent(&s.closed);
+    group.bench_function(HANDLE, |b| {
+        b.to_async(rt)
+            .iter_custom(|n| handle_admit_and_succeed(handle.clone(), n));
+    });
+    seen.push((HANDLE, stats_delta(&s.cached, before)));
     group.bench_function(UNCACHED, |b| {
         b.to_async(rt)
             .iter_custom(|n| admit_and_succeed(s.uncached.clone(), s.plain.clone(), n));
@@ -273,14 +340,40 @@ fn benches(c: &mut Criterion, rt: &Runtime, s: &Setup) -> Vec<(&'static str, Cac
             .iter_custom(|n| rejections(s.cached.clone(), s.open.clone(), n));
     });
     seen.push((CACHED_OPEN, stats_delta(&s.cached, before)));
+    let before = s.cached.cache_stats().expect("cached");
+    let handle = s.cached.agent(&s.open);
+    group.bench_function(HANDLE_OPEN, |b| {
+        b.to_async(rt)
+            .iter_custom(|n| handle_rejections(handle.clone(), n));
+    });
+    seen.push((HANDLE_OPEN, stats_delta(&s.cached, before)));
     group.bench_function(MEMORY, |b| {
         b.to_async(rt)
             .iter_custom(|n| admit_and_succeed(s.memory.clone(), s.plain.clone(), n));
+    });
+    let handle = s.memory.agent(&s.plain);
+    group.bench_function(MEMORY_HANDLE, |b| {
+        b.to_async(rt)
+            .iter_custom(|n| handle_admit_and_succeed(handle.clone(), n));
     });
     group.bench_function(MEMORY_OPEN, |b| {
         b.to_async(rt)
             .iter_custom(|n| rejections(s.memory.clone(), s.open.clone(), n));
     });
+    let before = s.cached.cache_stats().expect("cached");
+    for (name, path, threads) in [
+        (HANDLE_1, Path::Handle, 1),
+        (HANDLE_2, Path::Handle, 2),
+        (ACQUIRE_1, Path::Acquire, 1),
+        (ACQUIRE_2, Path::Acquire, 2),
+        (CONTROL_1, Path::Control, 1),
+        (CONTROL_2, Path::Control, 2),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|n| contention::run(rt.handle(), &s.cached, &s.closed, path, threads, n));
+        });
+    }
+    seen.push(("contended_*", stats_delta(&s.cached, before)));
     s.peers.bench(&mut group);
     group.finish();
     seen

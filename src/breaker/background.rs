@@ -107,12 +107,15 @@ pub(super) struct Flusher {
 impl Flusher {
     /// Spawns the flusher. It ticks every quarter of `max_staleness` (at most
     /// every `flush_interval`); each tick flushes the entries [`due`]
-    /// (crate::cache::Cache::due): one script call per agent in use, which
-    /// also refreshes the entry.
+    /// (crate::cache::Cache::due): one script call per agent whose local
+    /// rejections are `flush_interval` old or whose successes are
+    /// `success_interval` old. Nothing else: entries need no refresh by
+    /// age while the subscription stays up.
     pub(super) fn spawn(
         breaker: Weak<Inner>,
         max_staleness: Duration,
         flush_interval: Duration,
+        success_interval: Duration,
     ) -> Self {
         let tick = (max_staleness / 4).min(flush_interval);
         let task = tokio::spawn(async move {
@@ -131,7 +134,7 @@ impl Flusher {
                     // The counts wait in the cache until the store is back.
                     continue;
                 }
-                let due = cache.due(tick, flush_interval);
+                let due = cache.due(flush_interval, success_interval);
                 let sent = breaker.flush_batches(&cache, &due).await;
                 for ((agent, _), result) in due.iter().zip(sent) {
                     if let Err(error) = result {

@@ -22,6 +22,9 @@ pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(1);
 /// Default of [`CircuitBreakerBuilder::flush_interval`].
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Default of [`CircuitBreakerBuilder::success_flush_interval`].
+pub const DEFAULT_SUCCESS_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Builder of a [`CircuitBreaker`]; see [`CircuitBreaker::builder`].
 #[derive(Debug)]
 #[must_use]
@@ -34,6 +37,7 @@ pub struct CircuitBreakerBuilder {
     local_cache: bool,
     max_staleness: Duration,
     flush_interval: Duration,
+    success_flush_interval: Duration,
     degrade_after: u32,
     store_probe_interval: Duration,
 }
@@ -49,6 +53,7 @@ impl CircuitBreakerBuilder {
             local_cache: true,
             max_staleness: DEFAULT_MAX_STALENESS,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
+            success_flush_interval: DEFAULT_SUCCESS_FLUSH_INTERVAL,
             degrade_after: DEFAULT_DEGRADE_AFTER,
             store_probe_interval: DEFAULT_STORE_PROBE_INTERVAL,
         }
@@ -92,10 +97,11 @@ impl CircuitBreakerBuilder {
         self
     }
 
-    /// Whether to decide closed and open circuits from a local cache fed by
-    /// pub/sub, with no round trip (default `true`; only a store shared
-    /// through Redis has one). Without it, every acquire and record is a
-    /// script call.
+    /// Whether to decide closed and open circuits from a local cache, with
+    /// no round trip (default `true`): on Redis a cache fed by pub/sub;
+    /// on the embedded store one it feeds as it applies each operation,
+    /// which decides a closed circuit with no lock. Without it, every
+    /// acquire and record is a store operation (a script call on Redis).
     pub fn local_cache(mut self, enabled: bool) -> Self {
         self.local_cache = enabled;
         self
@@ -108,10 +114,22 @@ impl CircuitBreakerBuilder {
         self
     }
 
-    /// How often outcomes counted locally reach the store (default 1 s; at
-    /// least 10 ms). `metrics()` counters may lag by this much.
+    /// How often local rejections (counted on a circuit cached open) reach
+    /// the store (default 1 s; at least 10 ms). `total_rejections` may lag
+    /// by this much.
     pub fn flush_interval(mut self, flush_interval: Duration) -> Self {
         self.flush_interval = flush_interval;
+        self
+    }
+
+    /// How often successes counted locally on a clean closed circuit reach
+    /// the store (default 10 s; at least 10 ms): they change no decision,
+    /// only `success_count` and `last_success_time`, which may lag by this
+    /// much. Each agent with such counts costs one script call per
+    /// interval and pod, whatever the call rate.
+    /// [`CircuitBreaker::flush`] sends them at once.
+    pub fn success_flush_interval(mut self, every: Duration) -> Self {
+        self.success_flush_interval = every;
         self
     }
 
@@ -154,6 +172,7 @@ impl CircuitBreakerBuilder {
         for (field, value) in [
             ("max_staleness", self.max_staleness),
             ("flush_interval", self.flush_interval),
+            ("success_flush_interval", self.success_flush_interval),
             ("store_probe_interval", self.store_probe_interval),
         ] {
             if value < Duration::from_millis(10) {
@@ -184,12 +203,12 @@ impl CircuitBreakerBuilder {
             );
         }
         let cached = runtime.clone().filter(|_| wants_cache);
+        let remote = feed.is_remote();
         let (max_staleness, flush_interval) = (self.max_staleness, self.flush_interval);
+        let success_interval = self.success_flush_interval;
         // A shared store forgets idle agents (the embedded one does not
         // outlive its process).
-        let sweeps = runtime
-            .filter(|_| feed.is_remote())
-            .zip(self.config.idle_ttl);
+        let sweeps = runtime.filter(|_| remote).zip(self.config.idle_ttl);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let sweeper = sweeps.map(|(runtime, idle_ttl)| {
                 let _guard = runtime.enter();
@@ -209,7 +228,12 @@ impl CircuitBreakerBuilder {
                         },
                     };
                     let feed = feed.start(Some(target));
-                    let flusher = Flusher::spawn(weak.clone(), max_staleness, flush_interval);
+                    let flusher = Flusher::spawn(
+                        weak.clone(),
+                        max_staleness,
+                        flush_interval,
+                        success_interval,
+                    );
                     let follower = Follower::spawn(weak.clone(), feed.subscribe());
                     let force_timers = ForceTimers::spawn(weak.clone());
                     (
@@ -220,9 +244,33 @@ impl CircuitBreakerBuilder {
                         Some(force_timers),
                     )
                 }
-                // A store of this process answers at once: no cache, and
-                // its feed only serves `subscribe()`.
-                None if !feed.is_remote() => (None, Some(feed.start(None)), None, None, None),
+                // A store of this process hears every transition before an
+                // operation returns and reads the counts before each one: a
+                // cache in front of it needs no background task (nothing
+                // ages, nothing to flush) and decides closed circuits with
+                // no lock. Its feed also serves `subscribe()`.
+                None if !remote && self.local_cache => {
+                    let mut cache = Cache::authoritative(Arc::clone(&clock));
+                    if feed.clock().is_none() {
+                        // The store reads the system clock: time the local
+                        // successes with the coarse one (a few ns a read).
+                        cache = cache.with_success_clock(Arc::new(CoarseClock::new()));
+                    }
+                    let cache = Arc::new(cache);
+                    let target = FeedTarget {
+                        sink: cache.clone(),
+                        resync: background::resync(weak.clone()),
+                        options: FeedOptions::default(),
+                    };
+                    (
+                        Some(cache),
+                        Some(feed.start(Some(target))),
+                        None,
+                        None,
+                        None,
+                    )
+                }
+                None if !remote => (None, Some(feed.start(None)), None, None, None),
                 None => (None, None, None, None, None),
             };
             Inner {
@@ -241,6 +289,7 @@ impl CircuitBreakerBuilder {
                 prober: Mutex::new(None),
                 pending: super::pending::PendingProbes::default(),
                 cache,
+                remote,
                 feed,
                 _flusher: flusher,
                 _follower: follower,

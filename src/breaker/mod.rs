@@ -22,6 +22,7 @@ mod degraded;
 mod error;
 mod expiry;
 mod fallback;
+mod handle;
 mod metrics;
 mod observe;
 mod pending;
@@ -32,8 +33,12 @@ mod sweep;
 
 pub use crate::cache::CacheStats;
 pub use crate::clock::iso8601;
-pub use builder::{CircuitBreakerBuilder, DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_STALENESS};
+pub use builder::{
+    CircuitBreakerBuilder, DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_STALENESS,
+    DEFAULT_SUCCESS_FLUSH_INTERVAL,
+};
 pub use error::{BreakerError, CallError, RejectCause, Rejected};
+pub use handle::{AgentHandle, AgentPermit};
 pub use metrics::{AgentMetrics, Counters};
 pub use permit::Permit;
 pub use policy::StorePolicy;
@@ -63,17 +68,22 @@ use store_health::{Prober, StoreHealth};
 /// ## Behavior
 ///
 /// - [`acquire`](Self::acquire) decides from the local [`Cache`] where it
-///   can (a store shared through Redis, with the watcher's subscription up):
-///   a circuit cached closed is admitted and one cached open is rejected with
-///   no round trip. Anything else (half-open, an unknown, stale or untrusted
+///   can (a store shared through Redis, with the watcher's subscription up;
+///   or the embedded store, which feeds the cache as it applies each
+///   operation): a circuit cached closed is admitted and one cached open is
+///   rejected with no round trip and no lock. [`agent`](Self::agent) gives a
+///   handle that skips the lookup too. Anything else (half-open, an unknown, stale or untrusted
 ///   entry) is one atomic store operation (one script call on Redis). A
 ///   rejection is a value, [`Rejected`], never an error string.
 /// - The [`Permit`] settles the call: `success()`, `failure(reason)` or
 ///   `neutral()`. A failure always reaches the store. A success reaches it
 ///   unless the circuit is known closed and clean fleet-wide (failure count
-///   zero), in which case it is counted locally and flushed in a batch within
-///   `flush_interval` (default 1 s), with the local rejections: `metrics()`
-///   counters may lag by that much. A permit dropped unsettled (the task was
+///   zero), in which case it is counted locally. On Redis those successes
+///   are flushed in a batch within `success_flush_interval` (default 10 s),
+///   the local rejections within `flush_interval` (default 1 s):
+///   `metrics()` counters may lag by that much. The embedded store takes
+///   an agent's local counts before every operation on it, reads included,
+///   so its counters never lag. A permit dropped unsettled (the task was
 ///   cancelled) counts as neutral: a probe permit is handed back, nothing is
 ///   counted.
 /// - When the store fails, acquire follows the [`StorePolicy`] (default
@@ -132,8 +142,11 @@ struct Inner {
     /// The clock of the store's operations where it is this process's (an
     /// injected one, or the system's): outage times, failure records.
     clock: Arc<dyn Clock>,
-    /// The local cache, for a store shared through Redis.
+    /// The local cache: fed by pub/sub in front of Redis, by the store
+    /// itself in front of the embedded one.
     cache: Option<Arc<Cache>>,
+    /// Whether the store is across the network (its feed is remote).
+    remote: bool,
     /// Feeds the cache; also the source of `subscribe()`.
     feed: Option<FeedHandle>,
     /// Sends locally counted outcomes to the store and keeps entries fresh;
@@ -217,12 +230,9 @@ impl CircuitBreaker {
     /// [`Rejected`] when the circuit refuses the call (or, under
     /// `FailClosed`, when the store cannot be reached).
     pub async fn acquire(&self, agent: &AgentId) -> Result<Permit, Rejected> {
-        if self.is_degraded() {
-            // The cache is skipped too: outcomes cannot reach the store, so
-            // the policy decides (and, under `FailLocal`, records) alone.
-            return self.decide_by_policy(agent, self.next_permit_id());
-        }
-        if let Some(cache) = &self.inner.cache {
+        if let Some(cache) = &self.inner.cache
+            && !self.is_degraded()
+        {
             match cache.decide(agent) {
                 Cached::Admit { generation, entry } => {
                     return Ok(Permit::cached(self.clone(), generation, entry));
@@ -240,6 +250,17 @@ impl CircuitBreaker {
                 }
                 Cached::Ask => {}
             }
+        }
+        self.acquire_from_store(agent).await
+    }
+
+    /// `acquire` past the cache: the store's decision, or the policy's when
+    /// the store fails or the pod is degraded.
+    pub(crate) async fn acquire_from_store(&self, agent: &AgentId) -> Result<Permit, Rejected> {
+        if self.is_degraded() {
+            // The cache is skipped too: outcomes cannot reach the store, so
+            // the policy decides (and, under `FailLocal`, records) alone.
+            return self.decide_by_policy(agent, self.next_permit_id());
         }
         let permit_id = self.next_permit_id();
         let store = &self.inner.store;

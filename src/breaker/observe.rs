@@ -46,14 +46,18 @@ impl CircuitBreaker {
     #[cfg(feature = "testing")]
     #[must_use]
     pub fn cache(&self) -> Option<&Arc<Cache>> {
-        self.inner.cache.as_ref()
+        self.inner.cache.as_ref().filter(|_| self.inner.remote)
     }
 
     /// The local cache's hits and misses, when the store is shared through
     /// Redis (`None` on the embedded store, which needs no cache).
     #[must_use]
     pub fn cache_stats(&self) -> Option<CacheStats> {
-        self.inner.cache.as_ref().map(|cache| cache.stats())
+        self.inner
+            .cache
+            .as_ref()
+            .filter(|_| self.inner.remote)
+            .map(|cache| cache.stats())
     }
 
     /// Whether the cache's feed (the Redis subscription) is connected
@@ -61,6 +65,7 @@ impl CircuitBreaker {
     #[must_use]
     pub fn is_watching(&self) -> bool {
         self.inner.cache.is_some()
+            && self.inner.remote
             && self
                 .inner
                 .feed

@@ -12,44 +12,46 @@ use crate::model::{Batch, CircuitState};
 impl Cache {
     /// Counts a success locally when the circuit is known closed and clean in
     /// `generation`; `false` means it must go to the store. `entry` is the
-    /// one [`Cached::Admit`] handed out, when the permit was admitted locally.
+    /// one [`Cached::Admit`](super::Cached::Admit) handed out, when the
+    /// permit was admitted locally.
     pub(crate) fn count_success(
         &self,
         agent: &AgentId,
         entry: Option<&EntryRef>,
         generation: u64,
     ) -> bool {
-        let local_now = self.clock.now_ms();
-        if local_now >= self.alive_until_ms.load(Ordering::Acquire) {
-            return false;
+        match entry {
+            Some(EntryRef(entry)) => self.count_success_in(entry, generation),
+            None => self
+                .entry(agent)
+                .is_some_and(|entry| self.count_success_in(&entry, generation)),
         }
-        let looked_up;
-        let entry = match entry {
-            Some(EntryRef(entry)) => entry,
-            None => match self.entry(agent) {
-                Some(found) => {
-                    looked_up = found;
-                    &looked_up
-                }
-                None => return false,
-            },
+    }
+
+    /// [`count_success`](Self::count_success) in an entry in hand.
+    pub(crate) fn count_success_entry(&self, entry: &EntryRef, generation: u64) -> bool {
+        self.count_success_in(&entry.0, generation)
+    }
+
+    fn count_success_in(&self, entry: &Entry, generation: u64) -> bool {
+        let Some(local_now) = self.trusted(entry) else {
+            return false;
         };
-        if !self.fresh(entry, local_now) {
+        let closed_clean =
+            |state, clean, current| state == CircuitState::Closed && clean && current == generation;
+        let counts = match entry.view.quick() {
+            Some(q) => closed_clean(q.state, q.clean, q.generation),
+            None => {
+                let view = entry.view.load();
+                closed_clean(view.state, view.clean, view.generation)
+            }
+        };
+        if !counts {
             return false;
         }
-        let view = entry.view.load();
-        if view.state != CircuitState::Closed || !view.clean || view.generation != generation {
-            return false;
-        }
+        let local_now = local_now.unwrap_or_else(|| self.success_clock.now_ms());
         let store_now = local_now.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed));
-        entry.pending_successes.fetch_add(1, Ordering::Relaxed);
-        // A plain store, not `fetch_max`: a race may keep a time a few ms
-        // older, which the store's own max then absorbs.
-        if entry.pending_last_success_ms.load(Ordering::Relaxed) < store_now {
-            entry
-                .pending_last_success_ms
-                .store(store_now, Ordering::Relaxed);
-        }
+        entry.counts.success(store_now);
         true
     }
 
@@ -58,76 +60,89 @@ impl Cache {
         self.collect(|_, has_counts| has_counts)
     }
 
-    /// The entries the flusher should send to the store on this tick, each
-    /// with its locally counted outcomes (taken): those in use that would go
-    /// stale before the next tick (the store's answer refreshes them), and
-    /// those holding counts older than `flush_interval`.
-    pub(crate) fn due(&self, tick: Duration, flush_interval: Duration) -> Vec<(AgentId, Batch)> {
+    /// Takes the locally counted outcomes of `agent`, if it has some: what
+    /// a store of this process applies before its next operation on the
+    /// agent ([`FeedSink::take_counts`](crate::store::FeedSink::take_counts)).
+    pub(crate) fn take(&self, agent: &AgentId) -> Option<Batch> {
+        let entry = self.entry(agent)?;
+        has_counts(&entry).then(|| self.take_entry(&entry))
+    }
+
+    /// The entries whose counts the flusher should send to the store now,
+    /// each with its counts (taken): those holding local rejections older
+    /// than `flush_interval`, and those holding only successes older than
+    /// `success_interval`. Successes on a clean closed circuit change no
+    /// decision (the store would only add them to `success_count`), so they
+    /// may wait longer; rejections are counted on open circuits, which
+    /// change soon. Entries need no refresh by age (see [`Cache`]).
+    pub(crate) fn due(
+        &self,
+        flush_interval: Duration,
+        success_interval: Duration,
+    ) -> Vec<(AgentId, Batch)> {
         let local_now = self.clock.now_ms();
-        let (tick_ms, flush_ms) = (duration_ms(tick), duration_ms(flush_interval));
+        let (flush_ms, success_ms) = (duration_ms(flush_interval), duration_ms(success_interval));
         self.collect(|entry, has_counts| {
-            let age = local_now.saturating_sub(entry.verified_at_ms.load(Ordering::Relaxed));
-            let in_use = entry.touched.swap(false, Ordering::Relaxed);
-            let aging = in_use && age.saturating_add(tick_ms) >= self.max_staleness_ms;
-            let flushed = entry.flushed_at_ms.load(Ordering::Relaxed);
-            let counts_due = has_counts && local_now.saturating_sub(flushed) >= flush_ms;
-            aging || counts_due
+            if !has_counts {
+                return false;
+            }
+            let age = local_now.saturating_sub(entry.flushed_at_ms.load(Ordering::Relaxed));
+            let rejections = entry.counts.pending().1 > 0;
+            age >= if rejections { flush_ms } else { success_ms }
         })
     }
 
     /// Takes the counts of the entries `select` picks (given each entry and
     /// whether it holds counts).
     fn collect(&self, select: impl Fn(&Entry, bool) -> bool) -> Vec<(AgentId, Batch)> {
-        let local_now = self.clock.now_ms();
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         entries
             .iter()
-            .filter_map(|(agent, entry)| {
-                let has_counts = entry.pending_successes.load(Ordering::Relaxed) > 0
-                    || entry.pending_rejections.load(Ordering::Relaxed) > 0;
-                if !select(entry, has_counts) {
-                    return None;
-                }
-                entry.flushed_at_ms.store(local_now, Ordering::Relaxed);
-                let successes = entry.pending_successes.swap(0, Ordering::Relaxed);
-                let rejections = entry.pending_rejections.swap(0, Ordering::Relaxed);
-                self.flushed_hits
-                    .fetch_add(successes + rejections, Ordering::Relaxed);
-                let last = entry.pending_last_success_ms.swap(0, Ordering::Relaxed);
-                let generation = entry.view.load().generation;
-                let batch = Batch {
-                    generation,
-                    successes,
-                    last_success_ms: (last > 0).then_some(last),
-                    rejections,
-                };
-                Some((agent.clone(), batch))
-            })
+            .filter(|(_, entry)| !entry.blank.load(Ordering::Relaxed))
+            .filter(|(_, entry)| select(entry, has_counts(entry)))
+            .map(|(agent, entry)| (agent.clone(), self.take_entry(entry)))
             .collect()
+    }
+
+    /// Takes an entry's counts, from every shard, as one batch.
+    fn take_entry(&self, entry: &Entry) -> Batch {
+        entry
+            .flushed_at_ms
+            .store(self.clock.now_ms(), Ordering::Relaxed);
+        let taken = entry.counts.take();
+        let (successes, rejections) = (taken.successes, taken.rejections);
+        let last = taken.last_success_ms;
+        self.flushed_hits
+            .fetch_add(successes + rejections, Ordering::Relaxed);
+        Batch {
+            generation: entry.view.load().generation,
+            successes,
+            last_success_ms: (successes > 0 && last > 0).then_some(last),
+            rejections,
+        }
     }
 
     /// Puts back the counts of a batch the store did not take.
     pub(crate) fn restore(&self, agent: &AgentId, batch: &Batch) {
         if let Some(entry) = self.entry(agent) {
-            entry
-                .pending_successes
-                .fetch_add(batch.successes, Ordering::Relaxed);
-            entry
-                .pending_rejections
-                .fetch_add(batch.rejections, Ordering::Relaxed);
-            if let Some(at) = batch.last_success_ms {
-                entry
-                    .pending_last_success_ms
-                    .fetch_max(at, Ordering::Relaxed);
-            }
+            entry.counts.restore(
+                batch.successes,
+                batch.rejections,
+                batch.last_success_ms.unwrap_or(0),
+            );
         }
     }
 
-    /// Drops the entry of an agent the store no longer knows.
+    /// Forgets the entry of an agent the store no longer knows (blanks it
+    /// in place, so that handles on it stay valid).
     pub(crate) fn forget(&self, agent: &AgentId) {
-        self.entries
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(agent);
+        if let Some(entry) = self.entry(agent) {
+            super::entries::blank(&entry);
+        }
     }
+}
+
+/// Whether any shard of `entry` holds a count.
+fn has_counts(entry: &Entry) -> bool {
+    entry.counts.pending() != (0, 0)
 }

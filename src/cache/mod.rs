@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::agent_id::AgentId;
 use crate::clock::Clock;
 use crate::config::duration_ms;
-use crate::model::{CircuitState, Snapshot, Transition};
+use crate::model::{Batch, CircuitState, Snapshot, Transition};
 use crate::store::FeedSink;
 
 /// What the cache can decide alone.
@@ -37,7 +37,27 @@ pub(crate) enum Cached {
     Ask,
 }
 
-/// A handle on one agent's cache entry, held by a locally admitted permit.
+/// What the cache decides for an entry already in hand (an agent handle's):
+/// [`Cached`] without the entry, which the caller holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Judged {
+    /// Admit, in this generation.
+    Admit(u64),
+    /// Reject, counted locally.
+    Reject {
+        /// The cached state.
+        state: CircuitState,
+        /// Until the cached `open_until`, where known.
+        retry_after_ms: Option<u64>,
+    },
+    /// Ask the store.
+    Ask,
+}
+
+/// A handle on one agent's cache entry, held by a locally admitted permit
+/// and by an agent handle. An entry, once made, stays in the map for the
+/// cache's life (forgetting blanks it in place), so a handle never goes
+/// stale.
 #[derive(Debug, Clone)]
 pub(crate) struct EntryRef(Arc<Entry>);
 
@@ -76,14 +96,17 @@ struct Entry {
     /// second copy of the id).
     agent: AgentId,
     view: SeqView,
-    /// Local clock reading when the view was last confirmed by the store.
-    verified_at_ms: AtomicU64,
-    pending_successes: AtomicU64,
-    pending_rejections: AtomicU64,
-    /// Store-time estimate of the last locally counted success (0: none).
-    pending_last_success_ms: AtomicU64,
-    /// Decided from since the last [`Cache::due`]: worth keeping fresh.
-    touched: AtomicBool,
+    /// The subscription session in which the view was last confirmed by
+    /// the store or by a believed message (0: not trusted). The entry is
+    /// trusted while that session lasts: a subscription that stayed up
+    /// delivered every transition since.
+    verified_in: AtomicU64,
+    /// Forgotten ([`Cache::clear`], [`Cache::forget`]): the entry acts as
+    /// absent until news arrives, which then replaces its view whatever
+    /// the generation. Written under the view's writer lock.
+    blank: AtomicBool,
+    /// The locally counted outcomes, per thread shard (`shards.rs`).
+    counts: Counts,
     /// Local clock time of the last flush of this entry's counts.
     flushed_at_ms: AtomicU64,
 }
@@ -104,19 +127,42 @@ struct Entry {
 ///   history that started again; an event of another epoch moves nothing
 ///   and sends the next decision to the store.
 /// - The cache is trusted only while the pub/sub subscription is known to be
-///   up (confirmed by a message or a ping within `max_staleness`:
-///   [`Cache::confirm_subscription`]) and an entry is younger than
-///   `max_staleness`.
+///   up (confirmed by a message, a fleet heartbeat or a ping within
+///   `max_staleness`: [`Cache::confirm_subscription`]). An entry is trusted
+///   while the subscription session in which the store (or a believed
+///   message) last confirmed it lasts: a subscription that stayed up has
+///   delivered every transition and count news since, in order, so the
+///   entry needs no refresh by age. Losing the subscription
+///   ([`Cache::lose_subscription`]) distrusts every entry until the store
+///   answers for it again (the watcher's resync does, before it trusts the
+///   new session).
 /// - Successes on a circuit known to be closed and clean, and local rejections,
-///   are counted here and drained in batches by the breaker's flusher.
+///   are counted here (per thread shard) and drained in batches by the
+///   breaker's flusher.
+/// - In front of a store of this process ([`Cache::authoritative`]), whose
+///   feed hears every transition before the operation returns, the feed is
+///   always trusted and entries never age: a closed circuit is decided with
+///   no clock read, and the store takes the local counts of an agent
+///   ([`Cache::take`]) before each operation on it.
 #[derive(Debug)]
 pub struct Cache {
     entries: RwLock<HashMap<AgentId, Arc<Entry>, foldhash::fast::RandomState>>,
+    /// In front of a store of this process: always trusted, same clock.
+    authoritative: bool,
+    /// Owned shards per entry (`shards.rs`).
+    width: usize,
     /// Local clock time until which the subscription counts as up: a
     /// message or a ping answer on it moves this `max_staleness` ahead.
     alive_until_ms: AtomicU64,
+    /// The subscription session: moves on every loss of the subscription,
+    /// which distrusts every entry verified in an earlier one.
+    session: AtomicU64,
     max_staleness_ms: u64,
     clock: Arc<dyn Clock>,
+    /// The clock a success's time is read from where no trust check read
+    /// `clock` already: `clock`, or a cheaper coarse one
+    /// ([`Cache::with_success_clock`]).
+    success_clock: Arc<dyn Clock>,
     /// Store time minus local time, ms.
     offset_ms: AtomicI64,
     /// Successes and rejections counted locally and already flushed.
@@ -141,13 +187,39 @@ impl Cache {
     pub fn new(max_staleness: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
             entries: RwLock::new(HashMap::default()),
+            authoritative: false,
+            width: shards::width(),
             alive_until_ms: AtomicU64::new(0),
+            session: AtomicU64::new(1),
             max_staleness_ms: duration_ms(max_staleness),
+            success_clock: Arc::clone(&clock),
             clock,
             offset_ms: AtomicI64::new(0),
             flushed_hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+
+    /// A cache in front of a store of this process, reading the store's
+    /// clock: trusted from the start, entries never age, no clock offset.
+    #[must_use]
+    pub fn authoritative(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            authoritative: true,
+            alive_until_ms: AtomicU64::new(u64::MAX),
+            max_staleness_ms: u64::MAX,
+            ..Self::new(Duration::ZERO, clock)
+        }
+    }
+
+    /// Reads the times of locally counted successes from `clock` (a coarse
+    /// clock in front of a store on the system clock: a few ns a read
+    /// instead of a few tens, up to a scheduler tick early) where the
+    /// decision read no clock (in front of a store of this process).
+    #[must_use]
+    pub fn with_success_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.success_clock = clock;
+        self
     }
 
     /// Records that the subscription is alive now (a message, a ping answer,
@@ -158,9 +230,11 @@ impl Cache {
     }
 
     /// Records that the subscription is down: no entry is trusted until
-    /// [`confirm_subscription`](Self::confirm_subscription).
+    /// [`confirm_subscription`](Self::confirm_subscription), and then only
+    /// those the store confirmed again since.
     pub fn lose_subscription(&self) {
         self.alive_until_ms.store(0, Ordering::Release);
+        self.session.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether the subscription counts as up.
@@ -177,8 +251,8 @@ impl Cache {
         let pending: u64 = entries
             .values()
             .map(|e| {
-                e.pending_successes.load(Ordering::Relaxed)
-                    + e.pending_rejections.load(Ordering::Relaxed)
+                let (successes, rejections) = e.counts.pending();
+                successes + rejections
             })
             .sum();
         CacheStats {
@@ -194,77 +268,28 @@ impl Cache {
         local.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed))
     }
 
-    /// Decides locally where the cache may; counts a local rejection.
-    pub(crate) fn decide(&self, agent: &AgentId) -> Cached {
-        let decision = self.decide_inner(agent);
-        if decision == Cached::Ask {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-        }
-        decision
-    }
-
-    fn decide_inner(&self, agent: &AgentId) -> Cached {
-        let local_now = self.clock.now_ms();
-        if local_now >= self.alive_until_ms.load(Ordering::Acquire) {
-            return Cached::Ask;
-        }
-        let Some(entry) = self.entry(agent) else {
-            return Cached::Ask;
-        };
-        if !self.fresh(&entry, local_now) {
-            return Cached::Ask;
-        }
-        if !entry.touched.load(Ordering::Relaxed) {
-            entry.touched.store(true, Ordering::Relaxed);
-        }
-        let view = entry.view.load();
-        let store_now = local_now.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed));
-        let force_running = view.forced_until_ms.is_none_or(|until| store_now < until);
-        match view.state {
-            CircuitState::Closed => Cached::Admit {
-                generation: view.generation,
-                entry: EntryRef(entry),
-            },
-            CircuitState::ForcedClosed if force_running => Cached::Admit {
-                generation: view.generation,
-                entry: EntryRef(entry),
-            },
-            CircuitState::Open if store_now < view.open_until_ms => {
-                entry.pending_rejections.fetch_add(1, Ordering::Relaxed);
-                Cached::Reject {
-                    state: view.state,
-                    retry_after_ms: Some(view.open_until_ms - store_now),
-                }
-            }
-            CircuitState::ForcedOpen if force_running => {
-                entry.pending_rejections.fetch_add(1, Ordering::Relaxed);
-                Cached::Reject {
-                    state: view.state,
-                    retry_after_ms: view.forced_until_ms.map(|until| until - store_now),
-                }
-            }
-            _ => Cached::Ask,
-        }
-    }
-
     /// Every agent with an entry.
     #[must_use]
     pub fn agents(&self) -> Vec<AgentId> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        entries.keys().cloned().collect()
+        entries
+            .iter()
+            .filter(|(_, entry)| !entry.blank.load(Ordering::Relaxed))
+            .map(|(agent, _)| agent.clone())
+            .collect()
     }
 
     /// The cached generation of `agent`, if any.
     #[must_use]
     pub fn generation(&self, agent: &AgentId) -> Option<u64> {
-        self.entry(agent).map(|e| e.view.load().generation)
+        self.live(agent).map(|e| e.view.load().generation)
     }
 
     /// The cached state of `agent`, if any.
     #[cfg(any(test, feature = "testing"))]
     #[must_use]
     pub fn state(&self, agent: &AgentId) -> Option<CircuitState> {
-        self.entry(agent).map(|e| e.view.load().state)
+        self.live(agent).map(|e| e.view.load().state)
     }
 
     /// Takes a snapshot the store answered at store time `store_now_ms`:
@@ -272,11 +297,15 @@ impl Cache {
     /// newer generation. The entry counts as verified now.
     pub fn apply_snapshot(&self, agent: &AgentId, snapshot: &Snapshot, store_now_ms: u64) {
         let local_now = self.clock.now_ms();
-        let offset = i128::from(store_now_ms) - i128::from(local_now);
-        self.offset_ms.store(
-            i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX }),
-            Ordering::Relaxed,
-        );
+        if !self.authoritative {
+            // (In front of a store of this process the clock is the store's:
+            // no offset to measure.)
+            let offset = i128::from(store_now_ms) - i128::from(local_now);
+            self.offset_ms.store(
+                i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX }),
+                Ordering::Relaxed,
+            );
+        }
         let view = View {
             epoch: snapshot.epoch,
             generation: snapshot.generation,
@@ -285,7 +314,12 @@ impl Cache {
             forced_until_ms: snapshot.forced_until_ms,
             clean: snapshot.failure_count == 0,
         };
-        self.advance(agent, view, Some(local_now), Generation::SameOrNewer);
+        self.advance(
+            agent,
+            view,
+            Some(self.now_session()),
+            Generation::SameOrNewer,
+        );
     }
 
     /// Takes a transition message. It moves the entry forward (never back);
@@ -301,7 +335,7 @@ impl Cache {
                 .then_some(t.open_until_ms),
             clean: t.to == CircuitState::Closed,
         };
-        let verified = (t.to != CircuitState::ForcedClosed).then(|| self.clock.now_ms());
+        let verified = (t.to != CircuitState::ForcedClosed).then(|| self.now_session());
         // The message of the generation already held is old news.
         self.advance(&t.agent_id, view, verified, Generation::Newer);
     }
@@ -313,80 +347,41 @@ impl Cache {
             return;
         };
         entry.view.update(|view| {
+            if entry.blank.load(Ordering::Relaxed) {
+                return false;
+            }
             if generation == view.generation {
                 view.clean = failure_count == 0;
                 return true;
             }
             if generation > view.generation {
                 // We missed a transition: stop trusting the entry until the store answers.
-                entry.verified_at_ms.store(0, Ordering::Relaxed);
+                entry.verified_in.store(0, Ordering::Release);
             }
             false
         });
     }
 
-    /// Forgets every entry (after a store restart, say).
+    /// Forgets every entry (after a store restart, say): each is blanked
+    /// in place, so that handles on it stay valid.
     pub fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-
-    fn advance(&self, agent: &AgentId, view: View, verified_at: Option<u64>, accept: Generation) {
-        if let Some(entry) = self.entry(agent) {
-            entry
-                .view
-                .update(|current| match order::step(current, view, accept) {
-                    Step::Keep => false,
-                    Step::Distrust => {
-                        entry.verified_at_ms.store(0, Ordering::Relaxed);
-                        false
-                    }
-                    Step::Replace(view) => {
-                        *current = view;
-                        entry
-                            .verified_at_ms
-                            .store(verified_at.unwrap_or(0), Ordering::Relaxed);
-                        true
-                    }
-                });
-            return;
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        for entry in entries.values() {
+            entries::blank(entry);
         }
-        let entry = Arc::new(Entry {
-            agent: agent.clone(),
-            view: SeqView::new(view),
-            verified_at_ms: AtomicU64::new(verified_at.unwrap_or(0)),
-            pending_successes: AtomicU64::new(0),
-            pending_rejections: AtomicU64::new(0),
-            pending_last_success_ms: AtomicU64::new(0),
-            touched: AtomicBool::new(false),
-            flushed_at_ms: AtomicU64::new(self.clock.now_ms()),
-        });
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        entries.entry(agent.clone()).or_insert(entry);
-    }
-
-    fn entry(&self, agent: &AgentId) -> Option<Arc<Entry>> {
-        self.entries
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(agent)
-            .cloned()
-    }
-
-    fn fresh(&self, entry: &Entry, local_now: u64) -> bool {
-        let verified = entry.verified_at_ms.load(Ordering::Relaxed);
-        verified > 0 && local_now.saturating_sub(verified) < self.max_staleness_ms
     }
 }
 
 mod counts;
+mod decide;
+mod entries;
 mod order;
 mod seqview;
+mod shards;
 
-use order::{Generation, Step};
+use order::Generation;
 use seqview::SeqView;
+use shards::Counts;
 
 /// The cache is what the store's feed delivers to.
 impl FeedSink for Cache {
@@ -412,6 +407,10 @@ impl FeedSink for Cache {
 
     fn agents(&self) -> Vec<AgentId> {
         Cache::agents(self)
+    }
+
+    fn take_counts(&self, agent: &AgentId) -> Option<Batch> {
+        self.take(agent)
     }
 }
 

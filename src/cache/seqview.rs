@@ -19,8 +19,25 @@ pub(super) struct SeqView {
     flags: AtomicU64,
     open_until_ms: AtomicU64,
     forced_until_ms: AtomicU64,
+    /// Generation and flags in one word (see [`Quick`]), so a closed circuit
+    /// is decided with one load; [`NO_QUICK`] when the generation does not
+    /// fit in its 48 bits.
+    quick: AtomicU64,
     writer: Mutex<()>,
 }
+
+/// What a closed-circuit decision needs, read with one atomic load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Quick {
+    pub(super) generation: u64,
+    pub(super) state: CircuitState,
+    pub(super) clean: bool,
+}
+
+/// The flags take the low 16 bits of `quick`, the generation the rest.
+const QUICK_SHIFT: u32 = 16;
+/// `quick` of a generation of 2^48 or more: read the whole view instead.
+const NO_QUICK: u64 = u64::MAX;
 
 const CLEAN: u64 = 1 << 8;
 const FORCE_EXPIRES: u64 = 1 << 9;
@@ -54,6 +71,7 @@ impl SeqView {
             flags: AtomicU64::new(0),
             open_until_ms: AtomicU64::new(0),
             forced_until_ms: AtomicU64::new(0),
+            quick: AtomicU64::new(NO_QUICK),
             writer: Mutex::new(()),
         };
         this.store_fields(view);
@@ -74,6 +92,18 @@ impl SeqView {
                 return view;
             }
         }
+    }
+
+    /// Generation, state and `clean` from one load (no retry loop): a word
+    /// written whole, so always consistent with itself. `None` for a
+    /// generation too large to pack (then use [`load`](Self::load)).
+    pub(super) fn quick(&self) -> Option<Quick> {
+        let word = self.quick.load(Ordering::Acquire);
+        (word != NO_QUICK).then(|| Quick {
+            generation: word >> QUICK_SHIFT,
+            state: state_of(word),
+            clean: word & CLEAN != 0,
+        })
     }
 
     /// Changes the view under the writer lock; `change` returns whether it
@@ -119,6 +149,12 @@ impl SeqView {
             .store(view.open_until_ms, Ordering::Relaxed);
         self.forced_until_ms
             .store(view.forced_until_ms.unwrap_or(0), Ordering::Relaxed);
+        let quick = if view.generation >> (64 - QUICK_SHIFT) == 0 {
+            (view.generation << QUICK_SHIFT) | flags
+        } else {
+            NO_QUICK
+        };
+        self.quick.store(quick, Ordering::Release);
     }
 }
 
@@ -144,9 +180,38 @@ mod tests {
                     forced_until_ms,
                     clean,
                 };
-                assert_eq!(SeqView::new(view).load(), view);
+                let seq = SeqView::new(view);
+                assert_eq!(seq.load(), view);
+                assert_eq!(
+                    seq.quick(),
+                    Some(Quick {
+                        generation: 9,
+                        state,
+                        clean
+                    })
+                );
             }
         }
+    }
+
+    #[test]
+    fn a_generation_too_large_to_pack_has_no_quick_word() {
+        let view = View {
+            epoch: 1,
+            generation: 1 << 48,
+            state: CircuitState::Closed,
+            open_until_ms: 0,
+            forced_until_ms: None,
+            clean: true,
+        };
+        let seq = SeqView::new(view);
+        assert_eq!(seq.quick(), None);
+        assert_eq!(seq.load(), view);
+        seq.update(|v| {
+            v.generation = (1 << 48) - 1;
+            true
+        });
+        assert_eq!(seq.quick().map(|q| q.generation), Some((1 << 48) - 1));
     }
 
     #[test]

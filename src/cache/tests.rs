@@ -63,19 +63,40 @@ fn an_unknown_agent_goes_to_the_store() {
 }
 
 #[test]
-fn a_closed_entry_is_trusted_for_max_staleness_only() {
+fn a_closed_entry_stays_trusted_while_the_subscription_stays_up() {
     let (cache, clock, agent) = setup();
     cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 3), T0);
-    clock.advance(Duration::from_millis(999));
-    cache.confirm_subscription();
+    // Ten seconds of heartbeats, no store answer: the subscription that
+    // stayed up delivered every transition, so the entry needs no refresh.
+    for _ in 0..20 {
+        clock.advance(Duration::from_millis(500));
+        cache.confirm_subscription();
+    }
     assert!(matches!(
         cache.decide(&agent),
         Cached::Admit { generation: 3, .. }
     ));
     assert!(cache.count_success(&agent, None, 3));
-    clock.advance(Duration::from_millis(1));
-    assert_eq!(cache.decide(&agent), Cached::Ask);
-    assert_eq!(cache.stats(), super::CacheStats { hits: 1, misses: 1 });
+    assert_eq!(cache.stats(), super::CacheStats { hits: 1, misses: 0 });
+}
+
+#[test]
+fn an_entry_confirmed_before_a_lost_subscription_waits_for_the_store_after_it() {
+    let (cache, _clock, agent) = setup();
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 3), T0);
+    cache.lose_subscription();
+    cache.confirm_subscription();
+    assert_eq!(
+        cache.decide(&agent),
+        Cached::Ask,
+        "transitions may have been missed while the subscription was down"
+    );
+    assert!(!cache.count_success(&agent, None, 3));
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 3), T0);
+    assert!(matches!(
+        cache.decide(&agent),
+        Cached::Admit { generation: 3, .. }
+    ));
 }
 
 #[test]
@@ -195,34 +216,39 @@ fn news_of_a_newer_generation_distrusts_the_entry() {
 }
 
 #[test]
-fn due_picks_entries_in_use_that_would_go_stale_before_the_next_tick() {
+fn due_sends_rejections_after_flush_interval_and_clean_successes_after_theirs() {
     let (cache, clock, agent) = setup();
-    let (tick, flush) = (Duration::from_millis(250), Duration::from_secs(1));
+    let other = AgentId::new("agent-2").unwrap();
+    let (flush, successes) = (Duration::from_secs(1), Duration::from_secs(10));
     cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 0), T0);
-    clock.advance(Duration::from_millis(700));
+    let mut open = snapshot(CircuitState::Open, 1);
+    open.open_until_ms = T0 + 60_000;
+    cache.apply_snapshot(&other, &open, T0);
+    assert!(cache.count_success(&agent, None, 0));
+    assert!(matches!(cache.decide(&other), Cached::Reject { .. }));
+    clock.advance(Duration::from_secs(1));
     cache.confirm_subscription();
-    assert!(cache.due(tick, flush).is_empty(), "not in use");
-    assert!(matches!(cache.decide(&agent), Cached::Admit { .. }));
-    clock.advance(Duration::from_millis(50));
-    let due = cache.due(tick, flush);
-    assert_eq!(
-        due.len(),
-        1,
-        "750 ms old + a 250 ms tick reaches max_staleness"
-    );
-    assert_eq!(due[0].1.successes, 0);
+    let due = cache.due(flush, successes);
+    assert_eq!(due.len(), 1, "only the rejections are due after 1 s");
+    assert_eq!((&due[0].0, due[0].1.rejections), (&other, 1));
+    clock.advance(Duration::from_secs(9));
+    cache.confirm_subscription();
+    let due = cache.due(flush, successes);
+    assert_eq!(due.len(), 1, "the successes are due after 10 s");
+    assert_eq!((&due[0].0, due[0].1.successes), (&agent, 1));
+    assert!(cache.due(flush, successes).is_empty(), "nothing to send");
 }
 
 #[test]
 fn counts_wait_for_their_flush_interval_and_a_failed_flush_puts_them_back() {
     let (cache, clock, agent) = setup();
-    let (tick, flush) = (Duration::from_millis(250), Duration::from_secs(1));
+    let flush = Duration::from_secs(1);
     cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 0), T0);
     assert!(cache.count_success(&agent, None, 0));
-    assert!(cache.due(tick, flush).is_empty(), "counted just now");
+    assert!(cache.due(flush, flush).is_empty(), "counted just now");
     clock.advance(Duration::from_secs(1));
     cache.confirm_subscription();
-    let due = cache.due(tick, flush);
+    let due = cache.due(flush, flush);
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].1.successes, 1);
     cache.restore(&agent, &due[0].1);
@@ -285,4 +311,78 @@ fn a_transition_of_another_epoch_moves_nothing_and_sends_the_next_decision_to_th
     cache.apply_snapshot(&agent, &closed, T0);
     cache.apply_transition(&transition(&agent, CircuitState::Open, 4, T0 + 1_500));
     assert_eq!(cache.generation(&agent), Some(4));
+}
+
+#[test]
+fn a_forgotten_entry_is_blanked_in_place_so_its_handle_stays_valid() {
+    let (cache, _clock, agent) = setup();
+    let handle = cache.entry_ref(&agent);
+    assert_eq!(
+        cache.decide_entry(&handle),
+        super::Judged::Ask,
+        "no news yet"
+    );
+    assert!(cache.agents().is_empty(), "a handle alone makes no agent");
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 7), T0);
+    assert_eq!(cache.decide_entry(&handle), super::Judged::Admit(7));
+    assert!(cache.count_success_entry(&handle, 7));
+    cache.clear();
+    assert_eq!(cache.decide_entry(&handle), super::Judged::Ask);
+    assert!(cache.agents().is_empty());
+    assert!(cache.drain().is_empty(), "its counts went with it");
+    // The store started again: a lower generation is the news now.
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 1), T0);
+    assert_eq!(cache.decide_entry(&handle), super::Judged::Admit(1));
+    assert_eq!(cache.agents(), vec![agent.clone()]);
+    cache.forget(&agent);
+    assert_eq!(cache.generation(&agent), None);
+    cache.apply_transition(&transition(&agent, CircuitState::Open, 1, T0 + 1_000));
+    assert!(matches!(
+        cache.decide_entry(&handle),
+        super::Judged::Reject { .. }
+    ));
+}
+
+#[test]
+fn counts_from_many_threads_add_up_in_one_batch() {
+    let (cache, _clock, agent) = setup();
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 2), T0);
+    let handle = cache.entry_ref(&agent);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..1_000 {
+                    assert!(cache.count_success_entry(&handle, 2));
+                }
+            });
+        }
+    });
+    let drained = cache.drain();
+    assert_eq!(drained.len(), 1);
+    assert_eq!(drained[0].1.successes, 4_000);
+    assert_eq!(drained[0].1.last_success_ms, Some(T0));
+    assert_eq!(cache.stats().hits, 4_000);
+}
+
+#[test]
+fn an_authoritative_cache_is_trusted_from_the_start_and_never_ages() {
+    let clock = ManualClock::new(T0);
+    let cache = Cache::authoritative(Arc::new(clock.clone()));
+    let agent = AgentId::new("agent-1").unwrap();
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 0), T0);
+    clock.advance(Duration::from_secs(3600));
+    assert!(matches!(cache.decide(&agent), Cached::Admit { .. }));
+    let mut open = snapshot(CircuitState::Open, 1);
+    open.open_until_ms = T0 + 3_600_500;
+    // The store's own answer, read an instant "late": no offset is taken.
+    cache.apply_snapshot(&agent, &open, T0);
+    assert_eq!(
+        cache.decide(&agent),
+        Cached::Reject {
+            state: CircuitState::Open,
+            retry_after_ms: Some(500)
+        }
+    );
+    assert_eq!(cache.take(&agent).map(|b| b.rejections), Some(1));
+    assert_eq!(cache.take(&agent), None, "taken once");
 }

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::agent_id::AgentId;
 use crate::clock::Clock;
-use crate::model::Transition;
+use crate::model::{Batch, Transition};
 
 /// Capacity of the broadcast channel behind [`FeedHandle::subscribe`]: a
 /// subscriber that falls further behind loses the oldest transitions.
@@ -42,6 +42,14 @@ pub trait FeedSink: Debug + Send + Sync {
     fn forget_all(&self);
     /// The agents the sink holds, for the resync after a reconnection.
     fn agents(&self) -> Vec<AgentId>;
+    /// Takes the outcomes the sink counted locally for `agent` and not yet
+    /// flushed. A store of this process applies them (as a flush) before
+    /// each operation on the agent, so its answers and reads stay exact
+    /// while the sink decides closed circuits alone. Default: none.
+    fn take_counts(&self, agent: &AgentId) -> Option<Batch> {
+        let _ = agent;
+        None
+    }
 }
 
 /// What a feed runs after every (re)connection, with the agents the sink

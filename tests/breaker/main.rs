@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod agent_handle;
 mod force_expiry;
 mod handle;
 mod original_scenario;

@@ -39,7 +39,8 @@ const COMMANDS: &[&str] = &[
     "del",
     "xadd",
     "publish",
-    // ...the census of agents not closed, and the expiry of idle ones.
+    // ...the census of agents not closed, the expiry of idle ones and the
+    // fleet heartbeat's lease (lua/heartbeat.lua).
     "hdel",
     "pexpire",
     "persist",

@@ -416,3 +416,27 @@ async fn a_breaker_forgets_an_idle_agent_and_keeps_an_open_one() {
         "an open agent is never forgotten"
     );
 }
+
+/// A pod's cache in front of the embedded store counts successes locally;
+/// a read of many agents (the health listing, made here by another pod of
+/// the same store) folds them in first, as every operation of the store
+/// does, so the listing shows them at once, not at the next flush.
+#[tokio::test]
+async fn a_listing_of_the_embedded_store_shows_the_successes_a_cache_holds() {
+    let store = MemoryStore::new();
+    let pod = fleet_breaker::CircuitBreaker::builder()
+        .store(store.clone())
+        .build()
+        .expect("breaker");
+    let id = agent("counted");
+    for _ in 0..3 {
+        pod.acquire(&id).await.expect("closed").success().await;
+    }
+    let reader = fleet_breaker::CircuitBreaker::builder()
+        .store(store)
+        .build()
+        .expect("breaker");
+    let router = fleet_breaker::router::FailoverRouter::new(reader);
+    let health = router.health_status().await.expect("health");
+    assert_eq!(health.agents[&id].metrics.success_count, 3);
+}

@@ -9,5 +9,6 @@ mod common;
 mod decode;
 mod delivery;
 mod garbage;
+mod heartbeat;
 mod outages;
 mod unverified;

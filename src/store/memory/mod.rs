@@ -14,7 +14,7 @@ use super::{
 use crate::agent_id::AgentId;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{BreakerConfig, duration_ms};
-use crate::model::{self, CircuitState, Decision, Outcome, Snapshot, Ticket, Transition};
+use crate::model::{self, Batch, CircuitState, Decision, Outcome, Snapshot, Ticket, Transition};
 
 mod expiry;
 mod journal;
@@ -63,6 +63,9 @@ struct Inner {
     journal: journal::MemoryJournal,
     /// Whether forces with a TTL end on a timer (else lazily).
     force_timer: AtomicBool,
+    /// Whether `clock` is the system's ([`MemoryStore::new`]): a cache in
+    /// front may then time its local successes with a coarse clock.
+    system_clock: bool,
     /// The forces with a TTL, and the timer task that ends them.
     expiries: expiry::Expiries,
 }
@@ -127,8 +130,11 @@ impl MemoryStore {
     /// the behaviour list).
     #[must_use]
     pub fn new() -> Self {
-        let store = Self::with_clock(Arc::new(SystemClock));
+        let mut store = Self::with_clock(Arc::new(SystemClock));
         store.set_force_timer(true);
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            inner.system_clock = true;
+        }
         store
     }
 
@@ -146,6 +152,7 @@ impl MemoryStore {
                 fed: AtomicBool::new(false),
                 journal: journal::MemoryJournal::default(),
                 force_timer: AtomicBool::new(false),
+                system_clock: false,
                 expiries: expiry::Expiries::default(),
             }),
         }
@@ -240,16 +247,18 @@ impl MemoryStore {
         agent: &AgentId,
         op: impl FnOnce(&mut Snapshot, u64) -> (T, Option<Transition>),
     ) -> Applied<T> {
+        let counted = self.take_counts(agent);
         let now_ms = self.inner.clock.now_ms();
-        let applied = {
+        let (folded, applied) = {
             let mut agents = self.lock();
             let snapshot = agents
                 .entry(agent.clone())
                 .or_insert_with(|| Snapshot::fresh(config));
-            run(snapshot, now_ms, op)
+            let folded = fold(snapshot, config, agent, now_ms, counted.as_ref());
+            (folded, run(snapshot, now_ms, op))
         };
         self.note_expiry(config, agent, &applied.snapshot);
-        self.publish(agent, applied)
+        self.publish(agent, folded, applied)
     }
 
     /// Applies `op` to the agent's snapshot under the lock; `None`, and
@@ -260,18 +269,65 @@ impl MemoryStore {
         agent: &AgentId,
         op: impl FnOnce(&mut Snapshot, u64) -> (T, Option<Transition>),
     ) -> Option<Applied<T>> {
+        let counted = self.take_counts(agent);
         let now_ms = self.inner.clock.now_ms();
-        let applied = {
+        let (folded, applied) = {
             let mut agents = self.lock();
-            run(agents.get_mut(agent)?, now_ms, op)
+            let snapshot = agents.get_mut(agent)?;
+            let folded = fold(snapshot, config, agent, now_ms, counted.as_ref());
+            (folded, run(snapshot, now_ms, op))
         };
         self.note_expiry(config, agent, &applied.snapshot);
-        Some(self.publish(agent, applied))
+        Some(self.publish(agent, folded, applied))
     }
 
-    /// Sends the transition, after the lock is released; tells the sinks
-    /// of a failure count that changed without one.
-    fn publish<T>(&self, agent: &AgentId, applied: Applied<T>) -> Applied<T> {
+    /// The outcomes a cache in front of this store counted locally for
+    /// `agent` (closed-circuit successes, local rejections), taken before
+    /// the lock: applied first, so each operation and read sees them.
+    fn take_counts(&self, agent: &AgentId) -> Option<Batch> {
+        let mut taken: Option<Batch> = None;
+        for sink in self.inner.sinks() {
+            let Some(batch) = sink.take_counts(agent) else {
+                continue;
+            };
+            taken = Some(match taken {
+                None => batch,
+                // Two breakers in front of one store: each counted in the
+                // generation it saw; a batch of an older one adds only its
+                // rejections and its time, as its own flush would.
+                Some(mut sum) if sum.generation == batch.generation => {
+                    sum.successes += batch.successes;
+                    sum.rejections += batch.rejections;
+                    sum.last_success_ms = sum.last_success_ms.max(batch.last_success_ms);
+                    sum
+                }
+                Some(sum) => {
+                    let (mut newer, older) = if sum.generation > batch.generation {
+                        (sum, batch)
+                    } else {
+                        (batch, sum)
+                    };
+                    newer.rejections += older.rejections;
+                    newer.last_success_ms = newer.last_success_ms.max(older.last_success_ms);
+                    newer
+                }
+            });
+        }
+        taken
+    }
+
+    /// Sends the transitions (of the folded counts, then of the operation),
+    /// after the lock is released; tells the sinks of a failure count that
+    /// changed without one.
+    fn publish<T>(
+        &self,
+        agent: &AgentId,
+        folded: Option<Transition>,
+        applied: Applied<T>,
+    ) -> Applied<T> {
+        if let Some(transition) = &folded {
+            self.inner.send(transition);
+        }
         match &applied.transition {
             Some(transition) => self.inner.send(transition),
             None => {
@@ -283,6 +339,17 @@ impl MemoryStore {
         }
         applied
     }
+}
+
+/// Applies locally counted outcomes as the flush they stand for.
+fn fold(
+    snapshot: &mut Snapshot,
+    config: &BreakerConfig,
+    agent: &AgentId,
+    now_ms: u64,
+    counted: Option<&Batch>,
+) -> Option<Transition> {
+    model::flush(snapshot, config, agent, now_ms, counted?)
 }
 
 fn run<T>(
@@ -342,24 +409,36 @@ impl BreakerStore for MemoryStore {
         Ok(agents)
     }
 
-    /// Copies under the lock, each refreshed in the copy only.
+    /// Each agent with the counts a cache in front of it holds folded in
+    /// (as every operation here does), then copied and refreshed in the
+    /// copy only.
     async fn read_many(
         &self,
         config: &BreakerConfig,
         agents: &[AgentId],
     ) -> Result<Vec<Result<Option<Snapshot>, StoreError>>, StoreError> {
         let now_ms = self.inner.clock.now_ms();
-        let stored = self.lock();
-        Ok(agents
-            .iter()
-            .map(|agent| {
-                Ok(stored.get(agent).map(|snapshot| {
-                    let mut copy = snapshot.clone();
-                    let _ = model::refresh(&mut copy, config, agent, now_ms);
-                    copy
-                }))
-            })
-            .collect())
+        let mut read = Vec::with_capacity(agents.len());
+        for agent in agents {
+            let counted = self.take_counts(agent);
+            let (folded, copy) = {
+                let mut stored = self.lock();
+                match stored.get_mut(agent) {
+                    None => (None, None),
+                    Some(snapshot) => {
+                        let folded = fold(snapshot, config, agent, now_ms, counted.as_ref());
+                        let mut copy = snapshot.clone();
+                        let _ = model::refresh(&mut copy, config, agent, now_ms);
+                        (folded, Some(copy))
+                    }
+                }
+            };
+            if let Some(transition) = &folded {
+                self.inner.send(transition);
+            }
+            read.push(Ok(copy));
+        }
+        Ok(read)
     }
 
     /// Counted under the lock: no agent is read twice, none missed.
@@ -385,7 +464,9 @@ impl BreakerStore for MemoryStore {
             }
             FeedHandle::new(stats, inner.transitions.clone(), None, sink)
         })
-        .with_clock(Some(Arc::clone(&self.inner.clock)))
+        // The system clock is no clock to share: a cache in front reads
+        // the system's (and may time its successes with a coarse one).
+        .with_clock((!self.inner.system_clock).then(|| Arc::clone(&self.inner.clock)))
     }
 
     fn kind(&self) -> &'static str {

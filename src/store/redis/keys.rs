@@ -73,6 +73,21 @@ impl Keys {
         format!("{}:counts", self.prefix)
     }
 
+    /// `PREFIX:heartbeat`, the pub/sub channel of the fleet heartbeat:
+    /// published by the pod holding `PREFIX:heartbeat:lease`, it confirms
+    /// every pod's subscription.
+    #[must_use]
+    pub fn heartbeat(&self) -> String {
+        format!("{}:heartbeat", self.prefix)
+    }
+
+    /// `PREFIX:heartbeat:lease`, a hash with a TTL: `holder`, the id of
+    /// the pod that publishes the heartbeat.
+    #[must_use]
+    pub fn heartbeat_lease(&self) -> String {
+        format!("{}:heartbeat:lease", self.prefix)
+    }
+
     /// `PREFIX:routing_events`, the fleet-wide count of routing decisions.
     #[must_use]
     pub fn routing_events(&self) -> String {

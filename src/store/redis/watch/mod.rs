@@ -14,9 +14,10 @@
 //! ## Behavior
 //!
 //! - The watcher holds a dedicated pub/sub connection, subscribed to
-//!   `PREFIX:events` (transition JSON) and `PREFIX:counts` (failure-count
-//!   news), plus, while it (re)connects, a plain connection for `INFO`,
-//!   `XREVRANGE` and `XREAD`. Establishing a connection is bounded by
+//!   `PREFIX:events` (transition JSON), `PREFIX:counts` (failure-count
+//!   news) and `PREFIX:heartbeat`, plus a plain connection for `INFO`,
+//!   `XREVRANGE` and `XREAD` while it (re)connects, and for the checks of
+//!   transitions and the heartbeat script after. Establishing a connection is bounded by
 //!   `max(store timeout, 1 s)`; every other command, and the answer to every
 //!   ping, by `max(store timeout, ping_interval)`.
 //! - On every (re)connection, in this order: `SUBSCRIBE`; compare the
@@ -54,9 +55,12 @@
 //!   [`FeedSink::failure_count`](crate::store::FeedSink::failure_count).
 //!   Every message, valid or not, and every ping answer confirms the
 //!   subscription to the cache.
-//! - The subscription is pinged every `ping_interval`. A ping that fails or
-//!   goes unanswered, an error, or the end of the connection counts it as
-//!   dead: the cache's subscription is marked lost at once
+//! - The subscription is confirmed by the fleet heartbeat (`heartbeat.rs`):
+//!   one pod, holding the lease `PREFIX:heartbeat:lease`, publishes on
+//!   `PREFIX:heartbeat` every `ping_interval`; a watcher that has heard
+//!   nothing for 1.5 intervals pings its own subscription (and tries the
+//!   lease). A ping that fails or goes unanswered, an error, or the end of
+//!   the connection counts it as dead: the cache's subscription is marked lost at once
 //!   ([`FeedSink::untrusted`](crate::store::FeedSink::untrusted)),
 //!   a WARN is logged once per outage (each failed retry only at DEBUG), and
 //!   the watcher reconnects after `reconnect_min`, doubling up to
@@ -84,6 +88,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) mod entries;
+mod heartbeat;
 pub(crate) mod message;
 mod replay;
 mod session;

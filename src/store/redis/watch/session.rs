@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use super::heartbeat::{Beat, Beater, Heard, silence};
 use super::message::{MessageError, Shown};
 use crate::store::feed::FeedStats as Shared;
 
@@ -69,44 +70,72 @@ pub(super) enum Ping {
 }
 
 /// A subscribed pub/sub connection: its messages, and the reports of the
-/// task that pings it. Dropping it stops the pinger and closes the
-/// connection.
+/// task that pings it (and beats the fleet heartbeat, `heartbeat.rs`).
+/// Dropping it stops that task and closes the connection.
 pub(super) struct Session {
     pub(super) messages: PubSubStream,
     pub(super) pings: mpsc::Receiver<Ping>,
+    /// When the subscription last proved alive: the task notes each
+    /// message and ping answer here.
+    pub(super) heard: Arc<Heard>,
     pinger: JoinHandle<()>,
 }
 
 impl Session {
-    /// Starts pinging through `sink` every `every`, each answer awaited at
-    /// most `limit`.
+    /// Starts the beater: the fleet heartbeat through `beat` (when given)
+    /// every `every`, and pings through `sink` when the subscription has
+    /// been silent (see `heartbeat.rs`), each answer awaited at most `limit`.
     pub(super) fn new(
         messages: PubSubStream,
         mut sink: PubSubSink,
         every: Duration,
         limit: Duration,
+        mut beat: Option<Beat>,
     ) -> Self {
         let (reports, pings) = mpsc::channel(4);
+        let heard = Heard::new();
+        let silent = Arc::clone(&heard);
         let pinger = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let mut beater = Beater::new(every, beat.is_some());
+            let tick = beater.tick();
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                match bounded(limit, "PING", sink.ping::<Value>()).await {
+                let plan = beater.plan(tokio::time::Instant::now(), silence(&silent));
+                if plan.ping {
+                    beater.pinged();
+                }
+                let ping = async {
+                    if plan.ping {
+                        Some(bounded(limit, "PING", sink.ping::<Value>()).await)
+                    } else {
+                        None
+                    }
+                };
+                let beating = async {
+                    if let (true, Some(beat)) = (plan.beat, beat.as_mut()) {
+                        beater.beat(beat, limit).await;
+                    }
+                };
+                let (answer, ()) = tokio::join!(ping, beating);
+                match answer {
                     // A full channel already holds news that the connection lives.
-                    Ok(_) => {
+                    Some(Ok(_)) => {
                         let _ = reports.try_send(Ping::Pong);
                     }
-                    Err(failure) => {
+                    Some(Err(failure)) => {
                         let _ = reports.send(Ping::Dead(failure)).await;
                         return;
                     }
+                    None => {}
                 }
             }
         });
         Self {
             messages,
             pings,
+            heard,
             pinger,
         }
     }

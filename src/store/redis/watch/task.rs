@@ -12,6 +12,7 @@ use redis::AsyncConnectionConfig;
 use redis::aio::ConnectionLike;
 use tokio::sync::broadcast;
 
+use super::heartbeat::Beat;
 use super::message::{MessageError, decode_counts, decode_transition};
 use super::replay::{self, PAGE};
 use super::session::{Complaints, Failure, Ping, Session, backoff, bounded, random};
@@ -42,6 +43,10 @@ pub(super) struct Task {
     sender: broadcast::Sender<Transition>,
     events: String,
     counts: String,
+    /// `PREFIX:heartbeat`.
+    heartbeat: String,
+    /// This watcher's id as a holder of the heartbeat lease.
+    holder: String,
     stream: String,
     /// The id of the last stream entry read; `None` before the first
     /// connection (and after a Redis restart): the next one reads the tip.
@@ -74,6 +79,7 @@ impl Task {
     ) -> Self {
         let keys = &target.keys;
         let (events, counts, stream) = (keys.events(), keys.counts(), keys.transitions());
+        let heartbeat = keys.heartbeat();
         Self {
             complaints: Complaints::new(Arc::clone(&shared)),
             target,
@@ -84,6 +90,8 @@ impl Task {
             sender,
             events,
             counts,
+            heartbeat,
+            holder: format!("{:016x}", random()),
             stream,
             last_id: None,
             run_id: None,
@@ -185,12 +193,6 @@ impl Task {
     async fn connect(&mut self) -> Result<Session, Failure> {
         let (connect, command) = (self.connect_timeout(), self.command_timeout());
         let client = self.pubsub_client(connect).await?;
-        let pubsub = bounded(connect, "connect", client.get_async_pubsub()).await?;
-        let (mut sink, messages) = pubsub.split();
-        let channels = [self.events.as_str(), self.counts.as_str()];
-        bounded(command, "SUBSCRIBE", sink.subscribe(&channels[..])).await?;
-        let mut session = Session::new(messages, sink, self.options.ping_interval, command);
-
         let mut conn = if let WatchRoute::Cluster { cluster, .. } = &self.target.route {
             // The stream lives on one node: the cluster client routes there.
             RedisConn::Cluster(bounded(connect, "connect", cluster.get_async_connection()).await?)
@@ -207,6 +209,28 @@ impl Task {
                 .await?,
             )
         };
+        let pubsub = bounded(connect, "connect", client.get_async_pubsub()).await?;
+        let (mut sink, messages) = pubsub.split();
+        let channels = [
+            self.events.as_str(),
+            self.counts.as_str(),
+            self.heartbeat.as_str(),
+        ];
+        bounded(command, "SUBSCRIBE", sink.subscribe(&channels[..])).await?;
+        let beat = Beat {
+            conn: conn.clone(),
+            lease: self.target.keys.heartbeat_lease(),
+            channel: self.heartbeat.clone(),
+            holder: self.holder.clone(),
+        };
+        let mut session = Session::new(
+            messages,
+            sink,
+            self.options.ping_interval,
+            command,
+            Some(beat),
+        );
+
         // Cheap to clone (one multiplexed connection): kept for the checks.
         self.plain = Some(conn.clone());
         self.check_restart(&mut conn).await?;
@@ -329,11 +353,14 @@ impl Task {
                     return Ok(());
                 }
                 message = session.messages.next() => match message {
-                    Some(message) => self.take_message(&message, false).await,
+                    Some(message) => {
+                        session.heard.now();
+                        self.take_message(&message, false).await;
+                    }
                     None => return Err(Failure::new("resync", "the connection closed")),
                 },
                 ping = session.pings.recv() => match ping {
-                    Some(Ping::Pong) => {}
+                    Some(Ping::Pong) => session.heard.now(),
                     Some(Ping::Dead(failure)) => return Err(failure),
                     None => return Err(Failure::new("PING", "the pinger stopped")),
                 },
@@ -346,11 +373,17 @@ impl Task {
         loop {
             tokio::select! {
                 message = session.messages.next() => match message {
-                    Some(message) => self.take_message(&message, true).await,
+                    Some(message) => {
+                        session.heard.now();
+                        self.take_message(&message, true).await;
+                    }
                     None => return Failure::new("read", "the connection closed"),
                 },
                 ping = session.pings.recv() => match ping {
-                    Some(Ping::Pong) => self.sink.trusted(),
+                    Some(Ping::Pong) => {
+                        session.heard.now();
+                        self.sink.trusted();
+                    }
                     Some(Ping::Dead(failure)) => return failure,
                     None => return Failure::new("PING", "the pinger stopped"),
                 },
@@ -368,6 +401,8 @@ impl Task {
                 Ok(transition) => self.take_transition(transition).await,
                 Err(error) => self.complaints.skip(channel, payload, &error),
             }
+        } else if channel == self.heartbeat {
+            // The fleet heartbeat: it only confirms the subscription (below).
         } else if channel == self.counts {
             match decode_counts(payload) {
                 Ok(news) => {
