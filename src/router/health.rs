@@ -294,9 +294,9 @@ impl<C> FailoverRouter<C> {
         if breaker.is_degraded() {
             return Ok(None);
         }
-        let routing_events = self.routing_events().await?;
         let named = self.named_agents();
-        let Some(census) = breaker.census(&named).await? else {
+        let (routing_events, census) = tokio::join!(self.routing_events(), breaker.census(&named));
+        let (routing_events, Some(census)) = (routing_events?, census?) else {
             return Ok(None);
         };
         let total_agents = usize::try_from(census.total).unwrap_or(usize::MAX);

@@ -373,11 +373,7 @@ impl BreakerStore for RedisStore {
 
     /// `SCARD` of the agents set and `HGETALL` of the census hash.
     async fn census(&self, named: &[AgentId]) -> Result<Option<Census>, StoreError> {
-        let now_ms = match &self.inner.clock_override {
-            Some(clock) => clock.now_ms(),
-            None => self.server_time_ms().await?,
-        };
-        self.read_census(named, now_ms).await.map(Some)
+        self.read_census(named).await.map(Some)
     }
 
     /// One sweep by at most one pod of the fleet per interval.
