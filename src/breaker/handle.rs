@@ -139,16 +139,17 @@ impl AgentHandle {
         E: fmt::Display,
     {
         let permit = self.acquire().await.map_err(super::CallError::Rejected)?;
-        match call.await {
-            Ok(value) => {
-                permit.success().await;
-                Ok(value)
-            }
-            Err(error) => {
-                permit.failure(error.to_string()).await;
-                Err(super::CallError::Inner(error))
-            }
-        }
+        super::settle(permit, call).await
+    }
+}
+
+impl super::Settle for AgentPermit<'_> {
+    fn succeed(self) -> impl Future<Output = ()> {
+        self.success()
+    }
+
+    fn fail(self, reason: String) -> impl Future<Output = ()> {
+        self.failure(reason)
     }
 }
 

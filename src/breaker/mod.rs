@@ -408,15 +408,42 @@ impl CircuitBreaker {
         E: std::fmt::Display,
     {
         let permit = self.acquire(agent).await.map_err(CallError::Rejected)?;
-        match call.await {
-            Ok(value) => {
-                permit.success().await;
-                Ok(value)
-            }
-            Err(error) => {
-                permit.failure(error.to_string()).await;
-                Err(CallError::Inner(error))
-            }
+        settle(permit, call).await
+    }
+}
+
+/// The two endings of a permit ([`Permit`], [`AgentPermit`]), so that one
+/// body runs a call under either.
+trait Settle {
+    fn succeed(self) -> impl Future<Output = ()>;
+    fn fail(self, reason: String) -> impl Future<Output = ()>;
+}
+
+impl Settle for Permit {
+    fn succeed(self) -> impl Future<Output = ()> {
+        self.success()
+    }
+
+    fn fail(self, reason: String) -> impl Future<Output = ()> {
+        self.failure(reason)
+    }
+}
+
+/// Awaits `call` and settles `permit` by its result: success on `Ok`,
+/// failure (with the error's text) on `Err`.
+async fn settle<P: Settle, T, E, F>(permit: P, call: F) -> Result<T, CallError<E>>
+where
+    F: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    match call.await {
+        Ok(value) => {
+            permit.succeed().await;
+            Ok(value)
+        }
+        Err(error) => {
+            permit.fail(error.to_string()).await;
+            Err(CallError::Inner(error))
         }
     }
 }

@@ -211,3 +211,17 @@ fn a_coarse_clock_read_writes_no_global() {
         "a read stored its value in coarsetime's global"
     );
 }
+
+/// A call under a permit, through the breaker or a handle, is a future a
+/// multi-threaded runtime can move between threads (both share one body).
+#[test]
+fn a_call_through_the_breaker_or_a_handle_is_send() {
+    fn send<F: Send>(_: F) {}
+    let breaker = fleet_breaker::CircuitBreaker::builder()
+        .build()
+        .expect("breaker");
+    let id = fleet_breaker::AgentId::new("sent").expect("valid id");
+    send(breaker.call(&id, async { Ok::<_, std::io::Error>(()) }));
+    let handle = breaker.agent(&id);
+    send(handle.call(async { Ok::<_, std::io::Error>(()) }));
+}
