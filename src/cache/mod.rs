@@ -143,7 +143,7 @@ struct Entry {
 ///   feed hears every transition before the operation returns, the feed is
 ///   always trusted and entries never age: a closed circuit is decided with
 ///   no clock read, and the store takes the local counts of an agent
-///   ([`Cache::take`]) before each operation on it.
+///   (`Cache::take`) before each operation on it.
 #[derive(Debug)]
 pub struct Cache {
     entries: RwLock<HashMap<AgentId, Arc<Entry>, foldhash::fast::RandomState>>,
