@@ -146,10 +146,12 @@ async fn malformed_stream_entries_are_skipped_and_counted() {
             .unwrap();
     }
     let closed = force_auto(&breaker, &agent).await;
+    // The receiver holds the request before the delivery task, having read
+    // the answer, counts it: wait for the count too.
     wait_until(
-        "the transition after the garbage is delivered",
+        "the transition after the garbage is delivered and counted",
         WAIT,
-        || async { receiver.accepted().len() >= 2 },
+        || async { receiver.accepted().len() >= 2 && handle.stats()[0].delivered >= 2 },
     )
     .await;
     let stats = &handle.stats()[0];
