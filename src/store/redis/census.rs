@@ -160,14 +160,17 @@ impl RedisStore {
         Ok(secs.saturating_mul(1000).saturating_add(micros / 1000))
     }
 
-    async fn state_exists(&self, agent: &AgentId) -> Result<bool, StoreError> {
+    /// Whether `key` exists.
+    pub(super) async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         let n: u64 = self
-            .query(
-                ::redis::cmd("EXISTS").arg(self.keys().state(agent)),
-                "EXISTS reply",
-            )
+            .query(::redis::cmd("EXISTS").arg(key), "EXISTS reply")
             .await?;
         Ok(n == 1)
+    }
+
+    /// Whether `agent`'s state hash exists.
+    async fn state_exists(&self, agent: &AgentId) -> Result<bool, StoreError> {
+        self.exists(&self.keys().state(agent)).await
     }
 
     /// Removes `agent` from the set and the census, then puts it back in

@@ -28,6 +28,7 @@ use futures::StreamExt;
 mod parse;
 
 use super::RedisStore;
+use super::conn::command_error;
 use super::scripts::{self, Call};
 use crate::agent_id::AgentId;
 use crate::config::BreakerConfig;
@@ -156,9 +157,7 @@ impl RedisStore {
                         Err(error) if error.code() == Some("WRONGTYPE") => {
                             Err(self.key_type(&self.keys().state(agent)).await)
                         }
-                        Err(error) => {
-                            return Err(StoreError::Command(format!("HMGET reply: {error}")));
-                        }
+                        Err(error) => return Err(command_error(&error, "HMGET reply")),
                     });
                 }
                 Ok(hashes)
@@ -215,14 +214,6 @@ impl RedisStore {
         // In the answer only: the next script writes and publishes it.
         let _ = model::refresh(&mut snapshot, config, agent, now_ms);
         Ok((Ok(Some(snapshot)), Some(entry)))
-    }
-
-    /// Whether `key` exists.
-    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        let n: u64 = self
-            .query(::redis::cmd("EXISTS").arg(key), "EXISTS reply")
-            .await?;
-        Ok(n == 1)
     }
 
     /// The state hash of `agent`, or the type of a key that is not a hash.
