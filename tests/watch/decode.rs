@@ -227,3 +227,15 @@ fn oversized_payloads_are_refused_unparsed() {
         })
     );
 }
+
+/// A decoded number is the number that was written, to the last bit: a
+/// mutated message once decoded `1.001404894e42` one unit in the last place
+/// away from the value it printed back (serde_json parses fast but not
+/// always correctly rounded unless asked to).
+#[test]
+fn decoded_numbers_round_trip_exactly() {
+    let payload = br#"{"agent_id":"a","from":"open","to":"open","generation":1,"at_ms":1,"reason":"reset","backoff_seconds":1.001404894e42,"open_until_ms":1,"epoch":1}"#;
+    let t = decode_transition(payload).expect("a valid transition");
+    assert_eq!(t.backoff_seconds, 1.001404894e42_f64);
+    assert_eq!(decode_transition(&serde_json::to_vec(&t).unwrap()), Ok(t));
+}
