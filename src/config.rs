@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod settings;
+
+pub use settings::{AgentSettings, SETTING_NAMES};
+
 /// Tunables of every circuit a breaker manages (DESIGN.md section 2).
 ///
 /// The defaults are those of the original specification. Build one with
@@ -46,12 +50,54 @@ pub struct BreakerConfig {
     /// keeps its agents for the life of its process.
     #[serde(rename = "idle_ttl_ms", with = "millis_opt")]
     pub idle_ttl: Option<Duration>,
+    /// Trip on the failure rate: a closed circuit opens when the failed
+    /// share of the fleet's calls in the last [`window`](Self::window) reaches
+    /// this fraction, once there were at least
+    /// [`minimum_calls`](Self::minimum_calls). `None` (default): off. From
+    /// 0 (exclusive) to 1.
+    pub failure_rate_threshold: Option<f64>,
+    /// A call at least this slow is a slow call (a slow success is still a
+    /// success). `None` (default): no call is slow. From 1 ms to 30 days. In
+    /// JSON `slow_call_duration_ms`.
+    #[serde(rename = "slow_call_duration_ms", with = "millis_opt")]
+    pub slow_call_duration: Option<Duration>,
+    /// Trip on the slow-call rate: as
+    /// [`failure_rate_threshold`](Self::failure_rate_threshold), for calls
+    /// slower than [`slow_call_duration`](Self::slow_call_duration).
+    /// `None` (default): off. From 0 (exclusive) to 1.
+    pub slow_call_rate_threshold: Option<f64>,
+    /// The sliding window the rates are measured over: 10 buckets of a
+    /// tenth of it each, in store time. Default 10 s; from 1 s to 1 hour, in
+    /// whole multiples of 10 ms. In JSON `window_ms`.
+    #[serde(rename = "window_ms", with = "millis")]
+    pub window: Duration,
+    /// No rate trips the circuit under this many calls in the window.
+    /// Default `20`; at least 1.
+    pub minimum_calls: u32,
+    /// Quorum: a trip (except by a retry-after) needs failures or slow calls
+    /// reported by at least this many distinct pods in the window. Below it
+    /// the pod whose outcome met the condition opens the agent for itself
+    /// alone. Default `1` (any pod can trip the fleet); from 1 to 64.
+    pub min_reporting_pods: u32,
+    /// Spread of each open time: `open_until = now + backoff x (1 + d)`
+    /// with `|d| <= backoff_jitter`, drawn by the store from the agent, the
+    /// generation and the time, so every pod sees the same value. Default 0;
+    /// from 0 to 0.5.
+    pub backoff_jitter: f64,
 }
 
 const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 const MAX_MULTIPLIER: f64 = 1000.0;
 const MIN_IDLE_TTL: Duration = Duration::from_secs(1);
 const MAX_IDLE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+const MIN_WINDOW: Duration = Duration::from_secs(1);
+const MAX_WINDOW: Duration = Duration::from_secs(3600);
+/// Most pods a quorum may ask for: the store keeps that many reporters.
+pub const MAX_REPORTING_PODS: u32 = 64;
+/// Most spread of an open time.
+pub const MAX_JITTER: f64 = 0.5;
+/// Buckets of a rate window.
+pub const WINDOW_BUCKETS: u64 = 10;
 
 /// The default of [`BreakerConfig::idle_ttl`]: 7 days.
 pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -66,6 +112,13 @@ impl Default for BreakerConfig {
             max_backoff: Duration::from_secs(60),
             recovery_timeout: Duration::from_secs(30),
             idle_ttl: Some(DEFAULT_IDLE_TTL),
+            failure_rate_threshold: None,
+            slow_call_duration: None,
+            slow_call_rate_threshold: None,
+            window: Duration::from_secs(10),
+            minimum_calls: 20,
+            min_reporting_pods: 1,
+            backoff_jitter: 0.0,
         }
     }
 }
@@ -85,7 +138,28 @@ impl std::fmt::Display for BreakerConfig {
             self.backoff_multiplier,
             human(self.max_backoff),
             human(self.recovery_timeout)
-        )
+        )?;
+        if let Some(rate) = self.failure_rate_threshold {
+            write!(f, "; {}% failed calls", rate * 100.0)?;
+        }
+        if let (Some(rate), Some(slow)) = (self.slow_call_rate_threshold, self.slow_call_duration) {
+            write!(f, "; {}% calls slower than {}", rate * 100.0, human(slow))?;
+        }
+        if self.windowed() {
+            write!(
+                f,
+                " in {} (at least {} calls)",
+                human(self.window),
+                self.minimum_calls
+            )?;
+        }
+        if self.min_reporting_pods > 1 {
+            write!(f, "; a trip needs {} pods", self.min_reporting_pods)?;
+        }
+        if self.backoff_jitter > 0.0 {
+            write!(f, "; jitter {}", self.backoff_jitter)?;
+        }
+        Ok(())
     }
 }
 
@@ -170,6 +244,7 @@ impl BreakerConfig {
                 "it must be from 1 s to 365 days, or none to keep every agent",
             );
         }
+        self.validate_policies()?;
         if self.max_backoff < self.base_backoff {
             return fail(
                 "max_backoff",
@@ -178,6 +253,89 @@ impl BreakerConfig {
             );
         }
         Ok(())
+    }
+
+    /// The ranges of the trip policies' fields.
+    fn validate_policies(&self) -> Result<(), ConfigError> {
+        for (field, rate) in [
+            ("failure_rate_threshold", self.failure_rate_threshold),
+            ("slow_call_rate_threshold", self.slow_call_rate_threshold),
+        ] {
+            if let Some(rate) = rate
+                && !(rate > 0.0 && rate <= 1.0)
+            {
+                return Err(ConfigError {
+                    field,
+                    value: rate.to_string(),
+                    expected: "it must be a fraction above 0 and at most 1, or none (off)",
+                });
+            }
+        }
+        if let Some(slow) = self.slow_call_duration
+            && (slow < Duration::from_millis(1) || slow > MAX_DURATION)
+        {
+            return Err(ConfigError {
+                field: "slow_call_duration",
+                value: format!("{slow:?}"),
+                expected: "it must be from 1 ms to 30 days, or none (no call is slow)",
+            });
+        }
+        if self.slow_call_rate_threshold.is_some() && self.slow_call_duration.is_none() {
+            return Err(ConfigError {
+                field: "slow_call_rate_threshold",
+                value: format!("{:?}", self.slow_call_rate_threshold),
+                expected: "it needs slow_call_duration, which says what a slow call is",
+            });
+        }
+        let window_ms = duration_ms(self.window);
+        if !(MIN_WINDOW..=MAX_WINDOW).contains(&self.window) || window_ms % 10 != 0 {
+            return Err(ConfigError {
+                field: "window",
+                value: format!("{:?}", self.window),
+                expected: "it must be from 1 s to 1 hour, in whole multiples of 10 ms",
+            });
+        }
+        if self.minimum_calls == 0 {
+            return Err(ConfigError {
+                field: "minimum_calls",
+                value: "0".into(),
+                expected: "it must be at least 1",
+            });
+        }
+        if !(1..=MAX_REPORTING_PODS).contains(&self.min_reporting_pods) {
+            return Err(ConfigError {
+                field: "min_reporting_pods",
+                value: self.min_reporting_pods.to_string(),
+                expected: "it must be from 1 to 64",
+            });
+        }
+        if !(0.0..=MAX_JITTER).contains(&self.backoff_jitter) {
+            return Err(ConfigError {
+                field: "backoff_jitter",
+                value: self.backoff_jitter.to_string(),
+                expected: "it must be from 0 to 0.5",
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a rate policy or a quorum needs the window of calls.
+    #[must_use]
+    pub fn windowed(&self) -> bool {
+        self.failure_rate_threshold.is_some()
+            || self.slow_call_rate_threshold.is_some()
+            || self.min_reporting_pods > 1
+    }
+
+    /// The length of one of the window's [`WINDOW_BUCKETS`] buckets, in ms.
+    #[must_use]
+    pub fn bucket_ms(&self) -> u64 {
+        (duration_ms(self.window) / WINDOW_BUCKETS).max(1)
+    }
+
+    /// `slow_call_duration` in whole milliseconds, 0 for none.
+    pub(crate) fn slow_call_ms(&self) -> u64 {
+        self.slow_call_duration.map_or(0, duration_ms)
     }
 
     /// `base_backoff` in whole milliseconds.
@@ -253,6 +411,48 @@ impl BreakerConfigBuilder {
     /// Sets [`BreakerConfig::idle_ttl`] (`None`: keep every agent).
     pub fn idle_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.config.idle_ttl = ttl;
+        self
+    }
+
+    /// Sets [`BreakerConfig::failure_rate_threshold`] (`None`: off).
+    pub fn failure_rate_threshold(mut self, rate: Option<f64>) -> Self {
+        self.config.failure_rate_threshold = rate;
+        self
+    }
+
+    /// Sets [`BreakerConfig::slow_call_duration`] (`None`: no call is slow).
+    pub fn slow_call_duration(mut self, d: Option<Duration>) -> Self {
+        self.config.slow_call_duration = d;
+        self
+    }
+
+    /// Sets [`BreakerConfig::slow_call_rate_threshold`] (`None`: off).
+    pub fn slow_call_rate_threshold(mut self, rate: Option<f64>) -> Self {
+        self.config.slow_call_rate_threshold = rate;
+        self
+    }
+
+    /// Sets [`BreakerConfig::window`].
+    pub fn window(mut self, d: Duration) -> Self {
+        self.config.window = d;
+        self
+    }
+
+    /// Sets [`BreakerConfig::minimum_calls`].
+    pub fn minimum_calls(mut self, n: u32) -> Self {
+        self.config.minimum_calls = n;
+        self
+    }
+
+    /// Sets [`BreakerConfig::min_reporting_pods`].
+    pub fn min_reporting_pods(mut self, n: u32) -> Self {
+        self.config.min_reporting_pods = n;
+        self
+    }
+
+    /// Sets [`BreakerConfig::backoff_jitter`].
+    pub fn backoff_jitter(mut self, spread: f64) -> Self {
+        self.config.backoff_jitter = spread;
         self
     }
 

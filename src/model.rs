@@ -19,13 +19,19 @@
 use serde::{Deserialize, Serialize};
 
 use crate::agent_id::AgentId;
-use crate::config::BreakerConfig;
+use crate::config::{AgentSettings, BreakerConfig};
 
+mod policy;
 mod types;
+mod window;
 
+pub use policy::{jittered, local_trip, quorum_met, trip_condition};
 pub use types::{
-    CircuitState, Decision, ForceMode, Grant, Lease, Outcome, Snapshot, Ticket, Transition,
-    TransitionReason, UnknownState,
+    CircuitState, Decision, ForceMode, Grant, Lease, Outcome, Report, Snapshot, Ticket,
+    Transition, TransitionReason, UnknownState,
+};
+pub use window::{
+    Bucket, MAX_REPORTER_BYTES, Reporter, Window, WindowCounts, bucket_index, reporter_id,
 };
 
 /// What [`acquire`] decided, and the transition it caused, if any.
@@ -46,6 +52,7 @@ pub fn refresh(
     agent: &AgentId,
     now_ms: u64,
 ) -> Option<Transition> {
+    let config = &s.effective(config);
     s.probes.retain(|lease| lease.deadline_ms > now_ms);
     let forced = matches!(
         s.state,
@@ -74,6 +81,7 @@ pub fn acquire(
     now_ms: u64,
     permit_id: &str,
 ) -> AcquireStep {
+    let config = &s.effective(config);
     let mut transition_made = refresh(s, config, agent, now_ms);
     let decision = match s.state {
         CircuitState::Closed | CircuitState::ForcedClosed => Decision::Granted(Grant {
@@ -116,40 +124,52 @@ pub fn acquire(
 }
 
 /// Records the outcome of a call made under `ticket`.
+///
+/// On a closed circuit the outcome is counted (and, with a rate policy or a
+/// quorum, enters the window); a failure with a retry-after opens the
+/// circuit at once; a failure or a slow call then opens it on the first
+/// [`trip_condition`] that holds, if the quorum is met. The agent's stored
+/// settings override `config` ([`Snapshot::effective`]).
 pub fn record(
     s: &mut Snapshot,
     config: &BreakerConfig,
     agent: &AgentId,
     now_ms: u64,
     ticket: &Ticket,
-    outcome: Outcome,
+    report: &Report<'_>,
 ) -> Option<Transition> {
+    let config = &s.effective(config);
+    let outcome = report.outcome;
     let refreshed = refresh(s, config, agent, now_ms);
     if refreshed.is_some() || ticket.generation != s.generation {
         // Granted before the force expired (or in another generation).
         stamp(s, outcome, now_ms);
         return refreshed;
     }
+    let retry_after = report
+        .retry_after_ms
+        .filter(|_| outcome == Outcome::Failure);
     match s.state {
-        CircuitState::Closed => match outcome {
-            Outcome::Failure => {
-                count(s, outcome, now_ms);
-                if s.failure_count >= u64::from(config.failure_threshold) {
-                    return Some(open(
-                        s,
-                        config,
-                        agent,
-                        now_ms,
-                        TransitionReason::FailureThreshold,
-                    ));
-                }
-                None
+        CircuitState::Closed => {
+            count(s, outcome, now_ms);
+            if outcome == Outcome::Neutral {
+                return None;
             }
-            Outcome::Success | Outcome::Neutral => {
-                count(s, outcome, now_ms);
-                None
+            let failed = outcome == Outcome::Failure;
+            if config.windowed() {
+                let slow = u64::from(report.slow);
+                s.window
+                    .count(config, now_ms, 1, u64::from(failed), slow, report.pod);
             }
-        },
+            if let Some(wait) = retry_after {
+                return Some(open_for(s, config, agent, now_ms, TransitionReason::RetryAfter, wait));
+            }
+            if !(failed || report.slow) {
+                return None;
+            }
+            let reason = trip_condition(s, config, now_ms)?;
+            quorum_met(s, config, now_ms).then(|| open(s, config, agent, now_ms, reason))
+        }
         CircuitState::HalfOpen => {
             let Some(index) = s
                 .probes
@@ -177,13 +197,10 @@ pub fn record(
                     }
                     None
                 }
-                Outcome::Failure => Some(open(
-                    s,
-                    config,
-                    agent,
-                    now_ms,
-                    TransitionReason::ProbeFailed,
-                )),
+                Outcome::Failure => Some(match retry_after {
+                    Some(wait) => open_for(s, config, agent, now_ms, TransitionReason::RetryAfter, wait),
+                    None => open(s, config, agent, now_ms, TransitionReason::ProbeFailed),
+                }),
                 Outcome::Neutral => None,
             }
         }
@@ -217,7 +234,9 @@ pub struct Batch {
 /// `success_count` only while the circuit is still closed, in the batch's
 /// generation and clean (`failure_count == 0`): a success must never reset a
 /// failure streak it did not see. Otherwise they only stamp the time, like a
-/// stale outcome. `last_success_ms` never moves back.
+/// stale outcome. `last_success_ms` never moves back. With a rate policy or a
+/// quorum, the successes of a closed circuit in the batch's generation are
+/// calls of the window's current bucket.
 pub fn flush(
     s: &mut Snapshot,
     config: &BreakerConfig,
@@ -225,12 +244,16 @@ pub fn flush(
     now_ms: u64,
     batch: &Batch,
 ) -> Option<Transition> {
+    let config = &s.effective(config);
     let refreshed = refresh(s, config, agent, now_ms);
     s.total_rejections += batch.rejections;
-    let clean =
-        s.state == CircuitState::Closed && s.generation == batch.generation && s.failure_count == 0;
-    if clean {
+    let counted = s.state == CircuitState::Closed && s.generation == batch.generation;
+    if counted && s.failure_count == 0 {
         s.success_count += batch.successes;
+    }
+    if counted && batch.successes > 0 && config.windowed() {
+        // Calls of the window, clean or not: they land in the flush's bucket.
+        s.window.count(config, now_ms, batch.successes, 0, 0, "-");
     }
     if let Some(at) = batch.last_success_ms {
         s.last_success_ms = Some(s.last_success_ms.map_or(at, |last| last.max(at)));
@@ -240,6 +263,7 @@ pub fn flush(
 
 /// The admin reset: closed, counters zero, backoff base, probes cleared.
 pub fn reset(s: &mut Snapshot, config: &BreakerConfig, agent: &AgentId, now_ms: u64) -> Transition {
+    let config = &s.effective(config);
     close(s, config);
     s.success_count = 0;
     s.total_rejections = 0;
@@ -263,6 +287,7 @@ pub fn force(
     mode: ForceMode,
     ttl_ms: Option<u64>,
 ) -> Transition {
+    let config = &s.effective(config);
     let forced_until = ttl_ms.map(|ttl| now_ms.saturating_add(ttl));
     let (to, reason) = match mode {
         ForceMode::Auto => {
@@ -364,8 +389,23 @@ fn open(
     now_ms: u64,
     reason: TransitionReason,
 ) -> Transition {
+    open_for(s, config, agent, now_ms, reason, 0)
+}
+
+/// Opens for the escalated backoff (jittered), or `retry_after_ms` if longer
+/// (capped at `max_backoff`).
+fn open_for(
+    s: &mut Snapshot,
+    config: &BreakerConfig,
+    agent: &AgentId,
+    now_ms: u64,
+    reason: TransitionReason,
+    retry_after_ms: u64,
+) -> Transition {
     s.backoff_ms = escalate_backoff(s.backoff_ms, config);
-    s.open_until_ms = now_ms.saturating_add(s.backoff_ms);
+    let wait = jittered(s.backoff_ms, config, agent, s.generation + 1, now_ms)
+        .max(retry_after_ms.min(config.max_backoff_ms()));
+    s.open_until_ms = now_ms.saturating_add(wait);
     s.half_open_successes = 0;
     transition(s, agent, now_ms, CircuitState::Open, reason)
 }
@@ -377,6 +417,13 @@ fn close(s: &mut Snapshot, config: &BreakerConfig) {
     s.backoff_ms = config.base_backoff_ms();
     s.open_until_ms = 0;
     s.forced_until_ms = None;
+    s.window.clear();
+}
+
+/// Replaces the agent's stored settings (not a transition: the state and
+/// the generation stay; the next operation runs under the new settings).
+pub fn configure(s: &mut Snapshot, settings: AgentSettings) {
+    s.settings = settings;
 }
 
 fn transition(

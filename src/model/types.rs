@@ -5,8 +5,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::window::Window;
 use crate::agent_id::AgentId;
-use crate::config::BreakerConfig;
+use crate::config::{AgentSettings, BreakerConfig};
 
 /// The state of one agent's circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -196,6 +197,14 @@ pub struct Snapshot {
     /// hash written before epochs). The model only carries it.
     #[serde(default)]
     pub epoch: u64,
+    /// The fleet's calls in the sliding window, kept while a rate policy or
+    /// a quorum is on for the agent (empty otherwise).
+    #[serde(default)]
+    pub window: Window,
+    /// The settings stored for this agent, overriding the process's config
+    /// field by field (see [`AgentSettings`]).
+    #[serde(default)]
+    pub settings: AgentSettings,
 }
 
 impl Snapshot {
@@ -216,6 +225,47 @@ impl Snapshot {
             forced_until_ms: None,
             probes: Vec::new(),
             epoch: 0,
+            window: Window::default(),
+            settings: AgentSettings::default(),
+        }
+    }
+
+    /// The config this agent runs under: `config` with the agent's stored
+    /// [`settings`](Self::settings) applied.
+    #[must_use]
+    pub fn effective(&self, config: &BreakerConfig) -> BreakerConfig {
+        if self.settings.is_empty() {
+            *config
+        } else {
+            self.settings.apply(config)
+        }
+    }
+}
+
+/// What a pod reports about one call it made under a permit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report<'a> {
+    /// How the call ended.
+    pub outcome: Outcome,
+    /// Whether it took at least `slow_call_duration`.
+    pub slow: bool,
+    /// The agent asked not to be called again for this long (a 429 or a
+    /// 503 with Retry-After): with a failure, the circuit opens fleet-wide
+    /// at once for at least that long (at most `max_backoff`).
+    pub retry_after_ms: Option<u64>,
+    /// The reporting pod ([`reporter_id`](super::reporter_id)), for the quorum.
+    pub pod: &'a str,
+}
+
+impl Report<'static> {
+    /// `outcome`, neither slow nor with a retry-after, from pod `-`.
+    #[must_use]
+    pub fn of(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            slow: false,
+            retry_after_ms: None,
+            pod: "-",
         }
     }
 }
@@ -273,6 +323,14 @@ pub enum TransitionReason {
     ForceCleared,
     /// A force reached its expiry.
     ForceExpired,
+    /// The failed share of the fleet's calls in the window reached
+    /// `failure_rate_threshold`.
+    FailureRate,
+    /// The slow share of the fleet's calls in the window reached
+    /// `slow_call_rate_threshold`.
+    SlowCallRate,
+    /// A failure carried a retry-after: the circuit opened at once.
+    RetryAfter,
 }
 
 impl TransitionReason {
@@ -288,6 +346,9 @@ impl TransitionReason {
             Self::Forced => "forced",
             Self::ForceCleared => "force_cleared",
             Self::ForceExpired => "force_expired",
+            Self::FailureRate => "failure_rate",
+            Self::SlowCallRate => "slow_call_rate",
+            Self::RetryAfter => "retry_after",
         }
     }
 }

@@ -24,8 +24,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::agent_id::AgentId;
-use crate::config::BreakerConfig;
-use crate::model::{Batch, Decision, ForceMode, Outcome, Snapshot, Ticket};
+use crate::config::{AgentSettings, BreakerConfig};
+use crate::model::{Batch, Decision, ForceMode, Report, Snapshot, Ticket};
 
 pub(crate) mod census;
 mod error;
@@ -52,7 +52,7 @@ pub use redis::{
 };
 
 /// One operation of the model on one agent; see [`BreakerStore::apply`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Op<'a> {
     /// Ask for a permit ([`crate::model::acquire`]); creates the agent.
@@ -64,8 +64,8 @@ pub enum Op<'a> {
     Record {
         /// The permit's id and the generation it was granted in.
         ticket: &'a Ticket,
-        /// What the call did.
-        outcome: Outcome,
+        /// What the call did, and the pod that made it.
+        report: Report<'a>,
     },
     /// Apply outcomes a pod counted locally ([`crate::model::flush`]).
     Flush(&'a Batch),
@@ -81,6 +81,9 @@ pub enum Op<'a> {
     /// Read the agent's state, after lazy lease and force expiry
     /// ([`crate::model::refresh`]).
     Snapshot,
+    /// Replace the settings stored for the agent ([`crate::model::configure`]);
+    /// creates the agent.
+    Configure(&'a AgentSettings),
 }
 
 impl Op<'_> {
@@ -88,7 +91,10 @@ impl Op<'_> {
     /// (the others answer `None` for it and write nothing).
     #[must_use]
     pub fn creates(&self) -> bool {
-        matches!(self, Op::Acquire { .. } | Op::Record { .. })
+        matches!(
+            self,
+            Op::Acquire { .. } | Op::Record { .. } | Op::Configure(_)
+        )
     }
 
     /// The operation's name in logs and metrics: `acquire`, `record`, ...
@@ -101,6 +107,7 @@ impl Op<'_> {
             Op::Reset => "reset",
             Op::Force { .. } => "force",
             Op::Snapshot => "snapshot",
+            Op::Configure(_) => "configure",
         }
     }
 }

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::{Applied, BreakerStore, Op, StoreError};
 use crate::agent_id::AgentId;
-use crate::config::BreakerConfig;
-use crate::model::{Batch, Decision, ForceMode, Outcome, Ticket};
+use crate::config::{AgentSettings, BreakerConfig};
+use crate::model::{Batch, Decision, ForceMode, Outcome, Report, Ticket};
 
 /// The operations of [`BreakerStore::apply`] as typed calls, for every store
 /// (a blanket implementation: nothing to implement).
@@ -48,13 +48,50 @@ pub trait StoreExt: BreakerStore {
         ticket: &Ticket,
         outcome: Outcome,
     ) -> impl Future<Output = Result<Applied<()>, StoreError>> + Send {
+        self.report(config, agent, ticket, Report::of(outcome))
+    }
+
+    /// Records an outcome with what else the pod knows of the call (slow,
+    /// a retry-after, the pod); see [`crate::model::record`]. Creates the agent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    fn report(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        ticket: &Ticket,
+        report: Report<'_>,
+    ) -> impl Future<Output = Result<Applied<()>, StoreError>> + Send {
         async move {
             let applied = self
-                .apply(config, agent, Op::Record { ticket, outcome })
+                .apply(config, agent, Op::Record { ticket, report })
                 .await?;
             applied
                 .map(unit)
                 .ok_or_else(|| answered_nothing(agent, "record"))
+        }
+    }
+
+    /// Replaces the settings stored for the agent (empty settings: the
+    /// process's config again); see [`crate::model::configure`]. Creates the
+    /// agent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    fn configure(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        settings: &AgentSettings,
+    ) -> impl Future<Output = Result<Applied<()>, StoreError>> + Send {
+        async move {
+            let applied = self.apply(config, agent, Op::Configure(settings)).await?;
+            applied
+                .map(unit)
+                .ok_or_else(|| answered_nothing(agent, "configure"))
         }
     }
 

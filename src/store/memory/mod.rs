@@ -235,7 +235,8 @@ impl MemoryStore {
         outcome: Outcome,
     ) -> Applied<()> {
         self.apply_or_create(config, agent, |s, now| {
-            ((), model::record(s, config, agent, now, ticket, outcome))
+            let report = model::Report::of(outcome);
+            ((), model::record(s, config, agent, now, ticket, &report))
         })
     }
 
@@ -380,11 +381,15 @@ impl BreakerStore for MemoryStore {
                 let step = model::acquire(s, config, agent, now, permit_id);
                 (Some(step.decision), step.transition)
             })),
-            Op::Record { ticket, outcome } => {
+            Op::Record { ticket, report } => {
                 Some(self.apply_or_create(config, agent, |s, now| {
-                    some((), model::record(s, config, agent, now, ticket, outcome))
+                    some((), model::record(s, config, agent, now, ticket, &report))
                 }))
             }
+            Op::Configure(settings) => Some(self.apply_or_create(config, agent, |s, now| {
+                model::configure(s, *settings);
+                some((), model::refresh(s, config, agent, now))
+            })),
             Op::Flush(batch) => self.apply_existing(config, agent, |s, now| {
                 some((), model::flush(s, config, agent, now, batch))
             }),

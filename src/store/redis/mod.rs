@@ -286,12 +286,15 @@ impl RedisStore {
                     now_ms: applied.now_ms,
                 }));
             }
-            Op::Record { ticket, outcome } => (
+            Op::Record { ticket, report } => (
                 &*scripts::RECORD,
                 call.arg(ticket.permit_id.as_str())
                     .arg(ticket.generation.to_string())
-                    .arg(outcome.as_str()),
+                    .arg(report.outcome.as_str()),
             ),
+            Op::Configure(_) => {
+                return Err(StoreError::InvalidSettings("WIP".into()));
+            }
             Op::Flush(batch) => (
                 &*scripts::FLUSH,
                 call.arg(batch.generation.to_string())

@@ -200,6 +200,8 @@ impl<'a> Reply<'a> {
             forced_until_ms: self.optional_ms("forced_until_ms")?,
             probes: Vec::new(),
             epoch: 0,
+        window: crate::model::Window::default(),
+        settings: crate::config::AgentSettings::default(),
         };
         snapshot.probes = self.probes()?;
         snapshot.epoch = self.uint("epoch")?;

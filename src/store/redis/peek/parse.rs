@@ -91,6 +91,8 @@ pub(super) fn parse(hash: &[Option<Vec<u8>>]) -> Result<Snapshot, Bad> {
         forced_until_ms: some(numbers[10]),
         probes: Vec::new(),
         epoch,
+        window: crate::model::Window::default(),
+        settings: crate::config::AgentSettings::default(),
     })
 }
 
