@@ -27,8 +27,8 @@ mod window;
 
 pub use policy::{jittered, local_trip, quorum_met, trip_condition};
 pub use types::{
-    CircuitState, Decision, ForceMode, Grant, Lease, Outcome, Report, Snapshot, Ticket,
-    Transition, TransitionReason, UnknownState,
+    CircuitState, Decision, ForceMode, Grant, Lease, Outcome, Report, Snapshot, Ticket, Transition,
+    TransitionReason, UnknownState,
 };
 pub use window::{
     Bucket, MAX_REPORTER_BYTES, Reporter, Window, WindowCounts, bucket_index, reporter_id,
@@ -162,7 +162,14 @@ pub fn record(
                     .count(config, now_ms, 1, u64::from(failed), slow, report.pod);
             }
             if let Some(wait) = retry_after {
-                return Some(open_for(s, config, agent, now_ms, TransitionReason::RetryAfter, wait));
+                return Some(open_for(
+                    s,
+                    config,
+                    agent,
+                    now_ms,
+                    TransitionReason::RetryAfter,
+                    wait,
+                ));
             }
             if !(failed || report.slow) {
                 return None;
@@ -198,7 +205,9 @@ pub fn record(
                     None
                 }
                 Outcome::Failure => Some(match retry_after {
-                    Some(wait) => open_for(s, config, agent, now_ms, TransitionReason::RetryAfter, wait),
+                    Some(wait) => {
+                        open_for(s, config, agent, now_ms, TransitionReason::RetryAfter, wait)
+                    }
                     None => open(s, config, agent, now_ms, TransitionReason::ProbeFailed),
                 }),
                 Outcome::Neutral => None,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use fleet_breaker::config::BreakerConfigBuilder;
 use fleet_breaker::{BreakerConfig, ConfigError};
 use serde_json::json;
 
@@ -51,6 +52,13 @@ fn builder_starts_from_the_defaults_and_sets_each_field() {
         .max_backoff(Duration::from_secs(5))
         .recovery_timeout(Duration::from_secs(9))
         .idle_ttl(Some(Duration::from_secs(3600)))
+        .failure_rate_threshold(Some(0.5))
+        .slow_call_duration(Some(Duration::from_millis(800)))
+        .slow_call_rate_threshold(Some(0.9))
+        .window(Duration::from_secs(20))
+        .minimum_calls(30)
+        .min_reporting_pods(2)
+        .backoff_jitter(0.2)
         .build()
         .expect("valid config");
 
@@ -64,8 +72,55 @@ fn builder_starts_from_the_defaults_and_sets_each_field() {
             max_backoff: Duration::from_secs(5),
             recovery_timeout: Duration::from_secs(9),
             idle_ttl: Some(Duration::from_secs(3600)),
+            failure_rate_threshold: Some(0.5),
+            slow_call_duration: Some(Duration::from_millis(800)),
+            slow_call_rate_threshold: Some(0.9),
+            window: Duration::from_secs(20),
+            minimum_calls: 30,
+            min_reporting_pods: 2,
+            backoff_jitter: 0.2,
         }
     );
+}
+
+#[test]
+fn the_trip_policies_refuse_values_out_of_range_naming_the_field() {
+    let cases: [(BreakerConfigBuilder, &str); 8] = [
+        (
+            BreakerConfig::builder().failure_rate_threshold(Some(0.0)),
+            "failure_rate_threshold",
+        ),
+        (
+            BreakerConfig::builder().failure_rate_threshold(Some(1.5)),
+            "failure_rate_threshold",
+        ),
+        (
+            BreakerConfig::builder().slow_call_rate_threshold(Some(0.5)),
+            "slow_call_rate_threshold",
+        ),
+        (
+            BreakerConfig::builder().window(Duration::from_millis(999)),
+            "window",
+        ),
+        (
+            BreakerConfig::builder().window(Duration::from_millis(1_005)),
+            "window",
+        ),
+        (BreakerConfig::builder().minimum_calls(0), "minimum_calls"),
+        (
+            BreakerConfig::builder().min_reporting_pods(65),
+            "min_reporting_pods",
+        ),
+        (
+            BreakerConfig::builder().backoff_jitter(0.6),
+            "backoff_jitter",
+        ),
+    ];
+    for (builder, field) in cases {
+        let error = builder.build().expect_err(field);
+        assert_eq!(error.field, field, "{error}");
+        assert!(error.to_string().contains(field), "{error}");
+    }
 }
 
 #[test]

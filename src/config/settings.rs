@@ -276,7 +276,10 @@ mod tests {
             failure_rate_threshold: Some(1.5),
             ..AgentSettings::default()
         };
-        assert_eq!(rate.validate(&base).unwrap_err().field, "failure_rate_threshold");
+        assert_eq!(
+            rate.validate(&base).unwrap_err().field,
+            "failure_rate_threshold"
+        );
         let pods = AgentSettings {
             min_reporting_pods: Some(0),
             ..AgentSettings::default()

@@ -164,8 +164,7 @@ impl Window {
             });
             self.reporters
                 .sort_by(|a, b| b.bucket.cmp(&a.bucket).then_with(|| a.pod.cmp(&b.pod)));
-            self.reporters
-                .truncate(config.min_reporting_pods as usize);
+            self.reporters.truncate(config.min_reporting_pods as usize);
         }
     }
 

@@ -55,8 +55,8 @@ impl BreakerStore for MapStore {
                 let step = model::acquire(s, config, agent, now, permit_id);
                 (Some(step.decision), step.transition)
             }
-            Op::Record { ticket, outcome } => {
-                (None, model::record(s, config, agent, now, ticket, outcome))
+            Op::Record { ticket, report } => {
+                (None, model::record(s, config, agent, now, ticket, &report))
             }
             Op::Flush(batch) => (None, model::flush(s, config, agent, now, batch)),
             Op::Reset => (None, Some(model::reset(s, config, agent, now))),

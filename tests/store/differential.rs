@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use fleet_breaker::model::{self, Batch, Ticket};
+use fleet_breaker::config::AgentSettings;
+use fleet_breaker::model::{self, Batch, Report, Ticket};
 use fleet_breaker::store::{Applied, BreakerStore, StoreExt};
 use fleet_breaker::{
     AgentId, BreakerConfig, ForceMode, ManualClock, MemoryStore, Outcome, RedisStore, Snapshot,
@@ -29,6 +30,13 @@ enum Op {
         agent: usize,
         pick: usize,
         outcome: Outcome,
+        slow: bool,
+        retry_after_ms: Option<u64>,
+        pod: usize,
+    },
+    Configure {
+        agent: usize,
+        settings: AgentSettings,
     },
     Reset {
         agent: usize,
@@ -51,6 +59,39 @@ enum Op {
     Advance {
         ms: u64,
     },
+    /// The clock goes back (a Redis failover to a node whose clock is
+    /// behind): buckets ahead of it count nothing.
+    Rewind {
+        ms: u64,
+    },
+}
+
+/// Pods reporting outcomes, for the quorum.
+const PODS: [&str; 3] = ["pod-a", "pod-b", "pod-c"];
+
+/// Settings an operator may store for an agent: a few fields at a time.
+fn settings() -> impl Strategy<Value = AgentSettings> {
+    (
+        proptest::option::of(1u32..5),
+        proptest::option::of(prop_oneof![Just(0.0), Just(0.25), Just(0.5), Just(1.0)]),
+        proptest::option::of(1u32..6),
+        proptest::option::of(1u32..4),
+        proptest::option::of(prop_oneof![Just(0.0), Just(0.5)]),
+        proptest::option::of(prop_oneof![Just(1_000u64), Just(2_000)]),
+        proptest::option::of(10u64..500),
+    )
+        .prop_map(
+            |(threshold, rate, minimum, pods, jitter, window, base)| AgentSettings {
+                failure_threshold: threshold,
+                failure_rate_threshold: rate,
+                minimum_calls: minimum,
+                min_reporting_pods: pods,
+                backoff_jitter: jitter,
+                window_ms: window,
+                base_backoff_ms: base,
+                ..AgentSettings::default()
+            },
+        )
 }
 
 fn outcome() -> impl Strategy<Value = Outcome> {
@@ -65,8 +106,24 @@ fn op() -> impl Strategy<Value = Op> {
     let agent = 0..AGENTS.len();
     prop_oneof![
         6 => agent.clone().prop_map(|agent| Op::Acquire { agent }),
-        6 => (agent.clone(), any::<usize>(), outcome())
-            .prop_map(|(agent, pick, outcome)| Op::Record { agent, pick, outcome }),
+        6 => (
+            agent.clone(),
+            any::<usize>(),
+            outcome(),
+            prop::bool::weighted(0.3),
+            proptest::option::weighted(0.1, 1u64..5_000),
+            0..PODS.len(),
+        )
+            .prop_map(|(agent, pick, outcome, slow, retry_after_ms, pod)| Op::Record {
+                agent,
+                pick,
+                outcome,
+                slow,
+                retry_after_ms,
+                pod,
+            }),
+        1 => (agent.clone(), settings())
+            .prop_map(|(agent, settings)| Op::Configure { agent, settings }),
         1 => agent.clone().prop_map(|agent| Op::Reset { agent }),
         1 => (
             agent.clone(),
@@ -85,10 +142,19 @@ fn op() -> impl Strategy<Value = Op> {
             }
         ),
         4 => prop_oneof![0u64..50, 50u64..4_000].prop_map(|ms| Op::Advance { ms }),
+        1 => (1u64..3_000).prop_map(|ms| Op::Rewind { ms }),
     ]
 }
 
 fn config() -> impl Strategy<Value = BreakerConfig> {
+    let policies = (
+        proptest::option::weighted(0.5, prop_oneof![Just(0.3), Just(0.5), Just(1.0)]),
+        proptest::option::weighted(0.3, prop_oneof![Just(0.5), Just(1.0)]),
+        100u64..300,
+        1u32..8,
+        prop_oneof![3 => Just(1u32), 1 => 2u32..4],
+        prop_oneof![Just(0.0), Just(0.3)],
+    );
     (
         1u32..5,
         1u32..4,
@@ -96,18 +162,30 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
         0u32..20,
         1u64..8,
         50u64..3_000,
+        policies,
     )
-        .prop_map(|(threshold, probes, base, tenths, max_factor, recovery)| {
-            BreakerConfig::builder()
-                .failure_threshold(threshold)
-                .half_open_max_calls(probes)
-                .base_backoff(Duration::from_millis(base))
-                .backoff_multiplier(1.0 + f64::from(tenths) / 10.0)
-                .max_backoff(Duration::from_millis(base * max_factor))
-                .recovery_timeout(Duration::from_millis(recovery))
-                .build()
-                .expect("strategy makes valid configs")
-        })
+        .prop_map(
+            |(threshold, probes, base, tenths, max_factor, recovery, policies)| {
+                let (rate, slow_rate, window_tens, minimum, pods, jitter) = policies;
+                BreakerConfig::builder()
+                    .failure_threshold(threshold)
+                    .half_open_max_calls(probes)
+                    .base_backoff(Duration::from_millis(base))
+                    .backoff_multiplier(1.0 + f64::from(tenths) / 10.0)
+                    .max_backoff(Duration::from_millis(base * max_factor))
+                    .recovery_timeout(Duration::from_millis(recovery))
+                    .failure_rate_threshold(rate)
+                    .slow_call_duration(slow_rate.map(|_| Duration::from_millis(100)))
+                    .slow_call_rate_threshold(slow_rate)
+                    // 1 to 3 s: buckets of 100 to 300 ms roll over within a case.
+                    .window(Duration::from_millis(window_tens * 10))
+                    .minimum_calls(minimum)
+                    .min_reporting_pods(pods)
+                    .backoff_jitter(jitter)
+                    .build()
+                    .expect("strategy makes valid configs")
+            },
+        )
 }
 
 /// The model applied directly: the reference.
@@ -147,7 +225,7 @@ impl Seen {
 impl Reference {
     fn apply(&mut self, config: &BreakerConfig, agent: &AgentId, now: u64, op: &Step) -> Seen {
         let existing = self.agents.contains_key(agent);
-        let creates = matches!(op, Step::Acquire(_) | Step::Record(..));
+        let creates = matches!(op, Step::Acquire(_) | Step::Record(..) | Step::Configure(_));
         if !existing && !creates {
             return Seen {
                 decision: None,
@@ -164,8 +242,13 @@ impl Reference {
                 let step = model::acquire(s, config, agent, now, id);
                 (Some(step.decision), step.transition)
             }
-            Step::Record(ticket, outcome) => {
-                (None, model::record(s, config, agent, now, ticket, *outcome))
+            Step::Record(ticket, report) => (
+                None,
+                model::record(s, config, agent, now, ticket, &report.as_report()),
+            ),
+            Step::Configure(settings) => {
+                model::configure(s, *settings);
+                (None, model::refresh(s, config, agent, now))
             }
             Step::Reset => (None, Some(model::reset(s, config, agent, now))),
             Step::Force(mode, ttl) => {
@@ -185,11 +268,32 @@ impl Reference {
 /// One store-level operation with its arguments resolved.
 enum Step {
     Acquire(String),
-    Record(Ticket, Outcome),
+    Record(Ticket, Reported),
+    Configure(AgentSettings),
     Reset,
     Force(ForceMode, Option<u64>),
     Snapshot,
     Flush(Batch),
+}
+
+/// A [`Report`] that owns nothing (its pod is one of [`PODS`]).
+#[derive(Debug, Clone, Copy)]
+struct Reported {
+    outcome: Outcome,
+    slow: bool,
+    retry_after_ms: Option<u64>,
+    pod: usize,
+}
+
+impl Reported {
+    fn as_report(&self) -> Report<'static> {
+        Report {
+            outcome: self.outcome,
+            slow: self.slow,
+            retry_after_ms: self.retry_after_ms,
+            pod: PODS[self.pod],
+        }
+    }
 }
 
 async fn apply_store(
@@ -203,8 +307,12 @@ async fn apply_store(
             .acquire(config, agent, id)
             .await
             .map(|a| Seen::of(Some(a), |d| Some(*d))),
-        Step::Record(ticket, outcome) => store
-            .record(config, agent, ticket, *outcome)
+        Step::Record(ticket, report) => store
+            .report(config, agent, ticket, report.as_report())
+            .await
+            .map(|a| Seen::of(Some(a), |()| None)),
+        Step::Configure(settings) => store
+            .configure(config, agent, settings)
             .await
             .map(|a| Seen::of(Some(a), |()| None)),
         Step::Reset => store
@@ -259,6 +367,11 @@ async fn run_case(
                 clock.advance(Duration::from_millis(ms));
                 continue;
             }
+            Op::Rewind { ms } => {
+                clock.set(clock.now_ms_for_test() - ms);
+                continue;
+            }
+            Op::Configure { agent, settings } => (agent, Step::Configure(settings)),
             Op::Acquire { agent } => {
                 permit_ids += 1;
                 (agent, Step::Acquire(format!("permit-{permit_ids:04}")))
@@ -267,6 +380,9 @@ async fn run_case(
                 agent,
                 pick,
                 outcome,
+                slow,
+                retry_after_ms,
+                pod,
             } => {
                 let mine: Vec<usize> = (0..tickets.len())
                     .filter(|&i| tickets[i].0 == agent)
@@ -275,7 +391,13 @@ async fn run_case(
                     continue;
                 }
                 let (_, ticket) = tickets.remove(mine[pick % mine.len()]);
-                (agent, Step::Record(ticket, outcome))
+                let report = Reported {
+                    outcome,
+                    slow,
+                    retry_after_ms,
+                    pod,
+                };
+                (agent, Step::Record(ticket, report))
             }
             Op::Reset { agent } => (agent, Step::Reset),
             Op::Force {

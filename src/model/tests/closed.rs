@@ -21,6 +21,8 @@ fn fresh_circuit_is_closed_with_zero_counters_and_base_backoff() {
             forced_until_ms: None,
             probes: Vec::new(),
             epoch: 0,
+            window: Window::default(),
+            settings: AgentSettings::default(),
         }
     );
 }

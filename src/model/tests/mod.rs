@@ -4,12 +4,12 @@
 //! the model takes `now_ms` as an argument and reads no clock.
 
 use super::{
-    AcquireStep, CircuitState, Decision, ForceMode, Grant, Lease, Outcome, Snapshot, Ticket,
-    Transition, TransitionReason, acquire, backoff_seconds, escalate_backoff, force, record,
-    refresh, reset,
+    AcquireStep, CircuitState, Decision, ForceMode, Grant, Lease, Outcome, Report, Snapshot,
+    Ticket, Transition, TransitionReason, Window, acquire, backoff_seconds, escalate_backoff,
+    force, record, refresh, reset,
 };
 use crate::agent_id::AgentId;
-use crate::config::BreakerConfig;
+use crate::config::{AgentSettings, BreakerConfig};
 
 mod backoff;
 mod closed;
@@ -19,6 +19,7 @@ mod half_open;
 mod leases;
 mod neutral;
 mod open;
+mod policies;
 mod properties;
 mod rejections;
 mod reset;
@@ -102,7 +103,19 @@ impl Circuit {
             &self.agent,
             now_ms,
             ticket,
-            outcome,
+            &Report::of(outcome),
+        )
+    }
+
+    /// Records `report` for `ticket` at `now_ms`.
+    fn report(&mut self, now_ms: u64, ticket: &Ticket, report: &Report<'_>) -> Option<Transition> {
+        record(
+            &mut self.s,
+            &self.config,
+            &self.agent,
+            now_ms,
+            ticket,
+            report,
         )
     }
 

@@ -381,15 +381,18 @@ impl BreakerStore for MemoryStore {
                 let step = model::acquire(s, config, agent, now, permit_id);
                 (Some(step.decision), step.transition)
             })),
-            Op::Record { ticket, report } => {
-                Some(self.apply_or_create(config, agent, |s, now| {
-                    some((), model::record(s, config, agent, now, ticket, &report))
-                }))
-            }
-            Op::Configure(settings) => Some(self.apply_or_create(config, agent, |s, now| {
-                model::configure(s, *settings);
-                some((), model::refresh(s, config, agent, now))
+            Op::Record { ticket, report } => Some(self.apply_or_create(config, agent, |s, now| {
+                some((), model::record(s, config, agent, now, ticket, &report))
             })),
+            Op::Configure(settings) => Some({
+                settings
+                    .check_ranges()
+                    .map_err(|e| StoreError::InvalidSettings(e.to_string()))?;
+                self.apply_or_create(config, agent, |s, now| {
+                    model::configure(s, *settings);
+                    some((), model::refresh(s, config, agent, now))
+                })
+            }),
             Op::Flush(batch) => self.apply_existing(config, agent, |s, now| {
                 some((), model::flush(s, config, agent, now, batch))
             }),

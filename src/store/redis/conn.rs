@@ -180,6 +180,9 @@ impl Lanes {
         for arg in &call.args {
             invocation.arg(arg);
         }
+        if !call.policies.is_empty() {
+            invocation.arg(&call.policies);
+        }
         let invocation = &invocation;
         let state_key = call.keys.first().map_or(&[][..], |key| key.as_bytes());
         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(

@@ -38,6 +38,13 @@ impl Keys {
         format!("{}:{{{}}}:probes", self.prefix, agent)
     }
 
+    /// `PREFIX:{AGENT}:config`, the hash of the agent's own settings
+    /// ([`AgentSettings`](crate::config::AgentSettings)).
+    #[must_use]
+    pub fn config(&self, agent: &AgentId) -> String {
+        format!("{}:{{{}}}:config", self.prefix, agent)
+    }
+
     /// `PREFIX:agents`, the set of known agent ids.
     #[must_use]
     pub fn agents(&self) -> String {

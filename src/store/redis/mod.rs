@@ -41,6 +41,7 @@ mod keys;
 mod peek;
 mod reply;
 mod scripts;
+mod stored;
 mod target;
 mod topology;
 pub(crate) mod watch;
@@ -290,10 +291,21 @@ impl RedisStore {
                 &*scripts::RECORD,
                 call.arg(ticket.permit_id.as_str())
                     .arg(ticket.generation.to_string())
-                    .arg(report.outcome.as_str()),
+                    .arg(report.outcome.as_str())
+                    .arg(if report.slow { "1" } else { "0" })
+                    .arg(
+                        report
+                            .retry_after_ms
+                            .map_or_else(String::new, |ms| ms.to_string()),
+                    )
+                    .arg(crate::model::reporter_id(report.pod)),
             ),
-            Op::Configure(_) => {
-                return Err(StoreError::InvalidSettings("WIP".into()));
+            Op::Configure(settings) => {
+                let mut call = call;
+                for (name, value) in settings.fields() {
+                    call = call.arg(name).arg(value);
+                }
+                (&*scripts::CONFIGURE, call)
             }
             Op::Flush(batch) => (
                 &*scripts::FLUSH,

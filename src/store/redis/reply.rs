@@ -11,7 +11,9 @@
 //! | 2..=12 | the 11 hash fields, in the order of DESIGN.md section 3 (`None` as 0) |
 //! | 13 | probes: an array `id, deadline_ms, id, deadline_ms, ...` |
 //! | 14 | epoch (the hash field `epoch`, 0 when absent) |
-//! | 15..=17 | acquire only: `"granted", generation, probe (0/1)` or `"rejected", state, retry_after_ms (-1: none)` |
+//! | 15, 16 | the hash fields `window` and `reporters` (`""` when absent) |
+//! | 17 | the agent's settings: an array `name, value, name, value, ...` |
+//! | 18..=20 | acquire only: `"granted", generation, probe (0/1)` or `"rejected", state, retry_after_ms (-1: none)` |
 
 use ::redis::Value;
 
@@ -20,7 +22,7 @@ use crate::agent_id::AgentId;
 use crate::model::{CircuitState, Decision, Grant, Lease, Snapshot, Transition};
 
 /// Fields of the common part of every reply.
-const COMMON: usize = 15;
+const COMMON: usize = 18;
 
 /// The reply of the acquire script.
 pub(super) fn acquire(value: Value, agent: &AgentId) -> Result<Applied<Decision>, StoreError> {
@@ -200,11 +202,15 @@ impl<'a> Reply<'a> {
             forced_until_ms: self.optional_ms("forced_until_ms")?,
             probes: Vec::new(),
             epoch: 0,
-        window: crate::model::Window::default(),
-        settings: crate::config::AgentSettings::default(),
+            window: crate::model::Window::default(),
+            settings: crate::config::AgentSettings::default(),
         };
         snapshot.probes = self.probes()?;
         snapshot.epoch = self.uint("epoch")?;
+        let (window, reporters) = (self.text("window")?, self.text("reporters")?);
+        snapshot.window = super::stored::parse_window(&window, &reporters)
+            .map_err(|field| self.invalid(format!("{field} is unreadable")))?;
+        snapshot.settings = self.settings()?;
         let transition = if message.is_empty() {
             None
         } else {
@@ -216,6 +222,30 @@ impl<'a> Reply<'a> {
             Some(transition)
         };
         Ok((snapshot, transition, now_ms))
+    }
+
+    fn settings(&mut self) -> Result<crate::config::AgentSettings, StoreError> {
+        let items = match self.next("settings")? {
+            Value::Array(items) if items.len() % 2 == 0 => items,
+            other => {
+                return Err(self.invalid(format!(
+                    "settings is {other:?}, expected an array of name, value pairs"
+                )));
+            }
+        };
+        let mut pairs = Vec::with_capacity(items.len() / 2);
+        let mut items = items.into_iter();
+        while let (Some(Value::BulkString(name)), Some(Value::BulkString(value))) =
+            (items.next(), items.next())
+        {
+            pairs.push((
+                String::from_utf8_lossy(&name).into_owned(),
+                String::from_utf8_lossy(&value).into_owned(),
+            ));
+        }
+        super::stored::parse_settings(&pairs).map_err(|(field, value, expected)| {
+            self.invalid(format!("setting {field} is {value:?}, expected {expected}"))
+        })
     }
 
     fn probes(&mut self) -> Result<Vec<Lease>, StoreError> {
@@ -289,6 +319,7 @@ mod tests {
             Value::Int(1_700_000_030_123),
         ]));
         items.push(Value::Int(1_700_000_000_000_456));
+        items.extend([bulk(""), bulk(""), Value::Array(vec![])]);
         items
     }
 

@@ -47,22 +47,37 @@ pub(super) static SNAPSHOT: LazyLock<Script> = script!("snapshot.lua");
 /// `lua/flush.lua`: [`crate::model::flush`].
 pub(super) static FLUSH: LazyLock<Script> = script!("flush.lua");
 
+/// `lua/configure.lua`: [`crate::model::configure`].
+pub(super) static CONFIGURE: LazyLock<Script> = script!("configure.lua");
+
 /// `lua/census.lua`: one agent's census field put right from its state.
 pub(super) static CENSUS: LazyLock<Script> = script!("census.lua");
 
 /// Every script, for loading them all at once.
-pub(super) fn all() -> [&'static Script; 6] {
-    [&*ACQUIRE, &*RECORD, &*RESET, &*FORCE, &*SNAPSHOT, &*FLUSH]
+pub(super) fn all() -> [&'static Script; 7] {
+    [
+        &*ACQUIRE,
+        &*RECORD,
+        &*RESET,
+        &*FORCE,
+        &*SNAPSHOT,
+        &*FLUSH,
+        &*CONFIGURE,
+    ]
 }
 
 /// The KEYS and ARGV of one script call.
 #[derive(Debug)]
 pub(super) struct Call {
-    /// `KEYS[1..5]`: state, probes, agents, transitions, census; on a
-    /// cluster only the first two (the agent's slot), see `lua/lib.lua`.
+    /// `KEYS[1..6]`: state, probes, agents, transitions, census, config;
+    /// on a cluster state, probes and config (the agent's slot), see
+    /// `lua/lib.lua`.
     pub(super) keys: Vec<String>,
     /// `ARGV`: the twelve common arguments, then the operation's own.
     pub(super) args: Vec<String>,
+    /// The last `ARGV`, after the operation's own: the trip policies
+    /// (empty: not passed, for `census.lua`, which takes none).
+    pub(super) policies: String,
 }
 
 impl Call {
@@ -97,7 +112,7 @@ impl Call {
             config.idle_ttl_ms().to_string(),
         ];
         let keys = if cluster {
-            vec![keys.state(agent), keys.probes(agent)]
+            vec![keys.state(agent), keys.probes(agent), keys.config(agent)]
         } else {
             vec![
                 keys.state(agent),
@@ -105,9 +120,14 @@ impl Call {
                 keys.agents(),
                 keys.transitions(),
                 keys.not_closed(),
+                keys.config(agent),
             ]
         };
-        Self { keys, args }
+        Self {
+            keys,
+            args,
+            policies: policies(config),
+        }
     }
 
     /// Appends an operation's own argument.
@@ -115,6 +135,20 @@ impl Call {
         self.args.push(value.into());
         self
     }
+}
+
+/// The policies argument (see `lua/lib.lua`): seven decimals, 0 for off.
+fn policies(config: &BreakerConfig) -> String {
+    format!(
+        "{} {} {} {} {} {} {}",
+        config.failure_rate_threshold.unwrap_or(0.0),
+        config.slow_call_ms(),
+        config.slow_call_rate_threshold.unwrap_or(0.0),
+        crate::config::duration_ms(config.window),
+        config.minimum_calls,
+        config.min_reporting_pods,
+        config.backoff_jitter,
+    )
 }
 
 #[cfg(test)]
@@ -152,7 +186,9 @@ mod tests {
         assert_eq!(call.args[7], "1.1");
         assert_eq!(call.args[1], "", "no override: Redis TIME");
         assert_eq!(call.keys[0], "fleet-breaker:{agent-1}:state");
-        assert_eq!(call.keys.len(), 5);
+        assert_eq!(call.keys.len(), 6);
+        assert_eq!(call.keys[5], "fleet-breaker:{agent-1}:config");
+        assert_eq!(call.policies, "0 0 0 10000 20 1 0");
         assert_eq!(call.args[11], "604800000", "idle_ttl_ms: 7 days");
     }
 

@@ -1,19 +1,19 @@
 --[[
 acquire.lua: asks for a permit to call an agent (model::acquire).
 
-KEYS[1..5], ARGV[1..12]: see lib.lua. Then:
+KEYS[1..6], ARGV[1..12] and the policies (last): see lib.lua. Then:
   ARGV[13] permit id: names the probe lease if the permit is a half-open probe
 
 Creates the agent (every hash field, and SADD to PREFIX:agents) on first use.
 A closed circuit that exists already is decided with one HGETALL and no write.
 
 Return value: the common array of lib.lua, then the decision:
-  [16] "granted"   [17] the generation granted in  [18] 1 for a probe holding a lease, else 0
-  [16] "rejected"  [17] the state that refused      [18] retry_after_ms, or -1 when unknown
+  [19] "granted"   [20] the generation granted in  [21] 1 for a probe holding a lease, else 0
+  [19] "rejected"  [20] the state that refused      [21] retry_after_ms, or -1 when unknown
 ]]
 
 return guard(function()
-  local c = setup(13)
+  local c = begin(14)
   local permit = ARGV[13]
   local s = load() or fresh(c)
   local tr = refresh(s, c)

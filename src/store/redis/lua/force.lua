@@ -1,7 +1,7 @@
 --[[
 force.lua: the operator override (model::force); a transition of its own.
 
-KEYS[1..5], ARGV[1..12]: see lib.lua. Then:
+KEYS[1..6], ARGV[1..12] and the policies (last): see lib.lua. Then:
   ARGV[13] mode: open (forced_open), closed (forced_closed) or auto (end any force)
   ARGV[14] ttl_ms bounding the force, or "" to hold it until changed;
            ignored by auto
@@ -17,7 +17,7 @@ exist; else the common array of lib.lua.
 ]]
 
 return guard(function()
-  local c = setup(14)
+  local c = begin(15)
   local mode = ARGV[13]
   if mode ~= 'open' and mode ~= 'closed' and mode ~= 'auto' then
     raise('invalid argument', 'ARGV[13] (mode) is ' .. show(mode) .. ', expected open, closed or auto')

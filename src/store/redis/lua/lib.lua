@@ -14,9 +14,11 @@ KEYS, the same for every script:
   KEYS[4]  PREFIX:transitions     stream, capped; one field `msg` per transition
   KEYS[5]  PREFIX:not_closed      hash: agent id -> its state, for every agent
                                   not closed (the census: see "Census" below)
+  KEYS[6]  PREFIX:{AGENT}:config  hash: the agent's settings (see "Settings")
 
-On a Redis Cluster the client passes KEYS[1..2] only: KEYS[3..5] live in
-other slots, which a script may not touch there. The script then skips the
+On a Redis Cluster the client passes KEYS[1..2] and the config key (3 keys,
+the agent's slot): KEYS[3..5] live in other slots, which a script may not
+touch there. The script then skips the
 SADD, the XADD and the census write (it still PUBLISHes, which a cluster
 broadcasts to every node) and appends two items to its reply, `created` (1
 when it created the agent, else 0) and `census` (see below); the client does
@@ -42,6 +44,20 @@ ARGV[1..12], the same for every script (each script's own follow):
            after this long (PEXPIRE), so an agent nobody calls is forgotten;
            any other state removes the expiry (PERSIST): only a closed
            agent ever expires. 0: never.
+and, last of all (after each script's own), ARGV[#ARGV], the trip policies
+of the process's config, seven decimals separated by spaces:
+  failure_rate_threshold slow_call_duration_ms slow_call_rate_threshold
+  window_ms minimum_calls min_reporting_pods backoff_jitter
+(a rate of 0 or a slow-call duration of 0: off).
+
+Settings: the config key holds the agent's own settings (model
+AgentSettings), field name -> decimal, which override the process's values
+above field by field, on every pod (see `begin` in load.lua).
+
+Window: with a rate policy or a quorum above 1, the state hash also holds
+`window` (the buckets of the fleet's calls: `index:calls:failures:slow`,
+comma-separated, by index) and `reporters` (the pods that reported a failure
+or a slow call: `pod=bucket`, comma-separated, latest first); model/window.rs.
 
 Hash fields are decimal integers, except `state` (closed, open, half_open,
 forced_open, forced_closed); a `None` of last_failure_ms, last_success_ms or
@@ -59,8 +75,10 @@ Return value, common to every script (a flat array, numbers as integers):
   [14] probes: an array id, deadline_ms, id, deadline_ms, ... ordered by
        (deadline, id)
   [15] epoch: the identity of the agent's history (see "Epochs" below)
-then the script's own values (see its header), then, with 2 KEYS only
-(a cluster), `created`: 1 or 0.
+  [16] window  [17] reporters: the two fields' text ("" when absent)
+  [18] settings: an array name, value, name, value, ... of the agent's settings
+then the script's own values (see its header), then, with 3 KEYS only
+(a cluster), `created`: 1 or 0, and `census`.
 
 Errors: every argument and every stored field is checked before the first
 write (Redis keeps the writes of a script that fails halfway). A bad argument
@@ -159,10 +177,11 @@ local function guard(body)
   error(result, 0)
 end
 
--- Checks the KEYS and ARGV counts, parses ARGV[1..12] and reads the time.
+-- Checks the KEYS and ARGV counts, parses ARGV[1..12] and the policies
+-- (ARGV[#ARGV]) and reads the time. `argc` counts every argument.
 local function setup(argc)
-  if #KEYS ~= 5 and #KEYS ~= 2 then
-    raise('invalid argument', 'expected 5 keys (2 on a cluster), got ' .. #KEYS)
+  if #KEYS ~= 6 and #KEYS ~= 3 then
+    raise('invalid argument', 'expected 6 keys (3 on a cluster), got ' .. #KEYS)
   end
   if #ARGV ~= argc then
     raise('invalid argument', 'expected ' .. argc .. ' arguments, got ' .. #ARGV)
@@ -171,7 +190,8 @@ local function setup(argc)
   local c = {
     agent = ARGV[1],
     -- A cluster: the client writes PREFIX:agents and PREFIX:transitions.
-    cluster = #KEYS == 2,
+    cluster = #KEYS == 3,
+    config_key = KEYS[#KEYS],
     channel = ARGV[3],
     counts_channel = ARGV[11],
     max_len = arg_uint(4, 'transitions_max_len'),
@@ -188,6 +208,19 @@ local function setup(argc)
     raise('invalid argument', 'ARGV[8] (backoff_multiplier) is ' .. show(ARGV[8])
       .. ', expected a number of at least 1')
   end
+  local p = {}
+  for word in string.gmatch(ARGV[#ARGV], '%S+') do p[#p + 1] = tonumber(word) end
+  if #p ~= 7 then
+    raise('invalid argument', 'ARGV[' .. #ARGV .. '] (policies) is ' .. show(ARGV[#ARGV])
+      .. ', expected seven numbers')
+  end
+  c.failure_rate = p[1]
+  c.slow_call_ms = p[2]
+  c.slow_call_rate = p[3]
+  c.window_ms = p[4]
+  c.minimum_calls = p[5]
+  c.min_reporting_pods = p[6]
+  c.jitter = p[7]
   if ARGV[2] ~= '' then
     c.now = arg_uint(2, 'now_override_ms')
   else
@@ -204,8 +237,10 @@ local function fresh(c)
     success_count = 0, total_rejections = 0, last_failure_ms = 0, last_success_ms = 0,
     backoff_ms = c.base_backoff_ms, open_until_ms = 0, half_open_successes = 0,
     generation = 0, forced_until_ms = 0, epoch = new_epoch(),
+    buckets = {}, reporters = {},
   }
 end
+
 
 -- Queues a write of the probes key; `save` runs them in order.
 local function op(s, ...)
@@ -219,6 +254,108 @@ local function bytes_lt(a, b)
     if x ~= y then return x < y end
   end
   return #a < #b
+end
+
+-- BreakerConfig::windowed: a rate policy or a quorum keeps the window.
+local function windowed(c)
+  return c.failure_rate > 0 or c.slow_call_rate > 0 or c.min_reporting_pods > 1
+end
+
+-- model::bucket_index, and whether bucket `i` is in the window at `current`.
+local function bucket_now(c)
+  return math.floor(c.now / math.max(math.floor(c.window_ms / 10), 1))
+end
+local function in_window(i, current)
+  return i <= current and current - i < 10
+end
+
+-- Window::counts: calls, failures, slow, reporting pods.
+local function window_counts(s, c)
+  local current = bucket_now(c)
+  local calls, failures, slow, pods = 0, 0, 0, 0
+  for _, b in ipairs(s.buckets) do
+    if in_window(b.index, current) then
+      calls = calls + b.calls
+      failures = failures + b.failures
+      slow = slow + b.slow
+    end
+  end
+  for _, r in ipairs(s.reporters) do
+    if in_window(r.bucket, current) then pods = pods + 1 end
+  end
+  return calls, failures, slow, pods
+end
+
+-- Window::count: into the current bucket (dropping the buckets outside the
+-- window); a failure or a slow call makes `pod` a reporter under a quorum.
+local function window_count(s, c, calls, failures, slow, pod)
+  local current = bucket_now(c)
+  local kept = {}
+  for _, b in ipairs(s.buckets) do
+    if in_window(b.index, current) then kept[#kept + 1] = b end
+  end
+  local last = kept[#kept]
+  if last == nil or last.index ~= current then
+    last = { index = current, calls = 0, failures = 0, slow = 0 }
+    kept[#kept + 1] = last
+  end
+  last.calls = last.calls + calls
+  last.failures = last.failures + failures
+  last.slow = last.slow + slow
+  s.buckets = kept
+  if failures + slow > 0 and c.min_reporting_pods > 1 then
+    local reporters = {}
+    for _, r in ipairs(s.reporters) do
+      if r.pod ~= pod then reporters[#reporters + 1] = r end
+    end
+    reporters[#reporters + 1] = { pod = pod, bucket = current }
+    table.sort(reporters, function(a, b)
+      if a.bucket ~= b.bucket then return a.bucket > b.bucket end
+      return bytes_lt(a.pod, b.pod)
+    end)
+    while #reporters > c.min_reporting_pods do table.remove(reporters) end
+    s.reporters = reporters
+  end
+end
+
+-- model::trip_condition: the first trip that holds for a closed circuit.
+local function trip_condition(s, c)
+  if s.state ~= 'closed' then return nil end
+  if s.failure_count >= c.failure_threshold then return 'failure_threshold' end
+  if not windowed(c) then return nil end
+  local calls, failures, slow = window_counts(s, c)
+  if calls < c.minimum_calls then return nil end
+  if c.failure_rate > 0 and failures / calls >= c.failure_rate then return 'failure_rate' end
+  if c.slow_call_rate > 0 and slow / calls >= c.slow_call_rate then return 'slow_call_rate' end
+  return nil
+end
+
+-- model::quorum_met
+local function quorum_met(s, c)
+  if c.min_reporting_pods <= 1 then return true end
+  local _, _, _, pods = window_counts(s, c)
+  return pods >= c.min_reporting_pods
+end
+
+-- model::jittered: floor(backoff x (1 + d)), d from SHA-1 of agent,
+-- generation and time, as the model draws it.
+local function jittered(c, backoff_ms, generation)
+  if c.jitter <= 0 then return backoff_ms end
+  local h = redis.sha1hex(c.agent .. ':' .. int(generation) .. ':' .. int(c.now))
+  local u = tonumber(string.sub(h, 1, 8), 16)
+  local d = c.jitter * (2 * u / 4294967295 - 1)
+  return math.floor(backoff_ms * (1 + d))
+end
+
+-- The window's two hash fields as text (see "Window").
+local function window_text(s)
+  local parts = {}
+  for _, b in ipairs(s.buckets) do
+    parts[#parts + 1] = int(b.index) .. ':' .. int(b.calls) .. ':' .. int(b.failures) .. ':' .. int(b.slow)
+  end
+  local pods = {}
+  for _, r in ipairs(s.reporters) do pods[#pods + 1] = r.pod .. '=' .. int(r.bucket) end
+  return table.concat(parts, ','), table.concat(pods, ',')
 end
 
 -- model::transition: state `to`, generation + 1, leases cleared; the JSON message.
@@ -241,6 +378,8 @@ local function close(s, c)
   s.backoff_ms = c.base_backoff_ms
   s.open_until_ms = 0
   s.forced_until_ms = 0
+  s.buckets = {}
+  s.reporters = {}
 end
 
 -- model::refresh: drops lapsed leases, ends an expired force.
@@ -266,10 +405,13 @@ local function escalate(backoff_ms, c)
   return math.min(math.floor(backoff_ms * c.multiplier), c.max_backoff_ms)
 end
 
--- model::open
-local function open(s, c, reason)
+-- model::open_for: the escalated backoff, jittered, or a retry-after
+-- (capped at max_backoff) if longer.
+local function open(s, c, reason, retry_after_ms)
   s.backoff_ms = escalate(s.backoff_ms, c)
-  s.open_until_ms = s.backoff_ms + c.now
+  local wait = jittered(c, s.backoff_ms, s.generation + 1)
+  if retry_after_ms then wait = math.max(wait, math.min(retry_after_ms, c.max_backoff_ms)) end
+  s.open_until_ms = wait + c.now
   s.half_open_successes = 0
   return transition(s, c, 'open', reason)
 end
@@ -382,6 +524,20 @@ local function save(s, c, tr)
     changed[#changed + 1] = 'epoch'
     changed[#changed + 1] = int(s.epoch)
   end
+  local window, reporters = window_text(s)
+  local dropped = {}
+  for _, f in ipairs({ 'window', 'reporters' }) do
+    local text = (f == 'window') and window or reporters
+    if text ~= (s.saved_window and s.saved_window[f] or '') then
+      if text == '' then
+        dropped[#dropped + 1] = f
+      else
+        changed[#changed + 1] = f
+        changed[#changed + 1] = text
+      end
+    end
+  end
+  if #dropped > 0 then redis.call('HDEL', KEYS[1], unpack(dropped)) end
   if #changed > 0 then
     redis.call('HSET', KEYS[1], unpack(changed))
     if s.state == 'closed' and c.idle_ttl_ms > 0 then
@@ -411,6 +567,10 @@ local function reply(s, c, tr, ...)
     s.last_failure_ms, s.last_success_ms, s.backoff_ms, s.open_until_ms,
     s.half_open_successes, s.generation, s.forced_until_ms, probes, s.epoch,
   }
+  local window, reporters = window_text(s)
+  r[#r + 1] = window
+  r[#r + 1] = reporters
+  r[#r + 1] = c.settings or {}
   for i = 1, select('#', ...) do r[#r + 1] = select(i, ...) end
   if c.cluster then
     r[#r + 1] = c.created and 1 or 0

@@ -40,7 +40,7 @@ end
 -- one write of a script that refuses corrupt data, so the fleet's counts
 -- show it (a repair by reset or force rewrites the field).
 local function corrupt(key, field, value, expected)
-  if #KEYS == 5 then redis.call('HSET', KEYS[5], ARGV[1], 'corrupt') end
+  if #KEYS == 6 then redis.call('HSET', KEYS[5], ARGV[1], 'corrupt') end
   raise('corrupt data', cjson.encode({
     key = key, field = field, value = printable(value), expected = expected,
   }))
@@ -59,10 +59,39 @@ local function parse_field(f, text)
   return n
 end
 
+local FIELDS_AND_WINDOW = { unpack(FIELDS) }
+FIELDS_AND_WINDOW[#FIELDS + 1] = 'window'
+FIELDS_AND_WINDOW[#FIELDS + 2] = 'reporters'
+local EXPECTED_WINDOW = 'index:calls:failures:slow, comma-separated, by index'
+local EXPECTED_REPORTERS = 'pod=bucket, comma-separated'
+
+-- The window's buckets and reporters from the two fields' text (false:
+-- absent); nil and the field that is corrupt.
+local function parse_window(window, reporters)
+  local buckets, pods = {}, {}
+  for item in string.gmatch(window or '', '[^,]+') do
+    local i, calls, failures, slow = string.match(item, '^(%d+):(%d+):(%d+):(%d+)$')
+    local b = { index = to_uint(i), calls = to_uint(calls), failures = to_uint(failures), slow = to_uint(slow) }
+    if not (b.index and b.calls and b.failures and b.slow)
+      or (#buckets > 0 and buckets[#buckets].index >= b.index) then
+      return nil, 'window', window, EXPECTED_WINDOW
+    end
+    buckets[#buckets + 1] = b
+  end
+  for item in string.gmatch(reporters or '', '[^,]+') do
+    local pod, bucket = string.match(item, '^([%w%._@/%-]+)=(%d+)$')
+    if pod == nil or to_uint(bucket) == nil then
+      return nil, 'reporters', reporters, EXPECTED_REPORTERS
+    end
+    pods[#pods + 1] = { pod = pod, bucket = to_uint(bucket) }
+  end
+  return buckets, pods
+end
+
 -- The stored fields, as HMGET gives them (false: missing); nil when the
 -- hash is absent; false and the key's type when the key is not a hash.
 local function read_hash()
-  local raw = redis.pcall('HMGET', KEYS[1], unpack(FIELDS))
+  local raw = redis.pcall('HMGET', KEYS[1], unpack(FIELDS_AND_WINDOW))
   if raw.err then return false, key_type(KEYS[1]) end
   if not (raw[1] or raw[2] or raw[10]) and redis.call('EXISTS', KEYS[1]) == 0 then
     return nil
@@ -96,6 +125,11 @@ local function load()
     s[f] = value
     s.saved[f] = value
   end
+  local n = #FIELDS
+  local buckets, pods, text, expected = parse_window(raw[n + 1], raw[n + 2])
+  if buckets == nil then corrupt(KEYS[1], pods, text, expected) end
+  s.buckets, s.reporters = buckets, pods
+  s.saved_window = { window = raw[n + 1] or '', reporters = raw[n + 2] or '' }
   if s.state == 'half_open' then load_probes(s) end
   local epoch, text = stored_epoch()
   if epoch == nil then corrupt(KEYS[1], 'epoch', text, EXPECTED_UINT) end
@@ -128,6 +162,11 @@ local function load_for_repair(c)
       s.generation = c.now
     end
   end
+  -- An unreadable window is dropped (save deletes the fields).
+  local n = #FIELDS
+  local buckets, pods = parse_window(raw[n + 1], raw[n + 2])
+  if buckets ~= nil then s.buckets, s.reporters = buckets, pods end
+  s.saved_window = { window = raw[n + 1] or '?', reporters = raw[n + 2] or '?' }
   -- An unreadable epoch (or a key that was not a hash) starts a new
   -- history: `fresh` drew a new epoch, and `save` writes it.
   local epoch = (not s.wrong_type) and stored_epoch() or nil
@@ -143,4 +182,74 @@ end
 local function save_repaired(s, c, tr)
   if s.wrong_type then redis.call('DEL', KEYS[1]) end
   save(s, c, tr)
+end
+
+-- The agent's settings: each field of the config key, checked against its
+-- range as AgentSettings::check_ranges checks it, a corrupt one refused like
+-- a corrupt state field (configure.lua replaces them all).
+local SETTINGS = {
+  -- name, config field, min, max, whole number
+  { 'failure_threshold', 'failure_threshold', 1, MAX_U32, true },
+  { 'half_open_max_calls', 'half_open_max_calls', 1, MAX_U32, true },
+  { 'base_backoff_ms', 'base_backoff_ms', 1, 2592000000, true },
+  { 'backoff_multiplier', 'multiplier', 1, 1000, false },
+  { 'max_backoff_ms', 'max_backoff_ms', 1, 2592000000, true },
+  { 'recovery_timeout_ms', 'recovery_timeout_ms', 1, 2592000000, true },
+  { 'failure_rate_threshold', 'failure_rate', 0, 1, false },
+  { 'slow_call_duration_ms', 'slow_call_ms', 0, 2592000000, true },
+  { 'slow_call_rate_threshold', 'slow_call_rate', 0, 1, false },
+  { 'window_ms', 'window_ms', 1000, 3600000, true },
+  { 'minimum_calls', 'minimum_calls', 1, MAX_U32, true },
+  { 'min_reporting_pods', 'min_reporting_pods', 1, 64, true },
+  { 'backoff_jitter', 'jitter', 0, 0.5, false },
+}
+
+-- The value of setting `spec` from its text, or nil when out of range.
+local function setting_value(spec, text)
+  local n = tonumber(text)
+  if n == nil or n ~= n or n < spec[3] or n > spec[4] then return nil end
+  if spec[5] and n % 1 ~= 0 then return nil end
+  if spec[1] == 'window_ms' and n % 10 ~= 0 then return nil end
+  return n
+end
+
+local function setting_spec(name)
+  for _, spec in ipairs(SETTINGS) do
+    if spec[1] == name then return spec end
+  end
+  return nil
+end
+
+-- Reads the agent's settings into `c` (overriding the process's values)
+-- and `c.settings` (name, text pairs in SETTINGS order, for the reply).
+local function read_settings(c)
+  local raw = redis.pcall('HGETALL', c.config_key)
+  if raw.err then corrupt(c.config_key, 'type', key_type(c.config_key), 'a hash') end
+  local stored = {}
+  for i = 1, #raw, 2 do
+    if setting_spec(raw[i]) == nil then
+      corrupt(c.config_key, raw[i], raw[i + 1], 'no such setting')
+    end
+    stored[raw[i]] = raw[i + 1]
+  end
+  c.settings = {}
+  for _, spec in ipairs(SETTINGS) do
+    local text = stored[spec[1]]
+    if text then
+      local n = setting_value(spec, text)
+      if n == nil then
+        corrupt(c.config_key, spec[1], text, 'a number from ' .. spec[3] .. ' to ' .. spec[4])
+      end
+      c[spec[2]] = n
+      c.settings[#c.settings + 1] = spec[1]
+      c.settings[#c.settings + 1] = text
+    end
+  end
+end
+
+-- `setup` with the agent's settings applied: how every operation begins.
+local function begin(argc)
+  local c = setup(argc)
+  read_settings(c)
+  return c
 end

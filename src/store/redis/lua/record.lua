@@ -1,10 +1,13 @@
 --[[
 record.lua: records the outcome of a call (model::record).
 
-KEYS[1..5], ARGV[1..12]: see lib.lua. Then:
+KEYS[1..6], ARGV[1..12] and the policies (last): see lib.lua. Then:
   ARGV[13] permit id of the ticket (the lease name, for a probe)
   ARGV[14] generation of the ticket (decimal)
   ARGV[15] outcome: success, failure or neutral
+  ARGV[16] 1 when the call was slow (at least slow_call_duration), else 0
+  ARGV[17] retry_after_ms the agent asked for with a failure, "" for none
+  ARGV[18] the reporting pod's id (for the quorum): [A-Za-z0-9._@/-], 1 to 64 bytes
 
 Creates the agent (every hash field, and SADD to PREFIX:agents) on first use.
 A ticket of another generation, or a probe whose lease has lapsed, only
@@ -14,7 +17,7 @@ Return value: the common array of lib.lua, nothing more.
 ]]
 
 return guard(function()
-  local c = setup(15)
+  local c = begin(19)
   local permit = ARGV[13]
   -- Compared as canonical decimal text, so any u64 generation is exact.
   local generation = string.match(ARGV[14], '^0*(%d+)$')
@@ -27,16 +30,38 @@ return guard(function()
     raise('invalid argument', 'ARGV[15] (outcome) is ' .. show(outcome)
       .. ', expected success, failure or neutral')
   end
+  local slow = ARGV[16] == '1'
+  if not slow and ARGV[16] ~= '0' then
+    raise('invalid argument', 'ARGV[16] (slow) is ' .. show(ARGV[16]) .. ', expected 0 or 1')
+  end
+  local retry_after
+  if ARGV[17] ~= '' then retry_after = arg_uint(17, 'retry_after_ms') end
+  if outcome ~= 'failure' then retry_after = nil end
+  local pod = ARGV[18]
+  if #pod > 64 or not string.match(pod, '^[%w%._@/%-]+$') then
+    raise('invalid argument', 'ARGV[18] (pod) is ' .. show(pod) .. ', expected 1 to 64 of [A-Za-z0-9._@/-]')
+  end
   local s = load() or fresh(c)
   -- As in the model: a force expiring in `refresh` makes the ticket stale.
   local tr = refresh(s, c)
   if tr ~= nil or generation ~= int(s.generation) then
     stamp(s, c, outcome)
   elseif s.state == 'closed' then
+    -- model::record on a closed circuit: count, the window, a retry-after,
+    -- then the first trip condition, if the quorum is met.
     count(s, c, outcome)
     tr = nil
-    if outcome == 'failure' and s.failure_count >= c.failure_threshold then
-      tr = open(s, c, 'failure_threshold')
+    if outcome ~= 'neutral' then
+      local failed = outcome == 'failure'
+      if windowed(c) then
+        window_count(s, c, 1, failed and 1 or 0, slow and 1 or 0, pod)
+      end
+      if retry_after then
+        tr = open(s, c, 'retry_after', retry_after)
+      elseif failed or slow then
+        local reason = trip_condition(s, c)
+        if reason and quorum_met(s, c) then tr = open(s, c, reason) end
+      end
     end
   elseif s.state == 'half_open' then
     local index
@@ -62,7 +87,11 @@ return guard(function()
         end
       elseif outcome == 'failure' then
         s.success_count = 0
-        tr = open(s, c, 'probe_failed')
+        if retry_after then
+          tr = open(s, c, 'retry_after', retry_after)
+        else
+          tr = open(s, c, 'probe_failed')
+        end
       end
     end
   else

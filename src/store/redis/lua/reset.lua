@@ -2,7 +2,7 @@
 reset.lua: the admin reset (model::reset): closed, counters zero, backoff
 base, probes cleared; a transition of its own.
 
-KEYS[1..5], ARGV[1..12]: see lib.lua; nothing more.
+KEYS[1..6], ARGV[1..12] and the policies: see lib.lua; nothing more.
 
 As model::reset, no refresh first: the transition's `from` is the stored
 state, even a force whose expiry has passed.
@@ -16,7 +16,7 @@ exist; else the common array of lib.lua.
 ]]
 
 return guard(function()
-  local c = setup(12)
+  local c = begin(13)
   local s = load_for_repair(c)
   if s == nil then return false end
   close(s, c)

@@ -2,7 +2,7 @@
 snapshot.lua: the agent's current state (model::refresh alone): drops lapsed
 probe leases and ends an expired force (a transition, published).
 
-KEYS[1..5], ARGV[1..12]: see lib.lua; nothing more.
+KEYS[1..6], ARGV[1..12] and the policies: see lib.lua; nothing more.
 
 Writes nothing unless a lease lapsed, a force expired or the census field
 is wrong (see "Census" in lib.lua: this script repairs it).
@@ -12,7 +12,7 @@ if any, is deleted); else the common array of lib.lua.
 ]]
 
 return guard(function()
-  local c = setup(12)
+  local c = begin(13)
   c.check_census = true
   local s = load()
   if s == nil then

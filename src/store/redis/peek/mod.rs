@@ -48,9 +48,10 @@ const FIXES_IN_FLIGHT: usize = 256;
 /// The census field of a corrupt agent.
 const CORRUPT: &str = "corrupt";
 
-/// The stored fields of [`FIELDS`] then `epoch` (`None`: missing), or the
-/// type of a key that is not a hash.
-type Hash = Result<Fields, String>;
+/// The stored fields of [`FIELDS`] then `epoch`, `window` and `reporters`
+/// (`None`: missing), or the type of a key that is not a hash; then the
+/// config hash as `HGETALL` gives it (name, value, ...), or its type.
+type Hash = (Result<Fields, String>, Result<Fields, String>);
 
 /// One agent as read: unknown, its snapshot, or corrupt.
 pub(super) type Peeked = Result<Option<Snapshot>, StoreError>;
@@ -120,6 +121,7 @@ impl RedisStore {
                 self.keys().not_closed(),
             ],
             args: vec![agent.as_str().to_owned()],
+            policies: String::new(),
         };
         if let Err(error) = self.inner.lanes.eval(&scripts::CENSUS, &call, agent).await {
             tracing::warn!(%agent, %error, "the census field of the agent could not be put right; the next read tries again");
@@ -144,6 +146,7 @@ impl RedisStore {
                 pipeline.ignore_errors();
                 for agent in chunk {
                     pipeline.add_command(hmget(&self.keys().state(agent)));
+                    pipeline.add_command(hgetall(&self.keys().config(agent)));
                 }
                 let replies: Vec<::redis::RedisResult<Fields>> = self
                     .inner
@@ -151,18 +154,35 @@ impl RedisStore {
                     .pipeline(&pipeline, "HMGET replies")
                     .await?;
                 let mut hashes = Vec::with_capacity(chunk.len());
-                for (agent, reply) in chunk.iter().zip(replies) {
-                    hashes.push(match reply {
-                        Ok(hash) => Ok(hash),
-                        Err(error) if error.code() == Some("WRONGTYPE") => {
-                            Err(self.key_type(&self.keys().state(agent)).await)
-                        }
-                        Err(error) => return Err(command_error(&error, "HMGET reply")),
-                    });
+                let mut replies = replies.into_iter();
+                for agent in chunk {
+                    let (Some(state), Some(config)) = (replies.next(), replies.next()) else {
+                        return Err(StoreError::InvalidData {
+                            what: "HMGET replies".to_owned(),
+                            detail: "fewer replies than commands".to_owned(),
+                        });
+                    };
+                    let state = self.typed(state, &self.keys().state(agent)).await?;
+                    let config = self.typed(config, &self.keys().config(agent)).await?;
+                    hashes.push((state, config));
                 }
                 Ok(hashes)
             })
             .buffered(PIPELINES_IN_FLIGHT)
+    }
+
+    /// A reply of a hash command: its fields, or the type of a key that
+    /// is not a hash.
+    async fn typed(
+        &self,
+        reply: ::redis::RedisResult<Fields>,
+        key: &str,
+    ) -> Result<Result<Fields, String>, StoreError> {
+        match reply {
+            Ok(fields) => Ok(Ok(fields)),
+            Err(error) if error.code() == Some("WRONGTYPE") => Ok(Err(self.key_type(key).await)),
+            Err(error) => Err(command_error(&error, "HMGET reply")),
+        }
     }
 
     /// One agent read, and the census field its stored state calls for
@@ -176,6 +196,7 @@ impl RedisStore {
         now_ms: u64,
     ) -> Result<(Peeked, Option<Option<String>>), StoreError> {
         let key = self.keys().state(agent);
+        let (hash, stored_settings) = hash;
         let hash = match hash {
             Err(kind) => {
                 let error = corrupt(agent, &key, "type", Some(kind), "a hash");
@@ -200,6 +221,14 @@ impl RedisStore {
                 ));
             }
         };
+        match settings(stored_settings) {
+            Ok(settings) => snapshot.settings = settings,
+            Err((field, value, expected)) => {
+                let key = self.keys().config(agent);
+                let error = corrupt(agent, &key, &field, value, &expected);
+                return Ok((Err(error), Some(Some(CORRUPT.to_owned()))));
+            }
+        }
         if snapshot.state == CircuitState::HalfOpen {
             let key = self.keys().probes(agent);
             match self.leases(&key).await? {
@@ -216,13 +245,26 @@ impl RedisStore {
         Ok((Ok(Some(snapshot)), Some(entry)))
     }
 
-    /// The state hash of `agent`, or the type of a key that is not a hash.
+    /// The state and config hashes of `agent` (each, or the type of a key
+    /// that is not a hash).
     async fn hash(&self, agent: &AgentId) -> Result<Hash, StoreError> {
-        let key = self.keys().state(agent);
-        match self.query::<Fields>(&hmget(&key), "HMGET reply").await {
+        let state = self.keys().state(agent);
+        let config = self.keys().config(agent);
+        Ok((
+            self.one_hash(&hmget(&state), &state).await?,
+            self.one_hash(&hgetall(&config), &config).await?,
+        ))
+    }
+
+    async fn one_hash(
+        &self,
+        cmd: &::redis::Cmd,
+        key: &str,
+    ) -> Result<Result<Fields, String>, StoreError> {
+        match self.query::<Fields>(cmd, "HMGET reply").await {
             Ok(hash) => Ok(Ok(hash)),
             Err(StoreError::Command(message)) if message.contains("WRONGTYPE") => {
-                Ok(Err(self.key_type(&key).await))
+                Ok(Err(self.key_type(key).await))
             }
             Err(error) => Err(error),
         }
@@ -266,6 +308,29 @@ impl RedisStore {
             .await
             .unwrap_or_else(|_| "not the type expected".to_owned())
     }
+}
+
+/// `HGETALL` of the agent's config hash.
+fn hgetall(key: &str) -> ::redis::Cmd {
+    let mut cmd = ::redis::cmd("HGETALL");
+    cmd.arg(key);
+    cmd
+}
+
+/// The settings from the config hash's reply, checked as `load.lua` does;
+/// a key of another type is corrupt like a bad value.
+fn settings(
+    config: Result<Fields, String>,
+) -> Result<crate::config::AgentSettings, super::stored::BadSetting> {
+    let flat = config.map_err(|kind| ("type".to_owned(), Some(kind), "a hash".to_owned()))?;
+    let text = |raw: &Option<Vec<u8>>| {
+        String::from_utf8_lossy(raw.as_deref().unwrap_or_default()).into_owned()
+    };
+    let pairs: Vec<(String, String)> = flat
+        .chunks(2)
+        .map(|pair| (text(&pair[0]), pair.get(1).map(text).unwrap_or_default()))
+        .collect();
+    super::stored::parse_settings(&pairs)
 }
 
 fn corrupt(
