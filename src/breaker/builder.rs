@@ -193,6 +193,7 @@ impl CircuitBreakerBuilder {
             .instance_id
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let permit_prefix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let instance_id_for_reports = instance_id.clone();
         let feed = store.feed();
         let clock: Arc<dyn Clock> = feed.clock().unwrap_or_else(|| Arc::new(SystemClock));
         let runtime = tokio::runtime::Handle::try_current().ok();
@@ -297,6 +298,8 @@ impl CircuitBreakerBuilder {
                 force_timers,
                 permit_prefix,
                 permit_counter: AtomicU64::new(0),
+                reporter: crate::model::reporter_id(&instance_id_for_reports),
+                local: super::local::LocalOpens::default(),
             }
         });
         CircuitBreaker { inner }

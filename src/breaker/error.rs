@@ -29,6 +29,10 @@ pub enum RejectCause {
     Circuit,
     /// The store could not be reached and the policy is `FailClosed`.
     StoreUnavailable,
+    /// This pod opened the agent for itself alone: a trip condition held
+    /// but fewer than `min_reporting_pods` pods reported trouble, so the
+    /// fleet's circuit stays as it is.
+    LocalQuorum,
 }
 
 impl fmt::Display for Rejected {
@@ -38,6 +42,11 @@ impl fmt::Display for Rejected {
             RejectCause::StoreUnavailable => write!(
                 f,
                 "{} rejected: breaker store unavailable (policy fail-closed)",
+                self.agent
+            )?,
+            RejectCause::LocalQuorum => write!(
+                f,
+                "{} rejected: open on this pod only (a trip below the quorum of reporting pods)",
                 self.agent
             )?,
         }

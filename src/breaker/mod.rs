@@ -10,7 +10,7 @@ use crate::agent_id::AgentId;
 use crate::cache::{Cache, Cached, EntryRef};
 use crate::clock::Clock;
 use crate::config::BreakerConfig;
-use crate::model::{Decision, Outcome, Ticket};
+use crate::model::{CircuitState, Decision, Outcome, Report, Ticket, TransitionReason};
 use crate::store::BreakerStore;
 use crate::store::FeedHandle;
 use crate::store::StoreExt;
@@ -23,6 +23,7 @@ mod error;
 mod expiry;
 mod fallback;
 mod handle;
+mod local;
 mod metrics;
 mod observe;
 mod pending;
@@ -165,6 +166,29 @@ struct Inner {
     /// without a random draw per call.
     permit_prefix: String,
     permit_counter: AtomicU64,
+    /// This pod's id in the window's reporters (the quorum).
+    reporter: String,
+    /// Agents this pod opened for itself (a trip below the quorum), and
+    /// the settings seen of agents that have some.
+    local: local::LocalOpens,
+}
+
+/// What a permit's settling reports besides the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Facts {
+    pub(crate) outcome: Outcome,
+    pub(crate) slow: bool,
+    pub(crate) retry_after_ms: Option<u64>,
+}
+
+impl Facts {
+    pub(crate) fn of(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            slow: false,
+            retry_after_ms: None,
+        }
+    }
 }
 
 impl CircuitBreaker {
@@ -230,6 +254,9 @@ impl CircuitBreaker {
     /// [`Rejected`] when the circuit refuses the call (or, under
     /// `FailClosed`, when the store cannot be reached).
     pub async fn acquire(&self, agent: &AgentId) -> Result<Permit, Rejected> {
+        if let Some(rejected) = self.local_open(agent) {
+            return Err(rejected);
+        }
         if let Some(cache) = &self.inner.cache
             && !self.is_degraded()
         {
@@ -278,6 +305,37 @@ impl CircuitBreaker {
         }
     }
 
+    /// The rejection of a call to an agent this pod opened for itself.
+    fn local_open(&self, agent: &AgentId) -> Option<Rejected> {
+        let now = self.inner.clock.now_ms();
+        let until = self.inner.local.until(agent, now)?;
+        Some(Rejected {
+            agent: agent.clone(),
+            state: CircuitState::Open,
+            retry_after: Some(Duration::from_millis(until - now)),
+            cause: RejectCause::LocalQuorum,
+        })
+    }
+
+    /// Agents this pod opened for itself alone (a trip condition held, but
+    /// fewer than `min_reporting_pods` pods reported trouble): each with
+    /// the time left and the condition. The fleet's state of each is
+    /// unchanged; health and metrics show them as local.
+    #[must_use]
+    pub fn local_opens(&self) -> Vec<(AgentId, Duration, TransitionReason)> {
+        self.inner.local.list(self.inner.clock.now_ms())
+    }
+
+    /// Whether a call of `elapsed` to `agent` counts as slow (see
+    /// [`BreakerConfig::slow_call_duration`]; an agent's own setting, as
+    /// this pod last saw it, wins).
+    #[must_use]
+    pub fn is_slow(&self, agent: &AgentId, elapsed: Duration) -> bool {
+        self.inner
+            .local
+            .is_slow(&self.inner.config, agent, elapsed)
+    }
+
     fn next_permit_id(&self) -> String {
         let n = self.inner.permit_counter.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n:x}", self.inner.permit_prefix)
@@ -324,6 +382,20 @@ impl CircuitBreaker {
         origin: Origin,
         probe: bool,
     ) {
+        self.settle_facts(agent, ticket, Facts::of(outcome), origin, probe)
+            .await;
+    }
+
+    /// [`settle`](Self::settle) with what else the pod knows of the call.
+    pub(crate) async fn settle_facts(
+        &self,
+        agent: &AgentId,
+        ticket: &Ticket,
+        facts: Facts,
+        origin: Origin,
+        probe: bool,
+    ) {
+        let outcome = facts.outcome;
         let config = &self.inner.config;
         match origin {
             Origin::Unrecorded => {}
@@ -335,7 +407,9 @@ impl CircuitBreaker {
                 log_transition(transition.as_ref());
             }
             Origin::Store
-                if outcome == Outcome::Success && self.count_locally(agent, ticket, None) => {}
+                if outcome == Outcome::Success
+                    && !facts.slow
+                    && self.count_locally(agent, ticket, None) => {}
             Origin::Store if self.is_degraded() => {
                 self.keep_probe(agent, ticket, outcome, probe);
                 self.settle_by_policy(agent, ticket, outcome);
@@ -343,12 +417,29 @@ impl CircuitBreaker {
             Origin::Store => match self
                 .inner
                 .store
-                .record(config, agent, ticket, outcome)
+                .report(
+                    config,
+                    agent,
+                    ticket,
+                    Report {
+                        outcome,
+                        slow: facts.slow,
+                        retry_after_ms: facts.retry_after_ms,
+                        pod: &self.inner.reporter,
+                    },
+                )
                 .await
             {
                 Ok(applied) => {
                     self.inner.health.succeeded();
                     self.observe(agent, &applied);
+                    self.inner.local.note(
+                        agent,
+                        &applied.snapshot,
+                        config,
+                        applied.now_ms,
+                        self.inner.clock.now_ms(),
+                    );
                 }
                 Err(error) => {
                     tracing::warn!(agent = %agent, %error, outcome = outcome.as_str(), "breaker store failed to record an outcome");

@@ -1,8 +1,9 @@
 //! [`Permit`]: the right to make one call, settled by its outcome.
 
 use std::fmt;
+use std::time::Duration;
 
-use super::CircuitBreaker;
+use super::{CircuitBreaker, Facts};
 use crate::agent_id::AgentId;
 use crate::cache::EntryRef;
 use crate::model::{Outcome, Ticket};
@@ -145,14 +146,59 @@ impl Permit {
         self.settle(Outcome::Neutral).await;
     }
 
+    /// The call succeeded after `elapsed`: a slow call if that is at least
+    /// `slow_call_duration` (for the slow-call rate policy).
+    pub async fn success_after(self, elapsed: Duration) {
+        let slow = self.breaker.is_slow(self.agent(), elapsed);
+        self.settle_facts(Facts {
+            slow,
+            ..Facts::of(Outcome::Success)
+        })
+        .await;
+    }
+
+    /// The call failed after `elapsed` (slow or not, as
+    /// [`success_after`](Self::success_after)); `reason` is logged.
+    pub async fn failure_after(self, reason: impl Into<String>, elapsed: Duration) {
+        let reason = reason.into();
+        tracing::debug!(agent = %self.agent(), %reason, "call failed");
+        let slow = self.breaker.is_slow(self.agent(), elapsed);
+        self.settle_facts(Facts {
+            slow,
+            ..Facts::of(Outcome::Failure)
+        })
+        .await;
+    }
+
+    /// The agent refused the call and asked not to be called for
+    /// `retry_after` (an HTTP 429 or 503 with `Retry-After`): a failure that
+    /// opens the circuit fleet-wide at once, for at least that long (at most
+    /// `max_backoff`), whatever the trip policies say.
+    pub async fn failure_retry_after(self, reason: impl Into<String>, retry_after: Duration) {
+        let reason = reason.into();
+        tracing::debug!(agent = %self.agent(), %reason, ?retry_after, "call failed with a retry-after");
+        self.settle_facts(Facts {
+            retry_after_ms: Some(crate::config::duration_ms(retry_after)),
+            ..Facts::of(Outcome::Failure)
+        })
+        .await;
+    }
+
     /// Settles with `outcome`.
-    pub async fn settle(mut self, outcome: Outcome) {
+    pub async fn settle(self, outcome: Outcome) {
+        self.settle_facts(Facts::of(outcome)).await;
+    }
+
+    /// Settles with `facts`.
+    pub(crate) async fn settle_facts(mut self, facts: Facts) {
         self.settled = true;
+        let outcome = facts.outcome;
         if outcome == Outcome::Neutral && !self.probe {
             // A neutral outcome of a non-probe permit changes nothing.
             return;
         }
         if outcome == Outcome::Success
+            && !facts.slow
             && self.origin == Origin::Store
             && self
                 .breaker
@@ -161,7 +207,7 @@ impl Permit {
             return;
         }
         self.breaker
-            .settle(self.agent(), &self.ticket, outcome, self.origin, self.probe)
+            .settle_facts(self.agent(), &self.ticket, facts, self.origin, self.probe)
             .await;
     }
 }

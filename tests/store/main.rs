@@ -13,3 +13,4 @@ mod failures_journal;
 mod feed;
 mod fleet_races;
 mod noscript;
+mod policies;

@@ -207,7 +207,8 @@ mod tests {
             call.keys,
             [
                 "fleet-breaker:{agent-1}:state",
-                "fleet-breaker:{agent-1}:probes"
+                "fleet-breaker:{agent-1}:probes",
+                "fleet-breaker:{agent-1}:config"
             ]
         );
     }
