@@ -288,7 +288,7 @@ impl BreakerConfig {
             });
         }
         let window_ms = duration_ms(self.window);
-        if !(MIN_WINDOW..=MAX_WINDOW).contains(&self.window) || window_ms % 10 != 0 {
+        if !(MIN_WINDOW..=MAX_WINDOW).contains(&self.window) || !window_ms.is_multiple_of(10) {
             return Err(ConfigError {
                 field: "window",
                 value: format!("{:?}", self.window),

@@ -127,7 +127,7 @@ pub fn acquire(
 ///
 /// On a closed circuit the outcome is counted (and, with a rate policy or a
 /// quorum, enters the window); a failure with a retry-after opens the
-/// circuit at once; a failure or a slow call then opens it on the first
+/// circuit at once; any counted outcome then opens it on the first
 /// [`trip_condition`] that holds, if the quorum is met. The agent's stored
 /// settings override `config` ([`Snapshot::effective`]).
 pub fn record(
@@ -263,6 +263,16 @@ pub fn flush(
     if counted && batch.successes > 0 && config.windowed() {
         // Calls of the window, clean or not: they land in the flush's bucket.
         s.window.count(config, now_ms, batch.successes, 0, 0, "-");
+        // They may bring the window to `minimum_calls` over a threshold.
+        if let Some(reason) = trip_condition(s, config, now_ms)
+            && refreshed.is_none()
+            && quorum_met(s, config, now_ms)
+        {
+            if let Some(at) = batch.last_success_ms {
+                s.last_success_ms = Some(s.last_success_ms.map_or(at, |last| last.max(at)));
+            }
+            return Some(open(s, config, agent, now_ms, reason));
+        }
     }
     if let Some(at) = batch.last_success_ms {
         s.last_success_ms = Some(s.last_success_ms.map_or(at, |last| last.max(at)));

@@ -255,6 +255,13 @@ fn config_serialises_with_millisecond_field_names() {
             "max_backoff_ms": 60000,
             "recovery_timeout_ms": 30000,
             "idle_ttl_ms": 604_800_000,
+            "failure_rate_threshold": null,
+            "slow_call_duration_ms": null,
+            "slow_call_rate_threshold": null,
+            "window_ms": 10000,
+            "minimum_calls": 20,
+            "min_reporting_pods": 1,
+            "backoff_jitter": 0.0,
         })
     );
 }

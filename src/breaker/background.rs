@@ -109,15 +109,17 @@ impl Flusher {
     /// every `flush_interval`); each tick flushes the entries [`due`]
     /// (crate::cache::Cache::due): one script call per agent whose local
     /// rejections are `flush_interval` old or whose successes are
-    /// `success_interval` old. Nothing else: entries need no refresh by
+    /// `success_interval` old (`window_interval` while its window holds
+    /// failures). Nothing else: entries need no refresh by
     /// age while the subscription stays up.
     pub(super) fn spawn(
         breaker: Weak<Inner>,
         max_staleness: Duration,
         flush_interval: Duration,
         success_interval: Duration,
+        window_interval: Duration,
     ) -> Self {
-        let tick = (max_staleness / 4).min(flush_interval);
+        let tick = (max_staleness / 4).min(flush_interval).min(window_interval);
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(tick);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -134,7 +136,7 @@ impl Flusher {
                     // The counts wait in the cache until the store is back.
                     continue;
                 }
-                let due = cache.due(flush_interval, success_interval);
+                let due = cache.due(flush_interval, success_interval, window_interval);
                 let sent = breaker.flush_batches(&cache, &due).await;
                 for ((agent, _), result) in due.iter().zip(sent) {
                     if let Err(error) = result {

@@ -25,6 +25,9 @@ pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Default of [`CircuitBreakerBuilder::success_flush_interval`].
 pub const DEFAULT_SUCCESS_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Default of [`CircuitBreakerBuilder::window_flush_interval`].
+pub const DEFAULT_WINDOW_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Builder of a [`CircuitBreaker`]; see [`CircuitBreaker::builder`].
 #[derive(Debug)]
 #[must_use]
@@ -38,6 +41,7 @@ pub struct CircuitBreakerBuilder {
     max_staleness: Duration,
     flush_interval: Duration,
     success_flush_interval: Duration,
+    window_flush_interval: Duration,
     degrade_after: u32,
     store_probe_interval: Duration,
 }
@@ -54,6 +58,7 @@ impl CircuitBreakerBuilder {
             max_staleness: DEFAULT_MAX_STALENESS,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             success_flush_interval: DEFAULT_SUCCESS_FLUSH_INTERVAL,
+            window_flush_interval: DEFAULT_WINDOW_FLUSH_INTERVAL,
             degrade_after: DEFAULT_DEGRADE_AFTER,
             store_probe_interval: DEFAULT_STORE_PROBE_INTERVAL,
         }
@@ -133,6 +138,18 @@ impl CircuitBreakerBuilder {
         self
     }
 
+    /// How often successes counted locally reach the store for an agent
+    /// whose window holds failures or slow calls (default 1 s, a bucket of
+    /// the default window; at least 10 ms): a rate decision divides by
+    /// them, so it may see this much of this pod's successes late (and a
+    /// rate look that much higher). Failures and slow calls are never
+    /// held: each reaches the store at once. A clean agent keeps
+    /// [`success_flush_interval`](Self::success_flush_interval).
+    pub fn window_flush_interval(mut self, every: Duration) -> Self {
+        self.window_flush_interval = every;
+        self
+    }
+
     /// How many store-unavailable errors in a row (timeouts, lost
     /// connections, on acquires, records and flushes) put the pod in
     /// degraded mode, where decisions follow the policy without trying the
@@ -173,6 +190,7 @@ impl CircuitBreakerBuilder {
             ("max_staleness", self.max_staleness),
             ("flush_interval", self.flush_interval),
             ("success_flush_interval", self.success_flush_interval),
+            ("window_flush_interval", self.window_flush_interval),
             ("store_probe_interval", self.store_probe_interval),
         ] {
             if value < Duration::from_millis(10) {
@@ -207,6 +225,7 @@ impl CircuitBreakerBuilder {
         let remote = feed.is_remote();
         let (max_staleness, flush_interval) = (self.max_staleness, self.flush_interval);
         let success_interval = self.success_flush_interval;
+        let window_interval = self.window_flush_interval;
         // A shared store forgets idle agents (the embedded one does not
         // outlive its process).
         let sweeps = runtime.filter(|_| remote).zip(self.config.idle_ttl);
@@ -234,6 +253,7 @@ impl CircuitBreakerBuilder {
                         max_staleness,
                         flush_interval,
                         success_interval,
+                        window_interval,
                     );
                     let follower = Follower::spawn(weak.clone(), feed.subscribe());
                     let force_timers = ForceTimers::spawn(weak.clone());

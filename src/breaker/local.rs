@@ -102,11 +102,17 @@ impl LocalOpens {
     /// Whether a call of `elapsed` to `agent` is slow: at least the agent's
     /// `slow_call_duration` (its own setting as last seen, else the
     /// process's).
-    pub(super) fn is_slow(&self, config: &BreakerConfig, agent: &AgentId, elapsed: Duration) -> bool {
+    pub(super) fn is_slow(
+        &self,
+        config: &BreakerConfig,
+        agent: &AgentId,
+        elapsed: Duration,
+    ) -> bool {
         let limit = if self.any_settings.load(Ordering::Acquire) {
             let all = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
-            all.get(agent)
-                .map_or(config.slow_call_duration, |s| s.apply(config).slow_call_duration)
+            all.get(agent).map_or(config.slow_call_duration, |s| {
+                s.apply(config).slow_call_duration
+            })
         } else {
             config.slow_call_duration
         };
@@ -120,7 +126,11 @@ impl LocalOpens {
             .iter()
             .filter(|(_, (until, _))| *until > now_ms)
             .map(|(agent, (until, reason))| {
-                (agent.clone(), Duration::from_millis(until - now_ms), *reason)
+                (
+                    agent.clone(),
+                    Duration::from_millis(until - now_ms),
+                    *reason,
+                )
             })
             .collect();
         list.sort_by(|a, b| a.0.cmp(&b.0));

@@ -36,7 +36,7 @@ pub use crate::cache::CacheStats;
 pub use crate::clock::iso8601;
 pub use builder::{
     CircuitBreakerBuilder, DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_STALENESS,
-    DEFAULT_SUCCESS_FLUSH_INTERVAL,
+    DEFAULT_SUCCESS_FLUSH_INTERVAL, DEFAULT_WINDOW_FLUSH_INTERVAL,
 };
 pub use error::{BreakerError, CallError, RejectCause, Rejected};
 pub use handle::{AgentHandle, AgentPermit};
@@ -331,9 +331,7 @@ impl CircuitBreaker {
     /// this pod last saw it, wins).
     #[must_use]
     pub fn is_slow(&self, agent: &AgentId, elapsed: Duration) -> bool {
-        self.inner
-            .local
-            .is_slow(&self.inner.config, agent, elapsed)
+        self.inner.local.is_slow(&self.inner.config, agent, elapsed)
     }
 
     fn next_permit_id(&self) -> String {

@@ -79,16 +79,25 @@ impl Cache {
         &self,
         flush_interval: Duration,
         success_interval: Duration,
+        window_interval: Duration,
     ) -> Vec<(AgentId, Batch)> {
         let local_now = self.clock.now_ms();
         let (flush_ms, success_ms) = (duration_ms(flush_interval), duration_ms(success_interval));
+        let window_ms = duration_ms(window_interval);
         self.collect(|entry, has_counts| {
             if !has_counts {
                 return false;
             }
             let age = local_now.saturating_sub(entry.flushed_at_ms.load(Ordering::Relaxed));
             let rejections = entry.counts.pending().1 > 0;
-            age >= if rejections { flush_ms } else { success_ms }
+            let every = if rejections {
+                flush_ms
+            } else if entry.hot.load(Ordering::Relaxed) {
+                window_ms.min(success_ms)
+            } else {
+                success_ms
+            };
+            age >= every
         })
     }
 

@@ -80,6 +80,7 @@ impl Cache {
             blank: AtomicBool::new(blank),
             counts: Counts::new(self.width),
             flushed_at_ms: AtomicU64::new(self.clock.now_ms()),
+            hot: AtomicBool::new(false),
         })
     }
 

@@ -109,6 +109,11 @@ struct Entry {
     counts: Counts,
     /// Local clock time of the last flush of this entry's counts.
     flushed_at_ms: AtomicU64,
+    /// The agent's window holds failures or slow calls (or the fleet's
+    /// failure count just left zero): its successes are calls a rate
+    /// decision is about to divide by, so they are flushed every
+    /// `window_flush_interval` instead of every `success_flush_interval`.
+    hot: AtomicBool,
 }
 
 /// Per-agent snapshots of one pod, with their generations.
@@ -320,6 +325,14 @@ impl Cache {
             Some(self.now_session()),
             Generation::SameOrNewer,
         );
+        let hot = snapshot
+            .window
+            .buckets
+            .iter()
+            .any(|b| b.failures + b.slow > 0);
+        if let Some(entry) = self.entry(agent) {
+            entry.hot.store(hot, Ordering::Relaxed);
+        }
     }
 
     /// Takes a transition message. It moves the entry forward (never back);
@@ -346,6 +359,11 @@ impl Cache {
         let Some(entry) = self.entry(agent) else {
             return;
         };
+        if failure_count > 0 {
+            // A failure somewhere: the window (if the agent keeps one) is
+            // about to divide by this pod's successes.
+            entry.hot.store(true, Ordering::Relaxed);
+        }
         entry.view.update(|view| {
             if entry.blank.load(Ordering::Relaxed) {
                 return false;

@@ -228,15 +228,55 @@ fn due_sends_rejections_after_flush_interval_and_clean_successes_after_theirs() 
     assert!(matches!(cache.decide(&other), Cached::Reject { .. }));
     clock.advance(Duration::from_secs(1));
     cache.confirm_subscription();
-    let due = cache.due(flush, successes);
+    let due = cache.due(flush, successes, successes);
     assert_eq!(due.len(), 1, "only the rejections are due after 1 s");
     assert_eq!((&due[0].0, due[0].1.rejections), (&other, 1));
     clock.advance(Duration::from_secs(9));
     cache.confirm_subscription();
-    let due = cache.due(flush, successes);
+    let due = cache.due(flush, successes, successes);
     assert_eq!(due.len(), 1, "the successes are due after 10 s");
     assert_eq!((&due[0].0, due[0].1.successes), (&agent, 1));
-    assert!(cache.due(flush, successes).is_empty(), "nothing to send");
+    assert!(
+        cache.due(flush, successes, successes).is_empty(),
+        "nothing to send"
+    );
+}
+
+#[test]
+fn the_successes_of_an_agent_whose_window_holds_failures_flush_every_window_interval() {
+    let (cache, clock, agent) = setup();
+    let (flush, successes, window) = (
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+        Duration::from_millis(500),
+    );
+    let mut hot = snapshot(CircuitState::Closed, 0);
+    hot.window.buckets.push(crate::model::Bucket {
+        index: 1,
+        calls: 3,
+        failures: 1,
+        slow: 0,
+    });
+    cache.apply_snapshot(&agent, &hot, T0);
+    assert!(cache.count_success(&agent, None, 0));
+    clock.advance(Duration::from_millis(500));
+    cache.confirm_subscription();
+    let due = cache.due(flush, successes, window);
+    assert_eq!(
+        due.len(),
+        1,
+        "a rate decision divides by them: sent in 500 ms"
+    );
+    // A clean window again: back to the success interval.
+    cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 0), T0);
+    assert!(cache.count_success(&agent, None, 0));
+    clock.advance(Duration::from_millis(500));
+    cache.confirm_subscription();
+    assert!(cache.due(flush, successes, window).is_empty());
+    // News that the fleet's failure count left zero makes it hot at once.
+    cache.apply_failure_count(&agent, 0, 1);
+    cache.apply_failure_count(&agent, 0, 0);
+    assert_eq!(cache.due(flush, successes, window).len(), 1);
 }
 
 #[test]
@@ -245,10 +285,13 @@ fn counts_wait_for_their_flush_interval_and_a_failed_flush_puts_them_back() {
     let flush = Duration::from_secs(1);
     cache.apply_snapshot(&agent, &snapshot(CircuitState::Closed, 0), T0);
     assert!(cache.count_success(&agent, None, 0));
-    assert!(cache.due(flush, flush).is_empty(), "counted just now");
+    assert!(
+        cache.due(flush, flush, flush).is_empty(),
+        "counted just now"
+    );
     clock.advance(Duration::from_secs(1));
     cache.confirm_subscription();
-    let due = cache.due(flush, flush);
+    let due = cache.due(flush, flush, flush);
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].1.successes, 1);
     cache.restore(&agent, &due[0].1);

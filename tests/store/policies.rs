@@ -6,18 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fleet_breaker::Transition;
 use fleet_breaker::config::AgentSettings;
+use fleet_breaker::store::StoreExt;
 use fleet_breaker::{
     AgentId, BreakerConfig, CircuitBreaker, CircuitState, ManualClock, Permit, RedisStore,
     RejectCause, StorePolicy, TransitionReason,
 };
-use fleet_breaker::Transition;
-use fleet_breaker::store::StoreExt;
 use futures::future::join_all;
 use redis::AsyncCommands;
 
 use crate::support::fleet::{acquire_at_once, caches_hold_the_store_view, fleet_clock};
-use crate::support::{TestRedis, unique_prefix};
+use crate::support::{TestRedis, unique_prefix, wait_until};
 
 const PODS: usize = 16;
 
@@ -107,8 +107,15 @@ async fn sixteen_pods_trip_once_on_the_fleets_failure_rate_then_probe_three_time
     // No pod saw 5 failures in a row; a per-pod breaker never trips here.
     // A second round, 9 of 16 failing: 16 of 32 calls, 50%: one trip.
     round(&pods, &agent, 9).await;
+    // The successes some pods counted locally reach the window within the
+    // window flush interval; the failures reached it at once.
+    wait_until(
+        "agent-c open on the fleet's rate",
+        Duration::from_secs(5),
+        || async { pods[5].snapshot(&agent).await.unwrap().state == CircuitState::Open },
+    )
+    .await;
     let s = pods[5].snapshot(&agent).await.unwrap();
-    assert_eq!(s.state, CircuitState::Open, "{s:?}");
     assert_eq!(s.generation, 1, "one transition for the crossing");
     let mut t = published(&redis, &prefix).await;
     assert_eq!(t.len(), 1, "{t:?}");
@@ -189,7 +196,10 @@ async fn a_retry_after_opens_the_agent_fleet_wide_at_once_for_that_long() {
         assert!(left > Duration::from_secs(29), "{left:?}");
     }
     let s = pods[2].snapshot(&agent).await.unwrap();
-    assert_eq!(s.backoff_ms, 1_500, "the backoff escalates as for any opening");
+    assert_eq!(
+        s.backoff_ms, 1_500,
+        "the backoff escalates as for any opening"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,11 +31,14 @@ return guard(function()
   if counted and s.failure_count == 0 then
     s.success_count = s.success_count + successes
   end
-  if counted and successes > 0 and windowed(c) then
-    -- Calls of the window, clean or not: they land in the flush's bucket.
-    window_count(s, c, successes, 0, 0, '-')
-  end
   if last_success > s.last_success_ms then s.last_success_ms = last_success end
+  if counted and successes > 0 and windowed(c) then
+    -- Calls of the window, clean or not: they land in the flush's bucket,
+    -- and may bring it to minimum_calls over a threshold.
+    window_count(s, c, successes, 0, 0, '-')
+    local reason = trip_condition(s, c)
+    if reason and tr == nil and quorum_met(s, c) then tr = open(s, c, reason) end
+  end
   save(s, c, tr)
   return reply(s, c, tr)
 end)

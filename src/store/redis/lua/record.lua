@@ -48,7 +48,8 @@ return guard(function()
     stamp(s, c, outcome)
   elseif s.state == 'closed' then
     -- model::record on a closed circuit: count, the window, a retry-after,
-    -- then the first trip condition, if the quorum is met.
+    -- then (after any counted outcome) the first trip condition, if the
+    -- quorum is met.
     count(s, c, outcome)
     tr = nil
     if outcome ~= 'neutral' then
@@ -58,7 +59,7 @@ return guard(function()
       end
       if retry_after then
         tr = open(s, c, 'retry_after', retry_after)
-      elseif failed or slow then
+      else
         local reason = trip_condition(s, c)
         if reason and quorum_met(s, c) then tr = open(s, c, reason) end
       end
