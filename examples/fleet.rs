@@ -38,6 +38,8 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 mod commandstats;
 #[path = "support/flags.rs"]
 mod flags;
+#[path = "support/policies.rs"]
+mod policies;
 use commandstats::{RUN_INSIDE_SCRIPTS, client_commands_on, commandstats_all};
 
 const USAGE: &str = "\
@@ -50,6 +52,9 @@ OPTIONS:
     --pods N            breaker instances (pods), each with its own pool and watcher [default: 16]
     --calls-per-sec N   calls each pod makes per second, split over agent-a and agent-b [default: 2000]
     --steady-secs N     length of the healthy window whose Redis commands are counted [default: 3]
+    --scenario NAME     dies (agent-a dies and recovers) [default], rate (agent-c fails 30% of
+                        its calls: the fleet's failure rate against per-pod breakers), or
+                        sick-pod (one pod alone sees agent-a fail: min_reporting_pods 2 against 1)
     -h, --help          this text";
 
 const FAILURE_THRESHOLD: u32 = 5;
@@ -67,6 +72,15 @@ struct Options {
     pods: usize,
     calls_per_sec: u64,
     steady: Duration,
+    scenario: Scenario,
+}
+
+/// Which scenario `--scenario` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Dies,
+    Rate,
+    SickPod,
 }
 
 fn parse_args() -> Result<Option<Options>, String> {
@@ -74,12 +88,25 @@ fn parse_args() -> Result<Option<Options>, String> {
         pods: 16,
         calls_per_sec: 2000,
         steady: Duration::from_secs(3),
+        scenario: Scenario::Dies,
     };
     let go_on = flags::parse(|flag| {
         match flag.name.as_str() {
             "--pods" => options.pods = usize::try_from(flag.number(1, 256)?).unwrap_or(16),
             "--calls-per-sec" => options.calls_per_sec = flag.number(2, 100_000)?,
             "--steady-secs" => options.steady = Duration::from_secs(flag.number(1, 20)?),
+            "--scenario" => {
+                options.scenario = match flag.value.as_str() {
+                    "dies" => Scenario::Dies,
+                    "rate" => Scenario::Rate,
+                    "sick-pod" => Scenario::SickPod,
+                    other => {
+                        return Err(format!(
+                            "--scenario takes dies, rate or sick-pod, not {other:?}"
+                        ));
+                    }
+                }
+            }
             _ => return Err(flag.unknown()),
         }
         Ok(())
@@ -556,7 +583,14 @@ async fn main() -> Result<(), AnyError> {
     let prefix = format!("fleet-sim-{}-{millis}", std::process::id());
     let mut nodes = servers(&target).await?;
     println!("Redis: {target} ({} server(s) counted)", nodes.len());
-    let outcome = tokio::time::timeout(RUN_LIMIT, run(&target, &prefix, options, &mut nodes)).await;
+    let work = async {
+        match options.scenario {
+            Scenario::Dies => run(&target, &prefix, options, &mut nodes).await,
+            Scenario::Rate => policies::rate(&target, &prefix, options, &mut nodes).await,
+            Scenario::SickPod => policies::sick_pod(&target, &prefix, options).await,
+        }
+    };
+    let outcome = tokio::time::timeout(RUN_LIMIT, work).await;
     let removed = clean_up(&mut nodes, &prefix).await?;
     println!("removed {removed} keys under {prefix}*");
     match outcome {

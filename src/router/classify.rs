@@ -1,5 +1,7 @@
 //! Outcome classifiers: what a call's result says about the agent.
 
+use std::time::Duration;
+
 use crate::model::Outcome;
 
 /// Decides what a call's result says about the agent that answered:
@@ -25,6 +27,15 @@ use crate::model::Outcome;
 pub trait Classify<T, E>: Send + Sync {
     /// The verdict on one result.
     fn classify(&self, result: Result<&T, &E>) -> Outcome;
+
+    /// For a result classified as a failure: how long the agent asked not
+    /// to be called (an HTTP 429 or 503 with `Retry-After`). `Some` opens
+    /// the agent's circuit fleet-wide at once for at least that long (at
+    /// most `max_backoff`), whatever the trip policies say. Default: `None`.
+    fn retry_after(&self, result: Result<&T, &E>) -> Option<Duration> {
+        let _ = result;
+        None
+    }
 }
 
 /// The default classifier: `Ok` is a success, `Err` a failure.

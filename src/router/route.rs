@@ -11,7 +11,7 @@ use super::agents::{AgentInput, validate};
 use super::classify::Classify;
 use super::error::{AgentReport, AllAgentsFailed, Attempt, RouteError};
 use crate::agent_id::AgentId;
-use crate::breaker::{Permit, RejectCause, Rejected};
+use crate::breaker::{Facts, Permit, RejectCause, Rejected};
 use crate::model::{CircuitState, Outcome};
 use crate::store::FailureRecord;
 
@@ -175,17 +175,20 @@ impl<C> FailoverRouter<C> {
         C: Classify<T, E>,
     {
         let settings = &self.inner.settings;
-        // The clock is read only when a slow-call threshold needs it.
-        let started = settings
-            .slow_call_threshold
-            .map(|_| tokio::time::Instant::now());
+        // The slow-call policy and the router's slow-call threshold need
+        // the call's duration.
+        let started = tokio::time::Instant::now();
         let call = task_fn(agent.clone(), data);
         let result = match settings.attempt_timeout {
             Some(limit) => match tokio::time::timeout(limit, call).await {
                 Ok(result) => result,
                 Err(_) => {
                     let reason = format!("timed out after {limit:?}");
-                    self.charge(task_id, agent, permit, Outcome::Failure, Some(reason))
+                    let facts = Facts {
+                        slow: self.inner.breaker.is_slow(agent, started.elapsed()),
+                        ..Facts::of(Outcome::Failure)
+                    };
+                    self.charge(task_id, agent, permit, facts, Some(reason))
                         .await;
                     return Step::Failed(Attempt::TimedOut { after: limit });
                 }
@@ -193,9 +196,20 @@ impl<C> FailoverRouter<C> {
             None => call.await,
         };
         let verdict = self.inner.classifier.classify(result.as_ref());
-        let slow = match (settings.slow_call_threshold, started) {
-            (Some(threshold), Some(started)) if verdict == Outcome::Success => {
-                let elapsed = started.elapsed();
+        let elapsed = started.elapsed();
+        let mut facts = Facts {
+            slow: self.inner.breaker.is_slow(agent, elapsed),
+            ..Facts::of(verdict)
+        };
+        if verdict == Outcome::Failure {
+            facts.retry_after_ms = self
+                .inner
+                .classifier
+                .retry_after(result.as_ref())
+                .map(crate::config::duration_ms);
+        }
+        let slow = match settings.slow_call_threshold {
+            Some(threshold) if verdict == Outcome::Success => {
                 (elapsed > threshold).then(|| slow_reason(elapsed, threshold))
             }
             _ => None,
@@ -206,14 +220,8 @@ impl<C> FailoverRouter<C> {
                     Ok(_) => "the classifier counted the result as a failure".to_owned(),
                     Err(error) => error.to_string(),
                 };
-                self.charge(
-                    task_id,
-                    agent,
-                    permit,
-                    Outcome::Failure,
-                    Some(reason.clone()),
-                )
-                .await;
+                self.charge(task_id, agent, permit, facts, Some(reason.clone()))
+                    .await;
                 Step::Failed(Attempt::Failed { reason })
             }
             result => {
@@ -222,7 +230,8 @@ impl<C> FailoverRouter<C> {
                 } else {
                     verdict
                 };
-                self.charge(task_id, agent, permit, recorded, slow).await;
+                facts.outcome = recorded;
+                self.charge(task_id, agent, permit, facts, slow).await;
                 match result {
                     Ok(value) => Step::Served(value, recorded),
                     Err(error) => Step::Returned(error),
@@ -231,18 +240,18 @@ impl<C> FailoverRouter<C> {
         }
     }
 
-    /// Settles the permit with `outcome` and, for a failure, journals it.
+    /// Settles the permit with `facts` and, for a failure, journals it.
     async fn charge(
         &self,
         task_id: &str,
         agent: &AgentId,
         permit: Option<Permit>,
-        outcome: Outcome,
+        facts: Facts,
         failure: Option<String>,
     ) {
         let settle = async {
             if let Some(permit) = permit {
-                permit.settle(outcome).await;
+                permit.settle_facts(facts).await;
             }
         };
         let Some(reason) = failure else {

@@ -166,3 +166,72 @@ async fn a_success_slower_than_the_threshold_is_served_but_charged_as_a_failure(
         journal[0].reason
     );
 }
+
+/// A classifier that reads a 429's retry-after from the error text.
+struct RetryAfterClassifier;
+
+impl fleet_breaker::router::Classify<String, String> for RetryAfterClassifier {
+    fn classify(&self, result: Result<&String, &String>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Success,
+            Err(_) => Outcome::Failure,
+        }
+    }
+
+    fn retry_after(&self, result: Result<&String, &String>) -> Option<Duration> {
+        let seconds = result.err()?.strip_prefix("429 retry-after ")?;
+        seconds.parse().ok().map(Duration::from_secs)
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_from_the_classifier_opens_the_agent_at_once_for_that_long() {
+    let (breaker, _clock) = breaker(5);
+    let router = FailoverRouter::builder(breaker.clone())
+        .classifier(RetryAfterClassifier)
+        .build()
+        .unwrap();
+    let agents = Agents::new(&[("agent-1", Behave::Fail("429 retry-after 20"))]);
+
+    let routed = router
+        .route_task("t", ["agent-1", "agent-2"], agents.task_fn(), 1)
+        .await
+        .unwrap();
+
+    assert_eq!(routed.agent.as_str(), "agent-2", "failed over");
+    let metrics = breaker.metrics(&id("agent-1")).await.unwrap();
+    assert_eq!(
+        metrics.state,
+        fleet_breaker::CircuitState::Open,
+        "one failure, not five"
+    );
+    let left = metrics
+        .retry_after_seconds
+        .expect("open until the retry-after");
+    assert!((19.9..=20.0).contains(&left), "{left}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_calls_feed_the_slow_call_rate_policy() {
+    let (breaker, _clock) = crate::common::breaker_with(
+        fleet_breaker::BreakerConfig::builder()
+            .slow_call_duration(Some(Duration::from_millis(100)))
+            .slow_call_rate_threshold(Some(0.5))
+            .minimum_calls(2),
+    );
+    let router = FailoverRouter::new(breaker.clone());
+    let agents = Agents::new(&[("agent-1", Behave::Slow(Duration::from_millis(150)))]);
+    for task in ["t1", "t2"] {
+        let routed = router
+            .route_task(task, ["agent-1"], agents.task_fn(), 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            routed.outcome,
+            Outcome::Success,
+            "a slow success is a success"
+        );
+    }
+    let metrics = breaker.metrics(&id("agent-1")).await.unwrap();
+    assert_eq!(metrics.state, fleet_breaker::CircuitState::Open);
+}
