@@ -2,16 +2,26 @@
 //! acquire+record pair on a closed circuit, and memory per agent.
 //!
 //! ```text
-//! REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example footprint [AGENTS]
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example footprint [AGENTS] [--window]
 //! ```
 //!
 //! Creates AGENTS agents (default 10,000) under a fresh prefix, reads
 //! `INFO commandstats` before and after one acquire+record pair per agent,
 //! sums `MEMORY USAGE` of every agent's keys, prints one JSON line, and
 //! deletes its keys.
+//!
+//! `--window` measures an agent under the trip policies instead: a failure
+//! rate over a 10 s window of 1 s buckets, a quorum of 3 (so the window
+//! keeps 3 reporting pods), and settings of its own (3 fields in
+//! `PREFIX:{AGENT}:config`); every one of the 10 buckets holds counts.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_breaker::config::AgentSettings;
+use fleet_breaker::model::Report;
 use fleet_breaker::store::StoreExt;
-use fleet_breaker::{AgentId, BreakerConfig, Outcome, RedisStore};
+use fleet_breaker::{AgentId, BreakerConfig, ManualClock, Outcome, RedisStore};
 use redis::AsyncCommands;
 
 #[path = "support/commandstats.rs"]
@@ -25,10 +35,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  REDIS_URL=redis://127.0.0.1:6379 cargo run --release --example footprint");
         return Ok(());
     };
-    let count: usize = std::env::args().nth(1).map_or(Ok(10_000), |n| n.parse())?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let windowed = args.iter().any(|a| a == "--window");
+    let count: usize = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map_or(Ok(10_000), |n| n.parse())?;
     let prefix = format!("fleet-breaker-footprint-{}", std::process::id());
-    let store = RedisStore::builder(&url).prefix(&prefix).build().await?;
-    let config = BreakerConfig::default();
+    let clock = ManualClock::new(1_800_000_000_000);
+    let mut builder = RedisStore::builder(&url).prefix(&prefix);
+    if windowed {
+        // Store time driven by hand: ten 1 s buckets in a moment.
+        builder = builder.clock_override(Arc::new(clock.clone()));
+    }
+    let store = builder.build().await?;
+    let config = if windowed {
+        BreakerConfig::builder()
+            .failure_threshold(1_000)
+            .failure_rate_threshold(Some(0.9))
+            .min_reporting_pods(3)
+            .build()?
+    } else {
+        BreakerConfig::default()
+    };
     let agents: Vec<AgentId> = (0..count)
         .map(|i| AgentId::new(&format!("agent-{i:05}")))
         .collect::<Result<_, _>>()?;
@@ -55,6 +84,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
     }
     let after = commandstats(&mut conn).await?;
+    if windowed {
+        fill_windows(&store, &config, &agents, &clock).await?;
+    }
     let pairs = count as f64;
     // What clients sent (EVALSHA), apart from what the scripts ran inside.
     let client_commands: u64 = client_commands(&before, &after).values().sum();
@@ -64,7 +96,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut bytes = 0u64;
     for agent in &agents {
-        for key in [store.keys().state(agent), store.keys().probes(agent)] {
+        let keys = [
+            store.keys().state(agent),
+            store.keys().probes(agent),
+            store.keys().config(agent),
+        ];
+        for key in keys {
             let usage: Option<u64> = redis::cmd("MEMORY")
                 .arg("USAGE")
                 .arg(&key)
@@ -83,6 +120,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .query_async(&mut conn)
         .await?;
 
+    if windowed {
+        println!(
+            "{count} agents, each with a full 10 s window (10 buckets), 3 reporting pods and 3 \
+             settings of its own:"
+        );
+    }
     println!("{count} agents, one acquire+record pair each on a closed circuit:");
     println!(
         "  client commands per pair: {:.2} (EVALSHA; the scripts run {:.2} more inside Redis)",
@@ -96,7 +139,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         store.keys().agents()
     );
     println!(
-        "{{\"agents\":{count},\"commands_per_pair\":{:.3},\"commands_inside_scripts_per_pair\":{:.3},\"bytes_per_agent\":{:.1},\"bytes_per_agent_with_registry\":{:.1}}}",
+        "{{\"agents\":{count},\"windowed\":{windowed},\"commands_per_pair\":{:.3},\"commands_inside_scripts_per_pair\":{:.3},\"bytes_per_agent\":{:.1},\"bytes_per_agent_with_registry\":{:.1}}}",
         client_commands as f64 / pairs,
         inside_scripts as f64 / pairs,
         bytes as f64 / pairs,
@@ -113,6 +156,54 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for chunk in keys.chunks(500) {
         let _: () = conn.unlink(chunk).await?;
+    }
+    Ok(())
+}
+
+/// Settings of their own, then ten seconds of calls (one bucket a second):
+/// three calls per bucket, one from each of three pods, one failing (the
+/// failing pod turns, so all three report).
+async fn fill_windows(
+    store: &RedisStore,
+    config: &BreakerConfig,
+    agents: &[AgentId],
+    clock: &ManualClock,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let settings = AgentSettings {
+        failure_rate_threshold: Some(0.9),
+        minimum_calls: Some(50),
+        backoff_jitter: Some(0.1),
+        ..AgentSettings::default()
+    };
+    for agent in agents {
+        store.configure(config, agent, &settings).await?;
+    }
+    for round in 0..10 {
+        for agent in agents {
+            for (i, pod) in ["pod-a", "pod-b", "pod-c"].into_iter().enumerate() {
+                let applied = store.acquire(config, agent, "w").await?;
+                let fleet_breaker::model::Decision::Granted(grant) = applied.value else {
+                    return Err("a closed circuit rejected a call".into());
+                };
+                let ticket = fleet_breaker::model::Ticket {
+                    permit_id: "w".into(),
+                    generation: grant.generation,
+                };
+                let outcome = if i == round % 3 {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                };
+                let report = Report {
+                    outcome,
+                    slow: false,
+                    retry_after_ms: None,
+                    pod,
+                };
+                store.report(config, agent, &ticket, report).await?;
+            }
+        }
+        clock.advance(Duration::from_secs(1));
     }
     Ok(())
 }
