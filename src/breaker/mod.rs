@@ -39,7 +39,7 @@ pub use builder::{
 };
 pub use error::{BreakerError, CallError, RejectCause, Rejected};
 pub use handle::{AgentHandle, AgentPermit};
-pub use metrics::{AgentMetrics, Counters};
+pub use metrics::{AgentMetrics, BucketView, Counters, WindowView};
 pub use permit::Permit;
 pub use policy::StorePolicy;
 pub use store_health::{
