@@ -178,7 +178,7 @@ fn ttl_from_seconds(seconds: f64) -> Result<Duration, ApiError> {
 
 /// 403 when no admin token is configured, 401 when the request's is missing
 /// or wrong.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match state.admin_token() {
         Some(token) => token.check(headers),
         None => Err(ApiError::new(
@@ -188,7 +188,9 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn agent_from_path(agent: Result<Path<String>, PathRejection>) -> Result<AgentId, ApiError> {
+pub(super) fn agent_from_path(
+    agent: Result<Path<String>, PathRejection>,
+) -> Result<AgentId, ApiError> {
     let Path(raw) = agent.map_err(|e| ApiError::bad_request(e.body_text()))?;
     AgentId::new(&raw).map_err(|e| ApiError::bad_request(e.to_string()))
 }

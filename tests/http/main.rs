@@ -3,6 +3,7 @@
 //!
 //! - here: the helpers, health, failures, JSON errors;
 //! - `admin.rs`: reset and force, tokens, bodies, hostile agent ids;
+//! - `config.rs`: per-agent settings, and the window health and /metrics show;
 //! - `corrupt.rs`: a corrupt agent, or failure record, in Redis;
 //! - `service.rs`: probes, dashboard, metrics, SSE, Redis, the health copy.
 //! - `listing.rs`: the health listing filtered, paged, and its counts alone;
@@ -12,6 +13,7 @@
 mod support;
 
 mod admin;
+mod config;
 mod corrupt;
 mod listing;
 mod scale;
