@@ -106,7 +106,7 @@ pub(super) async fn force(store: &StoreArgs, args: ForceArgs) -> Result<(), CliE
     ))
 }
 
-async fn admin(
+pub(super) async fn admin(
     store: &StoreArgs,
     raw: &str,
 ) -> Result<(Connection, CircuitBreaker, AgentId), CliError> {
@@ -120,7 +120,11 @@ fn agent_id(raw: &str) -> Result<AgentId, CliError> {
     AgentId::new(raw).map_err(|e| CliError::new(e.to_string()))
 }
 
-fn admin_error(connection: &Connection, agent: &AgentId, error: BreakerError) -> CliError {
+pub(super) fn admin_error(
+    connection: &Connection,
+    agent: &AgentId,
+    error: BreakerError,
+) -> CliError {
     match error {
         BreakerError::UnknownAgent(_) => CliError::new(format!(
             "unknown agent {agent}: no pod has called it through this store (see `fleet-breaker status`)"
