@@ -10,7 +10,7 @@ use crate::store::StoreError;
 /// Prints every agent's state and counters, or one agent's.
 pub(super) async fn status(store: &StoreArgs, args: StatusArgs) -> Result<(), CliError> {
     let connection = Connection::redis(store).await?;
-    let breaker = connection.breaker(&super::serve::instance_name("status"), None, false)?;
+    let breaker = connection.breaker(&super::serve::instance_name("status"), None, false, false)?;
     if let Some(raw) = args.agent.as_deref() {
         let agent = agent_id(raw)?;
         let metrics = match breaker.metrics(&agent).await {
@@ -112,7 +112,7 @@ pub(super) async fn admin(
 ) -> Result<(Connection, CircuitBreaker, AgentId), CliError> {
     let agent = agent_id(raw)?;
     let connection = Connection::redis(store).await?;
-    let breaker = connection.breaker(&super::serve::instance_name("admin"), None, false)?;
+    let breaker = connection.breaker(&super::serve::instance_name("admin"), None, false, false)?;
     Ok((connection, breaker, agent))
 }
 

@@ -11,5 +11,6 @@ mod differential;
 mod failure_count;
 mod failures_journal;
 mod feed;
+mod fleet_config;
 mod fleet_races;
 mod noscript;
