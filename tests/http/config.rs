@@ -230,11 +230,11 @@ async fn an_unknown_field_or_a_wrong_kind_is_a_400_naming_it() {
 /// A breaker on an embedded store at store time 25.5 s whose `agent-r`
 /// has a 50% failure-rate policy (stored for it) and 10 calls in its window,
 /// 6 failed: 6 of 6 in bucket 17, 1 of 4 in bucket 25.
-async fn windowed_app() -> (Router, CircuitBreaker) {
-    windowed_app_reporting(MetricsAgents::NotClosed).await
+fn windowed_app() -> (Router, CircuitBreaker) {
+    windowed_app_reporting(MetricsAgents::NotClosed)
 }
 
-async fn windowed_app_reporting(agents: MetricsAgents) -> (Router, CircuitBreaker) {
+fn windowed_app_reporting(agents: MetricsAgents) -> (Router, CircuitBreaker) {
     let clock = Arc::new(ManualClock::new(25_500));
     let store = MemoryStore::with_clock(clock);
     let config = BreakerConfig::default();
@@ -272,7 +272,7 @@ fn assert_the_window(w: &WindowView) {
 
 #[tokio::test]
 async fn metrics_show_the_window_of_an_agent_with_a_rate_policy_and_none_for_a_plain_one() {
-    let (_, breaker) = windowed_app().await;
+    let (_, breaker) = windowed_app();
     let m = breaker.metrics(&agent("agent-r")).await.unwrap();
     assert_the_window(m.window.as_ref().expect("a rate policy keeps a window"));
     let json = serde_json::to_value(&m).unwrap();
@@ -338,7 +338,7 @@ async fn a_setting_of_zero_turns_the_window_off_for_that_agent() {
 #[tokio::test]
 #[ignore = "needs src/router/health.rs to call AgentMetrics::from_snapshot_in"]
 async fn health_shows_each_agents_window_for_the_dashboard() {
-    let (app, _) = windowed_app().await;
+    let (app, _) = windowed_app();
     let (status, health) = send(&app, get("/api/circuit-breaker/health")).await;
     assert_eq!(status, StatusCode::OK);
     let window: WindowView =
@@ -352,7 +352,7 @@ async fn health_shows_each_agents_window_for_the_dashboard() {
 async fn prometheus_has_window_gauges_for_agents_with_a_window_only() {
     // Closed agents have series only when every agent is reported (the
     // default reports those not closed).
-    let (app, _) = windowed_app_reporting(MetricsAgents::All).await;
+    let (app, _) = windowed_app_reporting(MetricsAgents::All);
     let request = Request::get("/metrics").body(Body::empty()).unwrap();
     let (status, body) = send(&app, request).await;
     assert_eq!(status, StatusCode::OK);
