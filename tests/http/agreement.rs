@@ -182,3 +182,85 @@ async fn the_embedded_store_has_nothing_to_compare() {
         "any field changes it"
     );
 }
+
+/// The log lines written while the guard returned is held (this thread).
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_mismatch_is_warned_once_per_change_naming_both_pods() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let fleet = Arc::new(Mutex::new(BTreeMap::new()));
+    let a = pod(&fleet, "pod-a", BreakerConfig::default());
+    let jittered = BreakerConfig::builder()
+        .backoff_jitter(0.2)
+        .build()
+        .unwrap();
+    let b = pod(&fleet, "pod-b", jittered);
+    b.check_config_agreement().await.unwrap();
+    for _ in 0..3 {
+        a.check_config_agreement().await.unwrap();
+    }
+    let log = lines.take();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("different process-wide"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "once, not at every check: {log}");
+    assert!(warnings[0].contains("pod-a"), "{log}");
+    assert!(warnings[0].contains("pod-b"), "{log}");
+    assert!(
+        warnings[0].contains(&config_fingerprint(&jittered)),
+        "{log}"
+    );
+
+    // A third pod that differs too is a change: warned again.
+    let c = pod(
+        &fleet,
+        "pod-c",
+        BreakerConfig::builder().minimum_calls(5).build().unwrap(),
+    );
+    c.check_config_agreement().await.unwrap();
+    lines.take();
+    a.check_config_agreement().await.unwrap();
+    assert_eq!(lines.take().matches("WARN").count(), 1);
+
+    // All agree again: one INFO, then silence.
+    drop((b, c));
+    fleet.lock().unwrap().retain(|pod, _| pod == "pod-a");
+    a.check_config_agreement().await.unwrap();
+    a.check_config_agreement().await.unwrap();
+    let log = lines.take();
+    assert_eq!(
+        log.matches("same process-wide breaker config again")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("WARN"), "{log}");
+}
