@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::BreakerConfig;
 
+pub use super::configure::ConfigArgs;
+
 /// The default prefix of the fleet's Redis keys.
 const DEFAULT_PREFIX: &str = crate::store::DEFAULT_PREFIX;
 
@@ -307,82 +309,6 @@ pub struct ForceArgs {
     /// End the force by itself after this long (e.g. 10m); until changed without it.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub ttl: Option<Duration>,
-}
-
-/// `config`: each flag sets one of the agent's settings (the others stored
-/// stay); `--clear` removes them all; no flag shows them.
-#[derive(Debug, Clone, Args)]
-#[command(group = clap::ArgGroup::new("fields").multiple(true))]
-pub struct ConfigArgs {
-    /// The agent to configure.
-    pub agent: String,
-    /// Consecutive failures that open the circuit (failure_threshold; at least 1).
-    #[arg(long, value_name = "N", group = "fields")]
-    pub failure_threshold: Option<u32>,
-    /// Failed share of the window's calls that opens it (failure_rate_threshold; above 0, at most 1; 0: off).
-    #[arg(long, value_name = "RATE", group = "fields")]
-    pub failure_rate: Option<f64>,
-    /// Calls at least this slow, in ms, are slow (slow_call_duration_ms; 0: no call is slow).
-    #[arg(long, value_name = "MS", group = "fields")]
-    pub slow_call_duration_ms: Option<u64>,
-    /// Slow share of the window's calls that opens it (slow_call_rate_threshold; above 0, at most 1; 0: off).
-    #[arg(long, value_name = "RATE", group = "fields")]
-    pub slow_call_rate: Option<f64>,
-    /// The window the rates are measured over, in ms (window_ms; 1,000 to 3,600,000, multiples of 10).
-    #[arg(long, value_name = "MS", group = "fields")]
-    pub window_ms: Option<u64>,
-    /// No rate trips under this many calls in the window (minimum_calls; at least 1).
-    #[arg(long, value_name = "N", group = "fields")]
-    pub minimum_calls: Option<u32>,
-    /// Distinct pods whose failures a trip needs (min_reporting_pods; 1 to 64).
-    #[arg(long, value_name = "N", group = "fields")]
-    pub min_reporting_pods: Option<u32>,
-    /// Spread of each open time (backoff_jitter; 0 to 0.5).
-    #[arg(long, value_name = "J", group = "fields")]
-    pub backoff_jitter: Option<f64>,
-    /// Probe permits in half-open, fleet-wide (half_open_max_calls; at least 1).
-    #[arg(long, value_name = "N", group = "fields")]
-    pub half_open_max_calls: Option<u32>,
-    /// Backoff of a closed circuit, in ms (base_backoff_ms; at least 1).
-    #[arg(long, value_name = "MS", group = "fields")]
-    pub base_backoff_ms: Option<u64>,
-    /// Cap on the backoff, in ms (max_backoff_ms; at least the base backoff).
-    #[arg(long, value_name = "MS", group = "fields")]
-    pub max_backoff_ms: Option<u64>,
-    /// Lease of a probe permit, in ms (recovery_timeout_ms; at least 1).
-    #[arg(long, value_name = "MS", group = "fields")]
-    pub recovery_timeout_ms: Option<u64>,
-    /// Every opening multiplies the backoff by this (backoff_multiplier; 1 to 1000).
-    #[arg(long, value_name = "M", group = "fields")]
-    pub backoff_multiplier: Option<f64>,
-    /// Remove every setting stored for the agent: it follows each pod's config again.
-    #[arg(long, conflicts_with = "fields")]
-    pub clear: bool,
-    /// Print the settings as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-impl ConfigArgs {
-    /// The settings the flags set (empty with none).
-    #[must_use]
-    pub fn settings(&self) -> crate::config::AgentSettings {
-        crate::config::AgentSettings {
-            failure_threshold: self.failure_threshold,
-            half_open_max_calls: self.half_open_max_calls,
-            base_backoff_ms: self.base_backoff_ms,
-            backoff_multiplier: self.backoff_multiplier,
-            max_backoff_ms: self.max_backoff_ms,
-            recovery_timeout_ms: self.recovery_timeout_ms,
-            failure_rate_threshold: self.failure_rate,
-            slow_call_duration_ms: self.slow_call_duration_ms,
-            slow_call_rate_threshold: self.slow_call_rate,
-            window_ms: self.window_ms,
-            minimum_calls: self.minimum_calls,
-            min_reporting_pods: self.min_reporting_pods,
-            backoff_jitter: self.backoff_jitter,
-        }
-    }
 }
 
 /// The states `force` takes.
