@@ -1,11 +1,12 @@
 //! The read and admin operations of [`CircuitBreaker`]: metrics, snapshot,
-//! reset, force, agents. They always try the store, degraded mode or not,
+//! reset, force, per-agent settings, agents. They always try the store, degraded mode or not,
 //! and return its error.
 
 use std::time::Duration;
 
 use super::{AgentMetrics, BreakerError, CircuitBreaker};
 use crate::agent_id::AgentId;
+use crate::config::{AgentSettings, ConfigError, SETTING_NAMES};
 use crate::model::{ForceMode, Snapshot, Transition};
 use crate::store::StoreExt;
 use crate::store::{Applied, Census, StoreError};
@@ -19,10 +20,11 @@ impl CircuitBreaker {
     /// [`BreakerError::Store`] when the store fails.
     pub async fn metrics(&self, agent: &AgentId) -> Result<AgentMetrics, BreakerError> {
         let applied = self.read_snapshot(agent).await?;
-        Ok(AgentMetrics::from_snapshot(
+        Ok(AgentMetrics::from_snapshot_in(
             agent,
             &applied.snapshot,
             applied.now_ms,
+            &self.inner.config,
         ))
     }
 
@@ -85,6 +87,57 @@ impl CircuitBreaker {
         self.admin_result(agent, applied)
     }
 
+    /// Replaces the settings stored for the agent, fleet-wide: each set
+    /// field overrides this process's [`BreakerConfig`](crate::BreakerConfig)
+    /// for that agent on every pod, from the next call (see
+    /// [`AgentSettings`]); empty settings clear them. Creates an agent no
+    /// pod has called yet. Returns the agent's snapshot with the settings
+    /// applied.
+    ///
+    /// ## Behavior
+    ///
+    /// - Not a transition: the state, counters and generation stay; the
+    ///   next acquire or outcome runs under the new settings.
+    /// - The settings are checked against this process's config as a whole
+    ///   (`max_backoff_ms` no lower than the base backoff the agent would
+    ///   then have, say); another pod started with a different config reads
+    ///   them too, checking each field's range alone.
+    ///
+    /// # Errors
+    ///
+    /// [`BreakerError::InvalidInput`] naming the field and its range for an
+    /// invalid value (nothing is written); [`BreakerError::Store`] when the
+    /// store fails.
+    pub async fn configure(
+        &self,
+        agent: &AgentId,
+        settings: AgentSettings,
+    ) -> Result<Snapshot, BreakerError> {
+        settings
+            .validate(&self.inner.config)
+            .map_err(|error| BreakerError::InvalidInput(settings_error(&error)))?;
+        let applied = self
+            .inner
+            .store
+            .configure(&self.inner.config, agent, &settings)
+            .await?;
+        // As for reset: the cache and the local fallback see the new
+        // settings at once, not at the next read.
+        self.observe(agent, &applied);
+        tracing::info!(agent = %agent, settings = ?settings.fields(), "agent settings replaced");
+        Ok(applied.snapshot)
+    }
+
+    /// The settings stored for the agent (empty when it follows this
+    /// process's config).
+    ///
+    /// # Errors
+    ///
+    /// As [`metrics`](Self::metrics).
+    pub async fn settings(&self, agent: &AgentId) -> Result<AgentSettings, BreakerError> {
+        Ok(self.read_snapshot(agent).await?.snapshot.settings)
+    }
+
     /// Every agent the store knows, sorted.
     ///
     /// # Errors
@@ -139,5 +192,16 @@ impl CircuitBreaker {
                 detail: "the store reported no transition".into(),
             })
         })
+    }
+}
+
+/// A [`ConfigError`] of settings, naming the setting as the settings spell
+/// it: the config's `max_backoff` is the setting `max_backoff_ms`.
+fn settings_error(error: &ConfigError) -> String {
+    let as_setting = format!("{}_ms", error.field);
+    if SETTING_NAMES.contains(&as_setting.as_str()) {
+        format!("{error} (the setting `{as_setting}`)")
+    } else {
+        error.to_string()
     }
 }

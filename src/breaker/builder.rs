@@ -44,6 +44,7 @@ pub struct CircuitBreakerBuilder {
     window_flush_interval: Duration,
     degrade_after: u32,
     store_probe_interval: Duration,
+    config_check: bool,
 }
 
 impl CircuitBreakerBuilder {
@@ -61,7 +62,18 @@ impl CircuitBreakerBuilder {
             window_flush_interval: DEFAULT_WINDOW_FLUSH_INTERVAL,
             degrade_after: DEFAULT_DEGRADE_AFTER,
             store_probe_interval: DEFAULT_STORE_PROBE_INTERVAL,
+            config_check: true,
         }
+    }
+
+    /// Whether this breaker publishes its config's fingerprint in a shared
+    /// store and compares it with the other pods' (default `true`; see
+    /// [`CircuitBreaker::config_agreement`]). A short-lived tool that only
+    /// reads or administers the fleet turns it off, so that its own config
+    /// is not reported as a pod's.
+    pub fn config_check(mut self, enabled: bool) -> Self {
+        self.config_check = enabled;
+        self
     }
 
     /// The store (default: a new [`MemoryStore`]).
@@ -228,8 +240,14 @@ impl CircuitBreakerBuilder {
         let window_interval = self.window_flush_interval;
         // A shared store forgets idle agents (the embedded one does not
         // outlive its process).
+        let checks = runtime.clone().filter(|_| remote && self.config_check);
         let sweeps = runtime.filter(|_| remote).zip(self.config.idle_ttl);
+        let agreement = super::agreement::Agreement::new(&self.config, &instance_id);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let agreement_check = checks.map(|runtime| {
+                let _guard = runtime.enter();
+                super::agreement::Checker::spawn(weak.clone())
+            });
             let sweeper = sweeps.map(|(runtime, idle_ttl)| {
                 let _guard = runtime.enter();
                 super::sweep::Sweeper::spawn(weak.clone(), idle_ttl)
@@ -315,6 +333,8 @@ impl CircuitBreakerBuilder {
                 _flusher: flusher,
                 _follower: follower,
                 _sweeper: sweeper,
+                agreement,
+                _agreement_check: agreement_check,
                 force_timers,
                 permit_prefix,
                 permit_counter: AtomicU64::new(0),

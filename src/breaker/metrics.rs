@@ -4,7 +4,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::agent_id::AgentId;
 use crate::clock::iso8601;
-use crate::model::{CircuitState, Snapshot, backoff_seconds};
+use crate::config::{AgentSettings, BreakerConfig, WINDOW_BUCKETS};
+use crate::model::{CircuitState, Snapshot, backoff_seconds, bucket_index};
 use crate::store::Corruption;
 
 /// One agent's circuit, in the shape of the original specification:
@@ -16,7 +17,20 @@ use crate::store::Corruption;
 ///  "backoff_seconds": 1.0, "generation": 4, "retry_after_seconds": null}
 /// ```
 ///
-/// `generation` and `retry_after_seconds` are additions.
+/// `generation` and `retry_after_seconds` are additions, and so are two
+/// fields that appear only when they say something: `window`, the fleet's
+/// calls in the sliding window of an agent whose effective config has a
+/// rate policy or a quorum ([`WindowView`]), and `settings`, the agent's
+/// stored [`AgentSettings`] when any is set:
+///
+/// ```json
+/// {"agent_id": "agent-3", "state": "closed", "...": "...",
+///  "window": {"calls": 40, "failures": 12, "slow_calls": 0, "failure_rate": 0.3,
+///             "slow_call_rate": 0.0, "reporting_pods": 1, "window_ms": 10000,
+///             "buckets": [{"start_ms": 1764500000000, "calls": 4, "failures": 1, "slow": 0},
+///                         "... ten buckets, oldest first"]},
+///  "settings": {"failure_rate_threshold": 0.5}}
+/// ```
 ///
 /// An agent whose stored state cannot be read (a field edited by hand, say)
 /// is reported with `"state": "corrupt"` and a `"corrupt"` object naming the
@@ -48,6 +62,89 @@ pub struct AgentMetrics {
     /// Set when the agent's stored state is corrupt: which field, and what
     /// it holds. An admin reset or force repairs it.
     pub corrupt: Option<Corruption>,
+    /// The fleet's calls in the agent's window, when its effective config
+    /// is [`windowed`](BreakerConfig::windowed); `None` otherwise (and in
+    /// JSON, absent).
+    pub window: Option<WindowView>,
+    /// The settings stored for the agent (empty: the process's config; in
+    /// JSON, absent).
+    pub settings: AgentSettings,
+}
+
+/// The window of [`AgentMetrics`]: the fleet's calls to the agent in the
+/// last `window_ms`, as the store counts them (DESIGN.md section 2, "Trip
+/// policies").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowView {
+    /// Calls (successes and failures) in the window.
+    pub calls: u64,
+    /// Of which failures.
+    pub failures: u64,
+    /// Of which slow.
+    pub slow_calls: u64,
+    /// `failures / calls`, 0 with no calls.
+    pub failure_rate: f64,
+    /// `slow_calls / calls`, 0 with no calls.
+    pub slow_call_rate: f64,
+    /// Distinct pods that reported a failure or a slow call in the window,
+    /// counted up to the quorum (`min_reporting_pods`; the store keeps no
+    /// more), 0 with a quorum of 1.
+    pub reporting_pods: u64,
+    /// The window's length, ms (the agent's effective `window`).
+    pub window_ms: u64,
+    /// The window's buckets, oldest first, the current one last: always
+    /// [`WINDOW_BUCKETS`] of them, zeros where nothing was counted.
+    pub buckets: Vec<BucketView>,
+}
+
+/// One bucket of a [`WindowView`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketView {
+    /// When the bucket starts, ms since the epoch (store time); it lasts
+    /// `window_ms / 10`.
+    pub start_ms: u64,
+    /// Calls counted in it.
+    pub calls: u64,
+    /// Of which failures.
+    pub failures: u64,
+    /// Of which slow.
+    pub slow: u64,
+}
+
+impl WindowView {
+    /// The window of `snapshot` at store time `now_ms`, under `config` (the
+    /// agent's effective config); `None` when that config keeps no window.
+    #[must_use]
+    pub fn of(snapshot: &Snapshot, config: &BreakerConfig, now_ms: u64) -> Option<Self> {
+        if !config.windowed() {
+            return None;
+        }
+        let counts = snapshot.window.counts(config, now_ms);
+        let bucket_ms = config.bucket_ms();
+        let current = bucket_index(config, now_ms);
+        let oldest = current.saturating_sub(WINDOW_BUCKETS - 1);
+        let buckets = (oldest..=current)
+            .map(|index| {
+                let counted = snapshot.window.buckets.iter().find(|b| b.index == index);
+                BucketView {
+                    start_ms: index * bucket_ms,
+                    calls: counted.map_or(0, |b| b.calls),
+                    failures: counted.map_or(0, |b| b.failures),
+                    slow: counted.map_or(0, |b| b.slow),
+                }
+            })
+            .collect();
+        Some(Self {
+            calls: counts.calls,
+            failures: counts.failures,
+            slow_calls: counts.slow,
+            failure_rate: counts.failure_rate(),
+            slow_call_rate: counts.slow_call_rate(),
+            reporting_pods: counts.reporting_pods,
+            window_ms: bucket_ms * WINDOW_BUCKETS,
+            buckets,
+        })
+    }
 }
 
 /// The JSON state of a corrupt agent.
@@ -65,6 +162,10 @@ struct WireOut<'a> {
     backoff_seconds: f64,
     generation: u64,
     retry_after_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window: Option<&'a WindowView>,
+    #[serde(skip_serializing_if = "AgentSettings::is_empty")]
+    settings: &'a AgentSettings,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +178,10 @@ struct WireIn {
     backoff_seconds: f64,
     generation: u64,
     retry_after_seconds: Option<f64>,
+    #[serde(default)]
+    window: Option<WindowView>,
+    #[serde(default)]
+    settings: AgentSettings,
 }
 
 impl Serialize for AgentMetrics {
@@ -93,6 +198,8 @@ impl Serialize for AgentMetrics {
             backoff_seconds: self.backoff_seconds,
             generation: self.generation,
             retry_after_seconds: self.retry_after_seconds,
+            window: self.window.as_ref(),
+            settings: &self.settings,
         }
         .serialize(s)
     }
@@ -114,6 +221,8 @@ impl<'de> Deserialize<'de> for AgentMetrics {
             generation: wire.generation,
             retry_after_seconds: wire.retry_after_seconds,
             corrupt: wire.corrupt.filter(|_| wire.state == CORRUPT),
+            window: wire.window,
+            settings: wire.settings,
         })
     }
 }
@@ -136,7 +245,26 @@ pub struct Counters {
 }
 
 impl AgentMetrics {
-    /// The metrics of `snapshot`, read at store time `now_ms`.
+    /// The metrics of `snapshot`, read at store time `now_ms`, under the
+    /// process's `config` (with the agent's stored settings applied, it
+    /// says whether the agent has a window and how long it is).
+    #[must_use]
+    pub fn from_snapshot_in(
+        agent: &AgentId,
+        snapshot: &Snapshot,
+        now_ms: u64,
+        config: &BreakerConfig,
+    ) -> Self {
+        Self {
+            window: WindowView::of(snapshot, &snapshot.effective(config), now_ms),
+            ..Self::from_snapshot(agent, snapshot, now_ms)
+        }
+    }
+
+    /// The metrics of `snapshot`, read at store time `now_ms`, without the
+    /// window (which needs the process's config: see
+    /// [`from_snapshot_in`](Self::from_snapshot_in)); the stored settings
+    /// are shown.
     #[must_use]
     pub fn from_snapshot(agent: &AgentId, snapshot: &Snapshot, now_ms: u64) -> Self {
         let retry_after_ms = match snapshot.state {
@@ -159,6 +287,8 @@ impl AgentMetrics {
             generation: snapshot.generation,
             retry_after_seconds: retry_after_ms.map(backoff_seconds),
             corrupt: None,
+            window: None,
+            settings: snapshot.settings,
         }
     }
 
@@ -180,6 +310,8 @@ impl AgentMetrics {
             generation: 0,
             retry_after_seconds: None,
             corrupt: Some(corruption),
+            window: None,
+            settings: AgentSettings::default(),
         }
     }
 
@@ -194,7 +326,6 @@ impl AgentMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BreakerConfig;
 
     #[test]
     fn a_corrupt_agent_is_state_corrupt_in_json_and_reads_back() {

@@ -16,6 +16,7 @@ use crate::store::FeedHandle;
 use crate::store::StoreExt;
 
 mod admin;
+mod agreement;
 mod background;
 mod builder;
 mod degraded;
@@ -34,13 +35,14 @@ mod sweep;
 
 pub use crate::cache::CacheStats;
 pub use crate::clock::iso8601;
+pub use agreement::{ConfigAgreement, config_fingerprint};
 pub use builder::{
     CircuitBreakerBuilder, DEFAULT_FLUSH_INTERVAL, DEFAULT_MAX_STALENESS,
     DEFAULT_SUCCESS_FLUSH_INTERVAL, DEFAULT_WINDOW_FLUSH_INTERVAL,
 };
 pub use error::{BreakerError, CallError, RejectCause, Rejected};
 pub use handle::{AgentHandle, AgentPermit};
-pub use metrics::{AgentMetrics, Counters};
+pub use metrics::{AgentMetrics, BucketView, Counters, WindowView};
 pub use permit::Permit;
 pub use policy::StorePolicy;
 pub use store_health::{
@@ -159,6 +161,11 @@ struct Inner {
     /// Asks the store to forget idle agents now and then; held only so that
     /// it stops with the breaker.
     _sweeper: Option<sweep::Sweeper>,
+    /// The fleet's config fingerprints as last compared.
+    agreement: agreement::Agreement,
+    /// Publishes and compares them every minute (a shared store); held
+    /// only so that it stops with the breaker.
+    _agreement_check: Option<agreement::Checker>,
     /// Ends forces with a TTL on time (a store shared through Redis; the
     /// embedded store has its own timer).
     force_timers: Option<expiry::ForceTimers>,

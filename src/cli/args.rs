@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::BreakerConfig;
 
+pub use super::configure::ConfigArgs;
+
 /// The default prefix of the fleet's Redis keys.
 const DEFAULT_PREFIX: &str = crate::store::DEFAULT_PREFIX;
 
@@ -155,6 +157,8 @@ pub enum Command {
     Reset(ResetArgs),
     /// Force an agent's circuit open or closed, or back to automatic, fleet-wide.
     Force(ForceArgs),
+    /// Show, set or clear the settings stored for one agent, which override every pod's config for it.
+    Config(ConfigArgs),
 }
 
 /// `serve`.
@@ -334,8 +338,11 @@ fn config_help() -> String {
     format!(
         "The breaker's settings as a JSON file (the fields of `BreakerConfig`: \
          failure_threshold, half_open_max_calls, base_backoff_ms, \
-         backoff_multiplier, max_backoff_ms, recovery_timeout_ms); every pod of \
-         a fleet must use the same. Defaults: {}",
+         backoff_multiplier, max_backoff_ms, recovery_timeout_ms, \
+         failure_rate_threshold, slow_call_duration_ms, slow_call_rate_threshold, \
+         window_ms, minimum_calls, min_reporting_pods, backoff_jitter); every pod of \
+         a fleet must use the same (`config AGENT` overrides them for one agent). \
+         Defaults: {}",
         BreakerConfig::default()
     )
 }

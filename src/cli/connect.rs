@@ -103,12 +103,14 @@ impl Connection {
 
     /// A breaker on this store; with `metrics`, its store calls are timed
     /// into them. `watch` gives it a local cache and a subscription (needed
-    /// for transitions on Redis).
+    /// for transitions on Redis); a `pod` (serve, demo) publishes its
+    /// config's fingerprint for the fleet to compare.
     pub(super) fn breaker(
         &self,
         instance: &str,
         metrics: Option<&Metrics>,
         watch: bool,
+        pod: bool,
     ) -> Result<CircuitBreaker, CliError> {
         let store: Arc<dyn BreakerStore> = match metrics {
             Some(metrics) => Arc::new(MeteredStore::new(
@@ -122,6 +124,9 @@ impl Connection {
             .config(self.config)
             .instance_id(instance)
             .local_cache(watch)
+            // Only a pod that serves or routes publishes its config:
+            // `status`, `watch`, `config` and the other tools do not.
+            .config_check(pod)
             .build()?)
     }
 }

@@ -92,7 +92,7 @@ pub(super) async fn run(store: &StoreArgs, args: DemoArgs) -> Result<(), CliErro
     for n in 1..=args.pods {
         let instance = format!("{}-pod-{n}", args.instance);
         let metered = (n == 1).then_some(&metrics);
-        let breaker = connection.breaker(&instance, metered, connection.is_redis())?;
+        let breaker = connection.breaker(&instance, metered, connection.is_redis(), true)?;
         routers.push(FailoverRouter::builder(breaker).max_retries(3).build()?);
     }
     let first = routers[0].clone();

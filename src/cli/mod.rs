@@ -1,5 +1,5 @@
 //! The `fleet-breaker` command line (feature `service`): `serve`, `demo`,
-//! `status`, `watch`, `reset` and `force`.
+//! `status`, `watch`, `reset`, `force` and `config`.
 //!
 //! [`Cli`] is the clap parser itself, public so that a deployment file can
 //! be checked against it (the repository's test of `docker-compose.yml`
@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 
 mod args;
+mod configure;
 mod connect;
 mod demo;
 mod listen;
@@ -24,8 +25,8 @@ mod watch;
 mod webhook_arg;
 
 pub use args::{
-    Cli, Command, DemoArgs, ForceArgs, ForceState, ResetArgs, Secret, SecretUrl, ServeArgs,
-    StatusArgs, StoreArgs, WatchArgs,
+    Cli, Command, ConfigArgs, DemoArgs, ForceArgs, ForceState, ResetArgs, Secret, SecretUrl,
+    ServeArgs, StatusArgs, StoreArgs, WatchArgs,
 };
 pub use connect::Connection;
 pub use listen::ListenArgs;
@@ -139,6 +140,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Watch(args) => watch::run(&cli.store, args).await,
         Command::Reset(args) => status::reset(&cli.store, args).await,
         Command::Force(args) => status::force(&cli.store, args).await,
+        Command::Config(args) => configure::run(&cli.store, args).await,
     }
 }
 

@@ -5,8 +5,9 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use super::CliError;
-use crate::breaker::{AgentMetrics, iso8601};
+use crate::breaker::{AgentMetrics, WindowView, iso8601};
 use crate::model::Transition;
+use crate::model::backoff_seconds;
 
 /// Writes `text` to stdout and flushes it.
 ///
@@ -62,9 +63,11 @@ fn seconds(s: f64) -> String {
 /// The counters are streaks (DESIGN.md section 2): failures in a row in the
 /// closed state, successes since the last failure. They are labelled so, and
 /// no "success rate" is made of them: an agent failing one call in ten would
-/// show 100% one moment and 0% the next.
+/// show 100% one moment and 0% the next. The window's rates, where an agent
+/// has one (`WINDOW`), are rates: of the fleet's calls in the window.
 pub(super) fn status_table<'a>(agents: impl IntoIterator<Item = &'a AgentMetrics>) -> String {
-    let header = [
+    let agents: Vec<&AgentMetrics> = agents.into_iter().collect();
+    let mut header = vec![
         "AGENT",
         "STATE",
         "FAILURES IN A ROW",
@@ -74,9 +77,19 @@ pub(super) fn status_table<'a>(agents: impl IntoIterator<Item = &'a AgentMetrics
         "RETRY IN",
         "LAST FAILURE",
     ];
-    let mut rows: Vec<[String; 8]> = vec![header.map(str::to_owned)];
+    // The window and the settings only when some agent has them: a fleet
+    // without trip policies reads as it always did.
+    let windows = agents.iter().any(|m| m.window.is_some());
+    let settings = agents.iter().any(|m| !m.settings.is_empty());
+    if windows {
+        header.push("WINDOW");
+    }
+    if settings {
+        header.push("SETTINGS");
+    }
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
     for m in agents {
-        rows.push([
+        let mut row = vec![
             m.agent_id.to_string(),
             m.corrupt
                 .as_ref()
@@ -91,9 +104,24 @@ pub(super) fn status_table<'a>(agents: impl IntoIterator<Item = &'a AgentMetrics
                 .last_failure_time
                 .clone()
                 .unwrap_or_else(|| "-".to_owned()),
-        ]);
+        ];
+        if windows {
+            row.push(
+                m.window
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), window_cell),
+            );
+        }
+        if settings {
+            row.push(if m.settings.is_empty() {
+                "-".to_owned()
+            } else {
+                super::configure::settings_line(&m.settings)
+            });
+        }
+        rows.push(row);
     }
-    let widths: Vec<usize> = (0..header.len())
+    let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -107,6 +135,27 @@ pub(super) fn status_table<'a>(agents: impl IntoIterator<Item = &'a AgentMetrics
         out.push('\n');
     }
     out
+}
+
+/// `40 calls 30% failed 0% slow in 10 s`: the fleet's calls in the window.
+fn window_cell(w: &WindowView) -> String {
+    format!(
+        "{} calls {}% failed {}% slow in {}",
+        w.calls,
+        percent(w.failure_rate),
+        percent(w.slow_call_rate),
+        seconds(backoff_seconds(w.window_ms))
+    )
+}
+
+/// A rate as a whole percent, or with one decimal under 10%.
+fn percent(rate: f64) -> String {
+    let p = rate * 100.0;
+    if p > 0.0 && p < 10.0 {
+        format!("{p:.1}")
+    } else {
+        format!("{p:.0}")
+    }
 }
 
 #[cfg(test)]

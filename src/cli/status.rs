@@ -10,7 +10,7 @@ use crate::store::StoreError;
 /// Prints every agent's state and counters, or one agent's.
 pub(super) async fn status(store: &StoreArgs, args: StatusArgs) -> Result<(), CliError> {
     let connection = Connection::redis(store).await?;
-    let breaker = connection.breaker(&super::serve::instance_name("status"), None, false)?;
+    let breaker = connection.breaker(&super::serve::instance_name("status"), None, false, false)?;
     if let Some(raw) = args.agent.as_deref() {
         let agent = agent_id(raw)?;
         let metrics = match breaker.metrics(&agent).await {
@@ -106,13 +106,13 @@ pub(super) async fn force(store: &StoreArgs, args: ForceArgs) -> Result<(), CliE
     ))
 }
 
-async fn admin(
+pub(super) async fn admin(
     store: &StoreArgs,
     raw: &str,
 ) -> Result<(Connection, CircuitBreaker, AgentId), CliError> {
     let agent = agent_id(raw)?;
     let connection = Connection::redis(store).await?;
-    let breaker = connection.breaker(&super::serve::instance_name("admin"), None, false)?;
+    let breaker = connection.breaker(&super::serve::instance_name("admin"), None, false, false)?;
     Ok((connection, breaker, agent))
 }
 
@@ -120,7 +120,11 @@ fn agent_id(raw: &str) -> Result<AgentId, CliError> {
     AgentId::new(raw).map_err(|e| CliError::new(e.to_string()))
 }
 
-fn admin_error(connection: &Connection, agent: &AgentId, error: BreakerError) -> CliError {
+pub(super) fn admin_error(
+    connection: &Connection,
+    agent: &AgentId,
+    error: BreakerError,
+) -> CliError {
     match error {
         BreakerError::UnknownAgent(_) => CliError::new(format!(
             "unknown agent {agent}: no pod has called it through this store (see `fleet-breaker status`)"

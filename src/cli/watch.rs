@@ -13,7 +13,7 @@ const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Prints each transition of the fleet, one line each, until Ctrl-C (or `--duration`).
 pub(super) async fn run(store: &StoreArgs, args: WatchArgs) -> Result<(), CliError> {
     let connection = Connection::redis(store).await?;
-    let breaker = connection.breaker(&super::serve::instance_name("watch"), None, true)?;
+    let breaker = connection.breaker(&super::serve::instance_name("watch"), None, true, false)?;
     let mut transitions = Box::pin(breaker.subscribe());
     // Say "watching" only once the subscription is up, so that whoever
     // waits for the line misses no transition made after it.

@@ -31,7 +31,7 @@ pub(super) async fn health(
     let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let listing = Listing::parse(&params)?;
     match &listing {
-        Listing::Summary => return Ok(Json(state.summary().await?).into_response()),
+        Listing::Summary => return Ok(summary_json(&state, state.summary().await?).into_response()),
         Listing::Page {
             states,
             after,
@@ -50,7 +50,7 @@ pub(super) async fn health(
             health.json.clone(),
         )
             .into_response(),
-        Listing::Summary => Json(health.status.summary()).into_response(),
+        Listing::Summary => summary_json(&state, health.status.summary()).into_response(),
         Listing::Page {
             states,
             after,
@@ -66,10 +66,22 @@ pub(super) async fn health(
 }
 
 /// `GET /api/circuit-breaker/health/summary`: the counts alone.
-pub(super) async fn health_summary(
-    State(state): State<AppState>,
-) -> Result<Json<HealthSummary>, ApiError> {
-    Ok(Json(state.summary().await?))
+pub(super) async fn health_summary(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(summary_json(&state, state.summary().await?))
+}
+
+/// The counts, and `config_mismatch` when another pod of the fleet runs
+/// with a different process-wide config (see
+/// [`CircuitBreaker::config_agreement`](crate::CircuitBreaker::config_agreement)).
+fn summary_json(state: &AppState, summary: HealthSummary) -> Json<Value> {
+    let mut json = serde_json::to_value(summary).unwrap_or_else(|_| json!({}));
+    let agreement = state.router().breaker().config_agreement();
+    if agreement.is_mismatch()
+        && let Some(fields) = json.as_object_mut()
+    {
+        fields.insert("config_mismatch".into(), json!(agreement));
+    }
+    Json(json)
 }
 
 /// The query of `GET /api/circuit-breaker/failures`, read as text so that a
@@ -178,7 +190,7 @@ fn ttl_from_seconds(seconds: f64) -> Result<Duration, ApiError> {
 
 /// 403 when no admin token is configured, 401 when the request's is missing
 /// or wrong.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match state.admin_token() {
         Some(token) => token.check(headers),
         None => Err(ApiError::new(
@@ -188,7 +200,9 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn agent_from_path(agent: Result<Path<String>, PathRejection>) -> Result<AgentId, ApiError> {
+pub(super) fn agent_from_path(
+    agent: Result<Path<String>, PathRejection>,
+) -> Result<AgentId, ApiError> {
     let Path(raw) = agent.map_err(|e| ApiError::bad_request(e.body_text()))?;
     AgentId::new(&raw).map_err(|e| ApiError::bad_request(e.to_string()))
 }

@@ -35,6 +35,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset!("render.js", JAVASCRIPT),
     asset!("agentlist.js", JAVASCRIPT),
     asset!("transitions.js", JAVASCRIPT),
+    asset!("window.js", JAVASCRIPT),
     asset!("admin.js", JAVASCRIPT),
     asset!("util.js", JAVASCRIPT),
     asset!("dashboard.css", CSS),

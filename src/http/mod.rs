@@ -30,6 +30,8 @@
 //! | GET | `/api/circuit-breaker/failures?limit=N` | recent failures, newest first (`limit` 1 to 1,000, default 20) |
 //! | POST | `/api/circuit-breaker/reset/{agent_id}` | admin: closes the circuit, zeroes its counters |
 //! | POST | `/api/circuit-breaker/force/{agent_id}` | admin: `{"state": "open"\|"closed"\|"auto", "ttl_seconds": n}` |
+//! | GET | `/api/circuit-breaker/config/{agent_id}` | the agent's stored settings and the config it runs under |
+//! | PUT | `/api/circuit-breaker/config/{agent_id}` | admin: replaces the agent's settings ([`AgentSettings`](crate::config::AgentSettings) JSON; `{}` clears) |
 //! | GET | `/api/circuit-breaker/events` | server-sent events, one `transition` per transition |
 //! | GET | `/metrics` | Prometheus text format; per-agent series as [`MetricsAgents`] selects |
 //! | GET | `/healthz` | 200 while the process is up |
@@ -64,6 +66,7 @@ use crate::router::{FailoverRouter, HealthSummary};
 mod api;
 mod auth;
 mod census;
+mod config;
 mod dashboard;
 mod error;
 mod events;
@@ -243,6 +246,7 @@ pub fn router(state: AppState) -> Router {
         .route("/failures", get(api::failures))
         .route("/reset/{agent_id}", post(api::reset))
         .route("/force/{agent_id}", post(api::force))
+        .route("/config/{agent_id}", get(config::show).put(config::replace))
         .route("/events", get(events::stream));
     let routes = Router::new()
         .nest("/api/circuit-breaker", api)

@@ -215,10 +215,22 @@ impl HealthCache {
 async fn read(router: &FailoverRouter, epoch: u64) -> Result<Arc<Health>, ApiError> {
     let status = router.health_status().await?;
     let read_at = Instant::now();
-    let json = Bytes::from(serde_json::to_vec(&status).map_err(|error| {
+    let mut json = serde_json::to_vec(&status).map_err(|error| {
         tracing::error!(%error, "the health report could not be encoded");
         internal()
-    })?);
+    })?;
+    let agreement = router.breaker().config_agreement();
+    if agreement.is_mismatch() {
+        // Rare, and the report may hold 100,000 agents: the field is
+        // spliced before the closing brace, not added to a copy as a Value.
+        let field = serde_json::to_vec(&agreement).map_err(|_| internal())?;
+        if json.pop() == Some(b'}') {
+            json.extend_from_slice(b",\"config_mismatch\":");
+            json.extend_from_slice(&field);
+            json.push(b'}');
+        }
+    }
+    let json = Bytes::from(json);
     Ok(Arc::new(Health {
         status,
         json,

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Applied, BreakerStore, Census, FailureRecord, Feed, Op, RoutingJournal, StoreError};
+use super::{
+    Applied, BreakerStore, Census, FailureRecord, Feed, FleetConfig, Op, RoutingJournal, StoreError,
+};
 use crate::agent_id::AgentId;
 use crate::config::BreakerConfig;
 use crate::model::{Decision, Snapshot};
@@ -79,6 +81,15 @@ impl BreakerStore for MeteredStore {
     async fn sweep_idle(&self, config: &BreakerConfig) -> Result<u64, StoreError> {
         self.timed("sweep_idle", self.store.sweep_idle(config))
             .await
+    }
+
+    async fn fleet_configs(
+        &self,
+        instance: &str,
+        fingerprint: &str,
+    ) -> Result<Option<Vec<FleetConfig>>, StoreError> {
+        let publish = self.store.fleet_configs(instance, fingerprint);
+        self.timed("fleet_configs", publish).await
     }
 
     fn feed(&self) -> Feed {

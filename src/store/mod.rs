@@ -112,6 +112,18 @@ impl Op<'_> {
     }
 }
 
+/// One pod's process-wide config as it published it in a shared store
+/// ([`BreakerStore::fleet_configs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetConfig {
+    /// The pod's instance id.
+    pub instance: String,
+    /// The SHA-1, in hex, of its [`BreakerConfig`]'s JSON.
+    pub fingerprint: String,
+    /// When it last wrote it, ms since the epoch (store time).
+    pub written_ms: u64,
+}
+
 /// The result of one store operation on one agent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied<T> {
@@ -242,6 +254,28 @@ pub trait BreakerStore: Debug + Send + Sync {
 
     /// A short name for logs and health: `memory` or `redis`.
     fn kind(&self) -> &'static str;
+
+    /// Publishes this process's config `fingerprint` under `instance`, and
+    /// answers every fingerprint the fleet's pods published lately, this
+    /// one included, so that pods started with different process-wide
+    /// configs do not disagree silently (see
+    /// [`CircuitBreaker::config_agreement`](crate::CircuitBreaker::config_agreement)).
+    /// `None` (the default) when the store is not shared: the embedded
+    /// store serves one process, with nothing to compare. On Redis, the
+    /// hash `PREFIX:configs`, where an entry not rewritten for 10 minutes
+    /// is ignored and removed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached or holds bad data.
+    async fn fleet_configs(
+        &self,
+        instance: &str,
+        fingerprint: &str,
+    ) -> Result<Option<Vec<FleetConfig>>, StoreError> {
+        let _ = (instance, fingerprint);
+        Ok(None)
+    }
 
     /// The fleet-wide journal of a router built on this store (recent
     /// routing failures, the routing-decision count) kept beside the

@@ -6,6 +6,7 @@ mod support;
 
 mod cluster;
 mod common;
+mod config;
 mod corrupt;
 mod errors;
 mod fleet;
@@ -99,13 +100,17 @@ pub(crate) async fn fleet_with_agents(
 
 #[test]
 fn help_on_every_subcommand() {
-    for sub in ["serve", "demo", "status", "watch", "reset", "force"] {
+    for sub in [
+        "serve", "demo", "status", "watch", "reset", "force", "config",
+    ] {
         let output = run(&[sub, "--help"]);
         assert!(output.status.success(), "{sub} --help: {}", stderr(&output));
         assert!(stdout(&output).contains("Usage: fleet-breaker"), "{sub}");
     }
     let top = stdout(&run(&["--help"]));
-    for sub in ["serve", "demo", "status", "watch", "reset", "force"] {
+    for sub in [
+        "serve", "demo", "status", "watch", "reset", "force", "config",
+    ] {
         assert!(top.contains(sub), "{sub} listed in --help");
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - here: the helpers, health, failures, JSON errors;
 //! - `admin.rs`: reset and force, tokens, bodies, hostile agent ids;
+//! - `agreement.rs`: pods with different configs, named in health and /metrics;
+//! - `config.rs`: per-agent settings, and the window health and /metrics show;
 //! - `corrupt.rs`: a corrupt agent, or failure record, in Redis;
 //! - `service.rs`: probes, dashboard, metrics, SSE, Redis, the health copy.
 //! - `listing.rs`: the health listing filtered, paged, and its counts alone;
@@ -12,6 +14,8 @@
 mod support;
 
 mod admin;
+mod agreement;
+mod config;
 mod corrupt;
 mod listing;
 mod scale;

@@ -11,6 +11,7 @@ mod differential;
 mod failure_count;
 mod failures_journal;
 mod feed;
+mod fleet_config;
 mod fleet_races;
 mod noscript;
 mod policies;

@@ -107,7 +107,7 @@ async fn start(
     live: &watch::Sender<Option<Live>>,
 ) -> Result<Option<WebhookHandle>, CliError> {
     let metrics = Metrics::new();
-    let breaker = connection.breaker(&instance_name("serve"), Some(&metrics), true)?;
+    let breaker = connection.breaker(&instance_name("serve"), Some(&metrics), true, true)?;
     metrics.watch(&breaker);
     let webhooks = start_webhooks(args, connection, &metrics, breaker.instance_id()).await?;
     let state = AppState::new(FailoverRouter::new(breaker))

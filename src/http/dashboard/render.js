@@ -5,6 +5,7 @@
 import { PAGE_ROWS, startAgentList, visibleIds } from './agentlist.js';
 import { recordTransition, hasHistory, pushHistory, renderHistory } from './transitions.js';
 import { $, setText, formatSeconds, formatCountdown, formatClock } from './util.js';
+import { renderWindow } from './window.js';
 
 // How long a state from an event outranks an older health answer.
 const EVENT_PRECEDENCE_MS = 5000;
@@ -126,6 +127,9 @@ function makeRow(id) {
       backoff: q('.agent-backoff'),
       retry: q('.agent-retry-after'),
       history: q('.agent-history'),
+      window: q('.agent-window'),
+      windowLabel: q('.agent-window-label'),
+      settings: q('.agent-settings'),
     },
   };
   row.refs.id.textContent = id;
@@ -148,6 +152,7 @@ function setRowState(row, state) {
 function updateRow(row, metrics) {
   if (metrics.state === 'corrupt') {
     showCorrupt(row, metrics.corrupt || {});
+    renderWindow(row.refs, null, null);
     return;
   }
   row.refs.state.removeAttribute('title');
@@ -197,6 +202,7 @@ function updateRow(row, metrics) {
   }
   renderRetry(row);
   renderHistory(row);
+  renderWindow(row.refs, metrics.window, metrics.settings);
 }
 
 // An agent whose stored state cannot be read: the state names the field,

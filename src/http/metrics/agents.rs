@@ -10,7 +10,9 @@ use crate::router::HealthStatus;
 
 /// Which agents `/metrics` reports series for (`circuit_state`,
 /// `failure_count`, `success_count`, `rejections`, `backoff_seconds`,
-/// `generation`, `agent_corrupt`); the fleet's totals (`agents`,
+/// `generation`, `agent_corrupt`, and `window_calls`,
+/// `window_failure_rate`, `window_slow_call_rate` for those with a window);
+/// the fleet's totals (`agents`,
 /// `open_circuits`, ...) always count every agent, and
 /// `agents_unreported` says how many were left out.
 ///

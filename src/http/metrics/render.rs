@@ -149,6 +149,14 @@ pub(in crate::http) async fn render(State(state): State<AppState>) -> impl IntoR
         }
     }
 
+    let agreement = breaker.config_agreement();
+    gauge(
+        &mut registry,
+        "config_mismatch",
+        "1 while another pod sharing the store runs with a different process-wide breaker \
+         config (see config_mismatch in /api/circuit-breaker/health/summary), else 0",
+        i64::from(agreement.is_mismatch()),
+    );
     counter(
         &mut registry,
         "health_reads",

@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use super::MetricsAgents;
 use super::render::Read;
 use crate::agent_id::AgentId;
-use crate::breaker::AgentMetrics;
+use crate::breaker::{AgentMetrics, WindowView};
 use crate::model::CircuitState;
 
 /// The series of the agents `agents` selects from `read`.
@@ -44,6 +44,26 @@ impl AgentSeries {
         for (agent, m) in agents.iter().filter(|(_, m)| m.corrupt.is_none()) {
             let labels = [("agent", agent.as_str())];
             ConstGauge::new(value(m)).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one gauge family of the window: `value` of each agent that
+    /// has one (a rate policy or a quorum on for it).
+    fn window_family<N: EncodeGaugeValue + Clone + std::fmt::Debug>(
+        encoder: &mut DescriptorEncoder,
+        agents: &[(&AgentId, &AgentMetrics)],
+        name: &str,
+        help: &str,
+        value: fn(&WindowView) -> N,
+    ) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (agent, window) in agents
+            .iter()
+            .filter_map(|(agent, m)| Some((agent, m.window.as_ref()?)))
+        {
+            let labels = [("agent", agent.as_str())];
+            ConstGauge::new(value(window)).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -115,6 +135,28 @@ impl Collector for AgentSeries {
             "generation",
             "Transitions of the agent's circuit so far",
             |m| saturating(m.generation),
+        )?;
+        Self::window_family(
+            &mut encoder,
+            &agents,
+            "window_calls",
+            "Calls to the agent in its sliding window, fleet-wide (agents with a rate policy \
+             or a quorum)",
+            |w| saturating(w.calls),
+        )?;
+        Self::window_family(
+            &mut encoder,
+            &agents,
+            "window_failure_rate",
+            "Failed share of the calls to the agent in its sliding window, fleet-wide",
+            |w| w.failure_rate,
+        )?;
+        Self::window_family(
+            &mut encoder,
+            &agents,
+            "window_slow_call_rate",
+            "Slow share of the calls to the agent in its sliding window, fleet-wide",
+            |w| w.slow_call_rate,
         )
     }
 }
