@@ -109,10 +109,11 @@ async fn metrics_of(
     match breaker.metrics(agent).await {
         Err(BreakerError::UnknownAgent(_)) => {
             let fresh = Snapshot::fresh(breaker.config());
-            Ok(AgentMetrics::from_snapshot(
+            Ok(AgentMetrics::from_snapshot_in(
                 agent,
                 &fresh,
                 SystemClock.now_ms(),
+                breaker.config(),
             ))
         }
         other => other,

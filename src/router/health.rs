@@ -264,9 +264,13 @@ impl<C> FailoverRouter<C> {
         let mut health = BTreeMap::new();
         for (agent, snapshot) in agents.into_iter().zip(read) {
             let metrics = match snapshot {
-                Ok(Some(snapshot)) => AgentMetrics::from_snapshot(&agent, &snapshot, now_ms),
+                Ok(Some(snapshot)) => {
+                    AgentMetrics::from_snapshot_in(&agent, &snapshot, now_ms, breaker.config())
+                }
                 // Named in a route, never called by any pod: a fresh circuit.
-                Ok(None) => AgentMetrics::from_snapshot(&agent, &fresh, now_ms),
+                Ok(None) => {
+                    AgentMetrics::from_snapshot_in(&agent, &fresh, now_ms, breaker.config())
+                }
                 // One corrupt agent is reported as such; the others as usual.
                 Err(StoreError::Corrupt { corruption, .. }) => {
                     tracing::warn!(agent = %agent, %corruption, "health: the agent's stored state is corrupt; an admin reset or force repairs it");
@@ -326,14 +330,20 @@ impl<C> FailoverRouter<C> {
             .local_view()
             .into_iter()
             .map(|(agent, snapshot, now_ms)| {
-                let metrics = AgentMetrics::from_snapshot(&agent, &snapshot, now_ms);
+                let metrics =
+                    AgentMetrics::from_snapshot_in(&agent, &snapshot, now_ms, breaker.config());
                 (agent, metrics)
             })
             .collect();
         for agent in self.named_agents() {
             agents.entry(agent).or_insert_with_key(|agent| {
                 let fresh = Snapshot::fresh(breaker.config());
-                AgentMetrics::from_snapshot(agent, &fresh, breaker.clock().now_ms())
+                AgentMetrics::from_snapshot_in(
+                    agent,
+                    &fresh,
+                    breaker.clock().now_ms(),
+                    breaker.config(),
+                )
             });
         }
         HealthStatus::from_agents(agents, self.inner.events.estimate(), breaker.store_status())

@@ -92,7 +92,6 @@ async fn an_out_of_range_value_names_the_setting_its_range_and_the_flag() {
 }
 
 #[tokio::test]
-#[ignore = "needs the Redis store's configure (Op::Configure on Redis, the lead's)"]
 async fn config_sets_keeps_the_others_shows_and_clears_and_status_shows_them() {
     let redis = TestRedis::start().await;
     let prefix = support::unique_prefix("cli_config");

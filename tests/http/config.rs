@@ -336,7 +336,6 @@ async fn a_setting_of_zero_turns_the_window_off_for_that_agent() {
 // `CircuitBreaker::metrics` does.
 
 #[tokio::test]
-#[ignore = "needs src/router/health.rs to call AgentMetrics::from_snapshot_in"]
 async fn health_shows_each_agents_window_for_the_dashboard() {
     let (app, _) = windowed_app();
     let (status, health) = send(&app, get("/api/circuit-breaker/health")).await;
@@ -348,7 +347,6 @@ async fn health_shows_each_agents_window_for_the_dashboard() {
 }
 
 #[tokio::test]
-#[ignore = "needs src/router/health.rs to call AgentMetrics::from_snapshot_in"]
 async fn prometheus_has_window_gauges_for_agents_with_a_window_only() {
     // Closed agents have series only when every agent is reported (the
     // default reports those not closed).

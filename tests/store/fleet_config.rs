@@ -51,7 +51,6 @@ fn rated() -> BreakerConfig {
 }
 
 #[tokio::test]
-#[ignore = "needs `mod fleet_config;` and the fleet_configs forward in src/store/redis/mod.rs (the lead's file)"]
 async fn two_pods_with_different_configs_each_name_the_other_and_agree_after_a_restart() {
     let redis = TestRedis::start().await;
     let prefix = unique_prefix("fleet_config");
@@ -92,7 +91,6 @@ async fn two_pods_with_different_configs_each_name_the_other_and_agree_after_a_r
 }
 
 #[tokio::test]
-#[ignore = "needs `mod fleet_config;` and the fleet_configs forward in src/store/redis/mod.rs (the lead's file)"]
 async fn an_entry_older_than_ten_minutes_or_unreadable_is_ignored_and_removed() {
     let redis = TestRedis::start().await;
     let prefix = unique_prefix("fleet_config_stale");
@@ -120,7 +118,6 @@ async fn an_entry_older_than_ten_minutes_or_unreadable_is_ignored_and_removed() 
 }
 
 #[tokio::test]
-#[ignore = "needs `mod fleet_config;` and the fleet_configs forward in src/store/redis/mod.rs (the lead's file)"]
 async fn a_breaker_built_with_config_check_off_publishes_nothing() {
     let redis = TestRedis::start().await;
     let prefix = unique_prefix("fleet_config_off");

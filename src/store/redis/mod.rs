@@ -36,6 +36,7 @@ mod builder;
 mod census;
 mod cluster;
 mod conn;
+mod fleet_config;
 mod journal;
 mod keys;
 mod peek;
@@ -409,6 +410,16 @@ impl BreakerStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         // The inherent `ping` (path resolution prefers it to this one).
         RedisStore::ping(self).await
+    }
+
+    async fn fleet_configs(
+        &self,
+        instance: &str,
+        fingerprint: &str,
+    ) -> Result<Option<Vec<super::FleetConfig>>, StoreError> {
+        Ok(Some(
+            self.publish_fleet_config(instance, fingerprint).await?,
+        ))
     }
 
     fn kind(&self) -> &'static str {
