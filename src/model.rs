@@ -171,9 +171,8 @@ pub fn record(
                     wait,
                 ));
             }
-            if !(failed || report.slow) {
-                return None;
-            }
+            // After every counted outcome: a success can bring the window
+            // to `minimum_calls` with the rate already over the threshold.
             let reason = trip_condition(s, config, now_ms)?;
             quorum_met(s, config, now_ms).then(|| open(s, config, agent, now_ms, reason))
         }

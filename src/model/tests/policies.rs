@@ -305,3 +305,25 @@ fn closing_empties_the_window_and_batched_successes_are_calls() {
     c.reset(T0 + 20);
     assert!(c.s.window.is_empty(), "a transition to closed empties it");
 }
+
+#[test]
+fn a_success_that_brings_the_window_to_minimum_calls_over_the_rate_trips() {
+    let config = BreakerConfig::builder()
+        .failure_threshold(1000)
+        .failure_rate_threshold(Some(0.5))
+        .minimum_calls(4)
+        .build()
+        .unwrap();
+    let mut c = Circuit::with_config(config);
+    for i in 0..3 {
+        assert_eq!(
+            c.call(T0 + i, Outcome::Failure),
+            None,
+            "under minimum_calls"
+        );
+    }
+    let t = c
+        .call(T0 + 3, Outcome::Success)
+        .expect("3 of 4 failed: the fourth call, a success, trips it");
+    assert_eq!(t.reason, TransitionReason::FailureRate);
+}

@@ -5,8 +5,24 @@
 use crate::config::{AgentSettings, SETTING_NAMES};
 use crate::model::{Bucket, Reporter, Window};
 
-/// What `load.lua` expects of the field `window`.
-pub(super) const EXPECTED_WINDOW: &str = "index:calls:failures:slow, comma-separated, by index";
+/// The window's hash fields, as `WINDOW_FIELDS` in `lua/lib.lua`: one per
+/// bucket (its index modulo 10), then the reporters.
+pub(super) const WINDOW_FIELDS: [&str; 11] = [
+    "w0",
+    "w1",
+    "w2",
+    "w3",
+    "w4",
+    "w5",
+    "w6",
+    "w7",
+    "w8",
+    "w9",
+    "reporters",
+];
+/// What `load.lua` expects of a bucket's field.
+pub(super) const EXPECTED_BUCKET: &str =
+    "index:calls:failures:slow, the index ending in the field's digit";
 /// What `load.lua` expects of the field `reporters`.
 pub(super) const EXPECTED_REPORTERS: &str = "pod=bucket, comma-separated";
 
@@ -47,6 +63,38 @@ pub(super) fn parse_window(window: &str, reporters: &str) -> Result<Window, &'st
             _ => return Err("reporters"),
         }
     }
+    Ok(w)
+}
+
+/// The window from the stored values of [`WINDOW_FIELDS`] (`None`:
+/// absent), checked as `parse_window` in `load.lua` checks them; else the
+/// first corrupt field, its value and what was expected.
+pub(super) fn parse_stored_window(
+    values: &[Option<String>],
+) -> Result<Window, (&'static str, Option<String>, &'static str)> {
+    let mut w = Window::default();
+    for (k, field) in WINDOW_FIELDS[..10].iter().enumerate() {
+        let Some(text) = values.get(k).and_then(Option::as_deref) else {
+            continue;
+        };
+        let numbers: Option<Vec<u64>> = text.split(':').map(digits).collect();
+        match numbers.and_then(|n| <[u64; 4]>::try_from(n).ok()) {
+            Some([index, calls, failures, slow]) if index % 10 == k as u64 => {
+                w.buckets.push(Bucket {
+                    index,
+                    calls,
+                    failures,
+                    slow,
+                });
+            }
+            _ => return Err((field, Some(text.to_owned()), EXPECTED_BUCKET)),
+        }
+    }
+    w.buckets.sort_by_key(|b| b.index);
+    let reporters = values.get(10).and_then(Option::as_deref).unwrap_or("");
+    let parsed = parse_window("", reporters)
+        .map_err(|_| ("reporters", Some(reporters.to_owned()), EXPECTED_REPORTERS))?;
+    w.reporters = parsed.reporters;
     Ok(w)
 }
 
@@ -137,6 +185,21 @@ mod tests {
         for bad in ["pod", "=3", "p od=3", "pod=x"] {
             assert_eq!(parse_window("", bad), Err("reporters"), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_bucket_lives_in_the_field_of_its_index_modulo_ten() {
+        let mut values = vec![None; 11];
+        values[9] = Some("19:4:0:0".to_owned());
+        values[7] = Some("17:10:2:1".to_owned());
+        values[10] = Some("pod-a=17".to_owned());
+        let w = parse_stored_window(&values).unwrap();
+        assert_eq!(
+            w.buckets.iter().map(|b| b.index).collect::<Vec<_>>(),
+            [17, 19]
+        );
+        values[3] = Some("17:1:1:1".to_owned());
+        assert_eq!(parse_stored_window(&values).unwrap_err().0, "w3");
     }
 
     #[test]

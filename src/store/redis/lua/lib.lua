@@ -55,9 +55,11 @@ AgentSettings), field name -> decimal, which override the process's values
 above field by field, on every pod (see `begin` in load.lua).
 
 Window: with a rate policy or a quorum above 1, the state hash also holds
-`window` (the buckets of the fleet's calls: `index:calls:failures:slow`,
-comma-separated, by index) and `reporters` (the pods that reported a failure
-or a slow call: `pod=bucket`, comma-separated, latest first); model/window.rs.
+one field per bucket of the fleet's calls, `w0` to `w9` (the bucket's index
+modulo 10) = `index:calls:failures:slow`, and `reporters` (the pods that
+reported a failure or a slow call: `pod=bucket`, comma-separated, latest
+first); model/window.rs. Fields stay short, so a hash keeps Redis's compact
+listpack encoding (values of at most 64 bytes).
 
 Hash fields are decimal integers, except `state` (closed, open, half_open,
 forced_open, forced_closed); a `None` of last_failure_ms, last_success_ms or
@@ -75,7 +77,8 @@ Return value, common to every script (a flat array, numbers as integers):
   [14] probes: an array id, deadline_ms, id, deadline_ms, ... ordered by
        (deadline, id)
   [15] epoch: the identity of the agent's history (see "Epochs" below)
-  [16] window  [17] reporters: the two fields' text ("" when absent)
+  [16] window: the buckets, `index:calls:failures:slow` comma-separated by
+       index  [17] reporters ("" when absent)
   [18] settings: an array name, value, name, value, ... of the agent's settings
 then the script's own values (see its header), then, with 3 KEYS only
 (a cluster), `created`: 1 or 0, and `census`.
@@ -347,7 +350,12 @@ local function jittered(c, backoff_ms, generation)
   return math.floor(backoff_ms * (1 + d))
 end
 
--- The window's two hash fields as text (see "Window").
+-- The window's hash fields: one per bucket, `w` and the bucket's index
+-- modulo 10 (each short, so the hash keeps Redis's compact encoding), then
+-- the reporters.
+local WINDOW_FIELDS = { 'w0', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9', 'reporters' }
+
+-- The window as text for the reply (see "Window").
 local function window_text(s)
   local parts = {}
   for _, b in ipairs(s.buckets) do
@@ -524,10 +532,15 @@ local function save(s, c, tr)
     changed[#changed + 1] = 'epoch'
     changed[#changed + 1] = int(s.epoch)
   end
-  local window, reporters = window_text(s)
+  local _, reporters = window_text(s)
+  local stored = { reporters = reporters }
+  for _, b in ipairs(s.buckets) do
+    stored['w' .. int(b.index % 10)] = int(b.index) .. ':' .. int(b.calls) .. ':'
+      .. int(b.failures) .. ':' .. int(b.slow)
+  end
   local dropped = {}
-  for _, f in ipairs({ 'window', 'reporters' }) do
-    local text = (f == 'window') and window or reporters
+  for _, f in ipairs(WINDOW_FIELDS) do
+    local text = stored[f] or ''
     if text ~= (s.saved_window and s.saved_window[f] or '') then
       if text == '' then
         dropped[#dropped + 1] = f

@@ -60,24 +60,28 @@ local function parse_field(f, text)
 end
 
 local FIELDS_AND_WINDOW = { unpack(FIELDS) }
-FIELDS_AND_WINDOW[#FIELDS + 1] = 'window'
-FIELDS_AND_WINDOW[#FIELDS + 2] = 'reporters'
-local EXPECTED_WINDOW = 'index:calls:failures:slow, comma-separated, by index'
+for _, f in ipairs(WINDOW_FIELDS) do FIELDS_AND_WINDOW[#FIELDS_AND_WINDOW + 1] = f end
+local EXPECTED_BUCKET = 'index:calls:failures:slow, the index ending in the field\'s digit'
 local EXPECTED_REPORTERS = 'pod=bucket, comma-separated'
 
--- The window's buckets and reporters from the two fields' text (false:
--- absent); nil and the field that is corrupt.
-local function parse_window(window, reporters)
+-- The window's buckets and reporters from the stored values of
+-- WINDOW_FIELDS (`raw[first]` on; false: absent), buckets ordered by index;
+-- nil and the field that is corrupt, its value and what was expected.
+local function parse_window(raw, first)
   local buckets, pods = {}, {}
-  for item in string.gmatch(window or '', '[^,]+') do
-    local i, calls, failures, slow = string.match(item, '^(%d+):(%d+):(%d+):(%d+)$')
-    local b = { index = to_uint(i), calls = to_uint(calls), failures = to_uint(failures), slow = to_uint(slow) }
-    if not (b.index and b.calls and b.failures and b.slow)
-      or (#buckets > 0 and buckets[#buckets].index >= b.index) then
-      return nil, 'window', window, EXPECTED_WINDOW
+  for k = 0, 9 do
+    local text = raw[first + k]
+    if text then
+      local i, calls, failures, slow = string.match(text, '^(%d+):(%d+):(%d+):(%d+)$')
+      local b = { index = to_uint(i), calls = to_uint(calls), failures = to_uint(failures), slow = to_uint(slow) }
+      if not (b.index and b.calls and b.failures and b.slow) or b.index % 10 ~= k then
+        return nil, 'w' .. k, text, EXPECTED_BUCKET
+      end
+      buckets[#buckets + 1] = b
     end
-    buckets[#buckets + 1] = b
   end
+  table.sort(buckets, function(a, b) return a.index < b.index end)
+  local reporters = raw[first + 10]
   for item in string.gmatch(reporters or '', '[^,]+') do
     local pod, bucket = string.match(item, '^([%w%._@/%-]+)=(%d+)$')
     if pod == nil or to_uint(bucket) == nil then
@@ -125,11 +129,11 @@ local function load()
     s[f] = value
     s.saved[f] = value
   end
-  local n = #FIELDS
-  local buckets, pods, text, expected = parse_window(raw[n + 1], raw[n + 2])
+  local buckets, pods, text, expected = parse_window(raw, #FIELDS + 1)
   if buckets == nil then corrupt(KEYS[1], pods, text, expected) end
   s.buckets, s.reporters = buckets, pods
-  s.saved_window = { window = raw[n + 1] or '', reporters = raw[n + 2] or '' }
+  s.saved_window = {}
+  for i, f in ipairs(WINDOW_FIELDS) do s.saved_window[f] = raw[#FIELDS + i] or '' end
   if s.state == 'half_open' then load_probes(s) end
   local epoch, text = stored_epoch()
   if epoch == nil then corrupt(KEYS[1], 'epoch', text, EXPECTED_UINT) end
@@ -163,10 +167,10 @@ local function load_for_repair(c)
     end
   end
   -- An unreadable window is dropped (save deletes the fields).
-  local n = #FIELDS
-  local buckets, pods = parse_window(raw[n + 1], raw[n + 2])
+  local buckets, pods = parse_window(raw, #FIELDS + 1)
   if buckets ~= nil then s.buckets, s.reporters = buckets, pods end
-  s.saved_window = { window = raw[n + 1] or '?', reporters = raw[n + 2] or '?' }
+  s.saved_window = {}
+  for _, f in ipairs(WINDOW_FIELDS) do s.saved_window[f] = '?' end
   -- An unreadable epoch (or a key that was not a hash) starts a new
   -- history: `fresh` drew a new epoch, and `save` writes it.
   local epoch = (not s.wrong_type) and stored_epoch() or nil

@@ -42,15 +42,14 @@ pub(super) fn census_entry(s: &Snapshot) -> Option<String> {
     }
 }
 
-/// `HMGET` of [`FIELDS`], `epoch`, `window` and `reporters` from the hash
-/// at `key`.
+/// `HMGET` of [`FIELDS`], `epoch` and the window's fields from the hash at
+/// `key`.
 pub(super) fn hmget(key: &str) -> ::redis::Cmd {
     let mut cmd = ::redis::cmd("HMGET");
     cmd.arg(key)
         .arg(&FIELDS[..])
         .arg("epoch")
-        .arg("window")
-        .arg("reporters");
+        .arg(&super::super::stored::WINDOW_FIELDS[..]);
     cmd
 }
 
@@ -81,27 +80,16 @@ pub(super) fn parse(hash: &[Option<Vec<u8>>]) -> Result<Snapshot, Bad> {
         None => 0,
         Some(raw) => lua_uint(raw).ok_or_else(|| ("epoch", Some(printable(raw)), EXPECTED_UINT))?,
     };
-    let text = |i: usize| {
-        hash.get(i)
-            .and_then(Option::as_ref)
-            .map(|raw| String::from_utf8_lossy(raw).into_owned())
-    };
-    let (window_text, reporters_text) = (text(FIELDS.len() + 1), text(FIELDS.len() + 2));
-    let window = super::super::stored::parse_window(
-        window_text.as_deref().unwrap_or(""),
-        reporters_text.as_deref().unwrap_or(""),
-    )
-    .map_err(|field| {
-        let (value, expected) = if field == "window" {
-            (window_text.clone(), super::super::stored::EXPECTED_WINDOW)
-        } else {
-            (
-                reporters_text.clone(),
-                super::super::stored::EXPECTED_REPORTERS,
-            )
-        };
-        (field, value.map(|v| printable(v.as_bytes())), expected)
-    })?;
+    let stored: Vec<Option<String>> = (0..super::super::stored::WINDOW_FIELDS.len())
+        .map(|k| {
+            hash.get(FIELDS.len() + 1 + k)
+                .and_then(Option::as_ref)
+                .map(|raw| String::from_utf8_lossy(raw).into_owned())
+        })
+        .collect();
+    let window = super::super::stored::parse_stored_window(&stored).map_err(
+        |(field, value, expected)| (field, value.map(|v| printable(v.as_bytes())), expected),
+    )?;
     let some = |n: u64| (n != 0).then_some(n);
     Ok(Snapshot {
         state,
