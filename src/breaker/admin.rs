@@ -20,12 +20,14 @@ impl CircuitBreaker {
     /// [`BreakerError::Store`] when the store fails.
     pub async fn metrics(&self, agent: &AgentId) -> Result<AgentMetrics, BreakerError> {
         let applied = self.read_snapshot(agent).await?;
-        Ok(AgentMetrics::from_snapshot_in(
+        let mut metrics = AgentMetrics::from_snapshot_in(
             agent,
             &applied.snapshot,
             applied.now_ms,
             &self.inner.config,
-        ))
+        );
+        self.note_local_open(&mut metrics);
+        Ok(metrics)
     }
 
     /// The agent's raw snapshot (after lazy expiry).

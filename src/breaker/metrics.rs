@@ -69,6 +69,12 @@ pub struct AgentMetrics {
     /// The settings stored for the agent (empty: the process's config; in
     /// JSON, absent).
     pub settings: AgentSettings,
+    /// Seconds left of an open on this pod only: a trip condition held but
+    /// fewer than `min_reporting_pods` pods reported trouble, so the fleet's
+    /// circuit (`state`) stays as it is (see
+    /// [`CircuitBreaker::local_opens`](super::CircuitBreaker::local_opens)).
+    /// In JSON `local_open_seconds`, absent when none.
+    pub local_open_seconds: Option<f64>,
 }
 
 /// The window of [`AgentMetrics`]: the fleet's calls to the agent in the
@@ -166,6 +172,8 @@ struct WireOut<'a> {
     window: Option<&'a WindowView>,
     #[serde(skip_serializing_if = "AgentSettings::is_empty")]
     settings: &'a AgentSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_open_seconds: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +190,8 @@ struct WireIn {
     window: Option<WindowView>,
     #[serde(default)]
     settings: AgentSettings,
+    #[serde(default)]
+    local_open_seconds: Option<f64>,
 }
 
 impl Serialize for AgentMetrics {
@@ -200,6 +210,7 @@ impl Serialize for AgentMetrics {
             retry_after_seconds: self.retry_after_seconds,
             window: self.window.as_ref(),
             settings: &self.settings,
+            local_open_seconds: self.local_open_seconds,
         }
         .serialize(s)
     }
@@ -223,6 +234,7 @@ impl<'de> Deserialize<'de> for AgentMetrics {
             corrupt: wire.corrupt.filter(|_| wire.state == CORRUPT),
             window: wire.window,
             settings: wire.settings,
+            local_open_seconds: wire.local_open_seconds,
         })
     }
 }
@@ -289,6 +301,7 @@ impl AgentMetrics {
             corrupt: None,
             window: None,
             settings: snapshot.settings,
+            local_open_seconds: None,
         }
     }
 
@@ -312,6 +325,7 @@ impl AgentMetrics {
             corrupt: Some(corruption),
             window: None,
             settings: AgentSettings::default(),
+            local_open_seconds: None,
         }
     }
 

@@ -333,6 +333,16 @@ impl CircuitBreaker {
         self.inner.local.list(self.inner.clock.now_ms())
     }
 
+    /// Sets `local_open_seconds` of `metrics` from this pod's local opens.
+    pub fn note_local_open(&self, metrics: &mut AgentMetrics) {
+        let now = self.inner.clock.now_ms();
+        metrics.local_open_seconds = self
+            .inner
+            .local
+            .until(&metrics.agent_id, now)
+            .map(|until| crate::model::backoff_seconds(until - now));
+    }
+
     /// Whether a call of `elapsed` to `agent` counts as slow (see
     /// [`BreakerConfig::slow_call_duration`]; an agent's own setting, as
     /// this pod last saw it, wins).

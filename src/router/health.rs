@@ -278,6 +278,8 @@ impl<C> FailoverRouter<C> {
                 }
                 Err(error) => return Err(error.into()),
             };
+            let mut metrics = metrics;
+            breaker.note_local_open(&mut metrics);
             health.insert(agent, metrics);
         }
         Ok(health)
@@ -330,8 +332,9 @@ impl<C> FailoverRouter<C> {
             .local_view()
             .into_iter()
             .map(|(agent, snapshot, now_ms)| {
-                let metrics =
+                let mut metrics =
                     AgentMetrics::from_snapshot_in(&agent, &snapshot, now_ms, breaker.config());
+                breaker.note_local_open(&mut metrics);
                 (agent, metrics)
             })
             .collect();

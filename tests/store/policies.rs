@@ -156,6 +156,16 @@ async fn one_sick_pod_opens_an_agent_for_itself_only_under_a_quorum_of_two() {
     let rejected = pods[0].acquire(&agent).await.expect_err("open on pod-0");
     assert_eq!(rejected.cause, RejectCause::LocalQuorum);
     assert_eq!(pods[0].local_opens().len(), 1);
+    let shown = pods[0].metrics(&agent).await.unwrap();
+    assert_eq!(shown.state, CircuitState::Closed, "the fleet's state");
+    assert!(
+        shown.local_open_seconds.is_some(),
+        "and pod-0's own open: {shown:?}"
+    );
+    let json = serde_json::to_value(&shown).unwrap();
+    assert!(json["local_open_seconds"].as_f64().is_some(), "{json}");
+    let healthy = pods[1].metrics(&agent).await.unwrap();
+    assert_eq!(healthy.local_open_seconds, None);
     for pod in &pods[1..] {
         pod.acquire(&agent)
             .await
