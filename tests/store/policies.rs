@@ -239,3 +239,71 @@ async fn settings_stored_for_an_agent_apply_to_every_pod_at_the_next_call() {
     assert_eq!(s.state, CircuitState::Open);
     assert_eq!(s.settings.failure_threshold, Some(2));
 }
+
+/// One race under `policy`: every pod settles one permit at once with
+/// `settle`, then the fleet must show one opening for `reason`, and
+/// exactly three probes when the backoff ends.
+async fn one_trip_and_three_probes<F, Fut>(
+    prefix: &str,
+    config: BreakerConfig,
+    reason: TransitionReason,
+    settle: F,
+) where
+    F: Fn(usize, Permit) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let redis = TestRedis::start().await;
+    let clock = fleet_clock();
+    let pods = fleet(&redis, prefix, &clock, config, PODS).await;
+    let agent = AgentId::new("agent-x").unwrap();
+    let permits: Vec<Permit> = join_all(pods.iter().map(|pod| pod.acquire(&agent)))
+        .await
+        .into_iter()
+        .map(|p| p.expect("closed"))
+        .collect();
+    join_all(permits.into_iter().enumerate().map(|(i, p)| settle(i, p))).await;
+    let opened = || async { pods[0].snapshot(&agent).await.unwrap().state == CircuitState::Open };
+    wait_until("the fleet's trip", Duration::from_secs(5), opened).await;
+    let t = published(&redis, prefix).await;
+    assert_eq!(t.len(), 1, "one opening for the crossing: {t:?}");
+    assert_eq!(t[0].reason, reason);
+    caches_hold_the_store_view(&pods, &agent).await;
+    clock.advance(Duration::from_secs(31));
+    let probes = acquire_at_once(&pods, &agent, 2).await;
+    assert_eq!(probes.len(), 3, "{reason:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_pods_make_one_trip_and_three_probes_under_the_slow_call_rate() {
+    let config = BreakerConfig::builder()
+        .slow_call_duration(Some(Duration::from_millis(500)))
+        .slow_call_rate_threshold(Some(0.5))
+        .minimum_calls(16)
+        .build()
+        .unwrap();
+    let prefix = unique_prefix("policies-slow-race");
+    one_trip_and_three_probes(
+        &prefix,
+        config,
+        TransitionReason::SlowCallRate,
+        |i, p| async move {
+            let took = if i % 2 == 0 { 900 } else { 10 };
+            p.success_after(Duration::from_millis(took)).await;
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_pods_make_one_trip_and_three_probes_when_all_get_a_retry_after() {
+    let prefix = unique_prefix("policies-retry-race");
+    one_trip_and_three_probes(
+        &prefix,
+        BreakerConfig::default(),
+        TransitionReason::RetryAfter,
+        |_, p| async move {
+            p.failure_retry_after("429", Duration::from_secs(30)).await;
+        },
+    )
+    .await;
+}
