@@ -152,14 +152,12 @@ pub(super) async fn force(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
     let agent = agent_from_path(agent)?;
-    let Json(body) = body.map_err(|e| match e {
-        JsonRejection::BytesRejection(ref b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, b.body_text())
-        }
-        e => ApiError::bad_request(format!(
-            "{}; expected {{\"state\": \"open\"|\"closed\"|\"auto\", \"ttl_seconds\": n}}",
-            e.body_text()
-        )),
+    let Json(body) = body.map_err(|e| {
+        ApiError::of_body(&e, |said| {
+            ApiError::bad_request(format!(
+                "{said}; expected {{\"state\": \"open\"|\"closed\"|\"auto\", \"ttl_seconds\": n}}"
+            ))
+        })
     })?;
     let ttl = body.ttl_seconds.map(ttl_from_seconds).transpose()?;
     let transition = state

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::api::{agent_from_path, authorize};
@@ -39,12 +39,7 @@ pub(super) async fn replace(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
     let agent = agent_from_path(agent)?;
-    let Json(body) = body.map_err(|e| match e {
-        JsonRejection::BytesRejection(ref b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, b.body_text())
-        }
-        e => bad_settings(&e.body_text()),
-    })?;
+    let Json(body) = body.map_err(|e| ApiError::of_body(&e, bad_settings))?;
     let settings = settings_of(body)?;
     let breaker = state.router().breaker();
     let snapshot = breaker.configure(&agent, settings).await?;

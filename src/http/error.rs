@@ -16,6 +16,21 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// A JSON body axum refused: 413 for one over the size limit, else
+    /// `bad(what axum said)` (a 400 saying what was expected).
+    pub(crate) fn of_body(
+        rejection: &axum::extract::rejection::JsonRejection,
+        bad: impl FnOnce(&str) -> Self,
+    ) -> Self {
+        use axum::extract::rejection::JsonRejection;
+        match rejection {
+            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, b.body_text())
+            }
+            other => bad(&other.body_text()),
+        }
+    }
+
     /// An error with `status` and `message` (sent to the client as is).
     #[must_use]
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {

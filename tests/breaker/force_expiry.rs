@@ -9,8 +9,8 @@ use fleet_breaker::{
     Transition, TransitionReason,
 };
 use futures::{Stream, StreamExt};
-use redis::AsyncCommands;
 
+use crate::support::fleet::published;
 use crate::support::{TestRedis, unique_prefix, wait_until};
 
 /// The bound: the expiry within 1 s of the TTL.
@@ -71,19 +71,6 @@ async fn force_expired(
         Ok(Some(took)) => took,
         _ => panic!("no force_expired transition within {bound:?} of the force"),
     }
-}
-
-async fn published(redis: &TestRedis, prefix: &str) -> Vec<Transition> {
-    let mut conn = redis.connection().await;
-    let reply: redis::streams::StreamRangeReply = conn
-        .xrange_all(format!("{prefix}:transitions"))
-        .await
-        .expect("read stream");
-    reply
-        .ids
-        .iter()
-        .map(|e| serde_json::from_str(&e.get::<String>("msg").expect("msg")).expect("json"))
-        .collect()
 }
 
 /// Forces `agent` open for [`TTL`] through a bare store (as the CLI does:

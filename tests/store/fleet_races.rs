@@ -13,9 +13,8 @@ use fleet_breaker::{
 };
 use futures::StreamExt;
 use futures::future::join_all;
-use redis::AsyncCommands;
 
-use crate::support::fleet::{acquire_at_once, caches_hold_the_store_view, fleet_clock};
+use crate::support::fleet::{acquire_at_once, caches_hold_the_store_view, fleet_clock, published};
 use crate::support::{TestRedis, unique_prefix};
 
 const PODS: usize = 16;
@@ -52,19 +51,6 @@ async fn fleet(redis: &TestRedis, prefix: &str, clock: &ManualClock) -> Vec<Circ
         pods.push(breaker);
     }
     pods
-}
-
-async fn published(redis: &TestRedis, prefix: &str) -> Vec<Transition> {
-    let mut conn = redis.connection().await;
-    let reply: redis::streams::StreamRangeReply = conn
-        .xrange_all(format!("{prefix}:transitions"))
-        .await
-        .expect("read stream");
-    reply
-        .ids
-        .iter()
-        .map(|e| serde_json::from_str(&e.get::<String>("msg").expect("msg")).expect("json"))
-        .collect()
 }
 
 /// Every pod holds a permit granted while closed, then all record failures at once.

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleet_breaker::Transition;
 use fleet_breaker::config::AgentSettings;
 use fleet_breaker::store::StoreExt;
 use fleet_breaker::{
@@ -14,9 +13,8 @@ use fleet_breaker::{
     RejectCause, StorePolicy, TransitionReason,
 };
 use futures::future::join_all;
-use redis::AsyncCommands;
 
-use crate::support::fleet::{acquire_at_once, caches_hold_the_store_view, fleet_clock};
+use crate::support::fleet::{acquire_at_once, caches_hold_the_store_view, fleet_clock, published};
 use crate::support::{TestRedis, unique_prefix, wait_until};
 
 const PODS: usize = 16;
@@ -49,19 +47,6 @@ async fn fleet(
         );
     }
     fleet
-}
-
-async fn published(redis: &TestRedis, prefix: &str) -> Vec<Transition> {
-    let mut conn = redis.connection().await;
-    let reply: redis::streams::StreamRangeReply = conn
-        .xrange_all(format!("{prefix}:transitions"))
-        .await
-        .expect("read stream");
-    reply
-        .ids
-        .iter()
-        .map(|e| serde_json::from_str(&e.get::<String>("msg").expect("msg")).expect("json"))
-        .collect()
 }
 
 fn rate_config() -> BreakerConfig {

@@ -67,3 +67,18 @@ pub async fn caches_hold_the_store_view(pods: &[CircuitBreaker], agent: &AgentId
     )
     .await;
 }
+
+/// Every transition in the fleet's stream `PREFIX:transitions`, oldest first.
+pub async fn published(redis: &super::TestRedis, prefix: &str) -> Vec<fleet_breaker::Transition> {
+    use redis::AsyncCommands;
+    let mut conn = redis.connection().await;
+    let reply: redis::streams::StreamRangeReply = conn
+        .xrange_all(format!("{prefix}:transitions"))
+        .await
+        .expect("read stream");
+    reply
+        .ids
+        .iter()
+        .map(|e| serde_json::from_str(&e.get::<String>("msg").expect("msg")).expect("json"))
+        .collect()
+}
