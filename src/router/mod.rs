@@ -82,7 +82,10 @@ const MAX_NAMED_AGENTS: usize = 10_000;
 ///   error is returned as [`RouteError::Inner`] without trying other agents,
 ///   since it says nothing against this agent (a caller's 4xx, say).
 /// - A `Success` slower than `slow_call_threshold` is recorded as a failure,
-///   so a consistently slow agent opens; its value is still returned.
+///   so a consistently slow agent opens; its value is still returned. With
+///   the breaker's slow-call rate policy on (`slow_call_rate_threshold`),
+///   it is instead a success and a slow call, the policy's input (as is a
+///   call slower than the breaker's own `slow_call_duration`).
 /// - A cancelled `route_task` (its future dropped) leaves the call in flight
 ///   neutral: a probe permit is handed back and nothing is counted.
 /// - Every failure (error, timeout, slow call) is appended to the

@@ -225,7 +225,13 @@ impl<C> FailoverRouter<C> {
                 Step::Failed(Attempt::Failed { reason })
             }
             result => {
-                let recorded = if slow.is_some() {
+                // The router's slow-call threshold is the slow-call rate
+                // policy's input when that policy is on: a slow success is
+                // then a success and a slow call. Without it, a slow
+                // success counts as a failure, as it always has.
+                let policy_on = self.slow_call_policy_on();
+                facts.slow |= slow.is_some();
+                let recorded = if slow.is_some() && !policy_on {
                     Outcome::Failure
                 } else {
                     verdict
@@ -238,6 +244,15 @@ impl<C> FailoverRouter<C> {
                 }
             }
         }
+    }
+
+    /// Whether the breaker's slow-call rate policy is on (process-wide).
+    fn slow_call_policy_on(&self) -> bool {
+        self.inner
+            .breaker
+            .config()
+            .slow_call_rate_threshold
+            .is_some()
     }
 
     /// Settles the permit with `facts` and, for a failure, journals it.

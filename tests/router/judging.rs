@@ -235,3 +235,39 @@ async fn slow_calls_feed_the_slow_call_rate_policy() {
     let metrics = breaker.metrics(&id("agent-1")).await.unwrap();
     assert_eq!(metrics.state, fleet_breaker::CircuitState::Open);
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_the_slow_call_rate_on_the_routers_threshold_feeds_it_instead_of_failing_calls() {
+    let (breaker, _clock) = crate::common::breaker_with(
+        fleet_breaker::BreakerConfig::builder()
+            .failure_threshold(1)
+            .slow_call_duration(Some(Duration::from_secs(10)))
+            .slow_call_rate_threshold(Some(1.0))
+            .minimum_calls(2),
+    );
+    let router = FailoverRouter::builder(breaker.clone())
+        .slow_call_threshold(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let agents = Agents::new(&[("agent-1", Behave::Slow(Duration::from_millis(150)))]);
+    let routed = router
+        .route_task("t1", ["agent-1"], agents.task_fn(), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        routed.outcome,
+        Outcome::Success,
+        "not a failure: threshold 1 would open"
+    );
+    assert_eq!(failures(&breaker, "agent-1").await, 0);
+    router
+        .route_task("t2", ["agent-1"], agents.task_fn(), 1)
+        .await
+        .unwrap();
+    let metrics = breaker.metrics(&id("agent-1")).await.unwrap();
+    assert_eq!(
+        metrics.state,
+        fleet_breaker::CircuitState::Open,
+        "2 slow calls of 2"
+    );
+}

@@ -23,18 +23,13 @@ use crate::store::{FleetConfig, StoreError};
 pub(crate) const STALE_AFTER: Duration = Duration::from_secs(600);
 
 impl RedisStore {
-    /// `PREFIX:configs`.
-    fn configs_key(&self) -> String {
-        format!("{}:configs", self.keys().prefix())
-    }
-
     /// Writes this pod's entry, and answers the fleet's live ones.
     pub(super) async fn publish_fleet_config(
         &self,
         instance: &str,
         fingerprint: &str,
     ) -> Result<Vec<FleetConfig>, StoreError> {
-        let key = self.configs_key();
+        let key = self.keys().configs();
         let now_ms = match &self.inner.clock_override {
             Some(clock) => clock.now_ms(),
             None => self.server_time_ms().await?,

@@ -45,6 +45,13 @@ impl Keys {
         format!("{}:{{{}}}:config", self.prefix, agent)
     }
 
+    /// `PREFIX:configs`: pod instance id -> `"FINGERPRINT WRITTEN_MS"` of
+    /// its process-wide config, so pods that disagree are told apart.
+    #[must_use]
+    pub fn configs(&self) -> String {
+        format!("{}:configs", self.prefix)
+    }
+
     /// `PREFIX:agents`, the set of known agent ids.
     #[must_use]
     pub fn agents(&self) -> String {
