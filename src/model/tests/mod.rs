@@ -97,14 +97,7 @@ impl Circuit {
     }
 
     fn record(&mut self, now_ms: u64, ticket: &Ticket, outcome: Outcome) -> Option<Transition> {
-        record(
-            &mut self.s,
-            &self.config,
-            &self.agent,
-            now_ms,
-            ticket,
-            &Report::of(outcome),
-        )
+        self.report(now_ms, ticket, &Report::of(outcome))
     }
 
     /// Records `report` for `ticket` at `now_ms`.
