@@ -53,6 +53,17 @@ pub fn refresh(
     now_ms: u64,
 ) -> Option<Transition> {
     let config = &s.effective(config);
+    refresh_in(s, config, agent, now_ms)
+}
+
+/// [`refresh`] under a config the agent's settings are already applied to
+/// (what every other operation has in hand).
+fn refresh_in(
+    s: &mut Snapshot,
+    config: &BreakerConfig,
+    agent: &AgentId,
+    now_ms: u64,
+) -> Option<Transition> {
     s.probes.retain(|lease| lease.deadline_ms > now_ms);
     let forced = matches!(
         s.state,
@@ -82,7 +93,7 @@ pub fn acquire(
     permit_id: &str,
 ) -> AcquireStep {
     let config = &s.effective(config);
-    let mut transition_made = refresh(s, config, agent, now_ms);
+    let mut transition_made = refresh_in(s, config, agent, now_ms);
     let decision = match s.state {
         CircuitState::Closed | CircuitState::ForcedClosed => Decision::Granted(Grant {
             generation: s.generation,
@@ -140,7 +151,7 @@ pub fn record(
 ) -> Option<Transition> {
     let config = &s.effective(config);
     let outcome = report.outcome;
-    let refreshed = refresh(s, config, agent, now_ms);
+    let refreshed = refresh_in(s, config, agent, now_ms);
     if refreshed.is_some() || ticket.generation != s.generation {
         // Granted before the force expired (or in another generation).
         stamp(s, outcome, now_ms);
@@ -253,7 +264,7 @@ pub fn flush(
     batch: &Batch,
 ) -> Option<Transition> {
     let config = &s.effective(config);
-    let refreshed = refresh(s, config, agent, now_ms);
+    let refreshed = refresh_in(s, config, agent, now_ms);
     s.total_rejections += batch.rejections;
     let counted = s.state == CircuitState::Closed && s.generation == batch.generation;
     if counted && s.failure_count == 0 {
