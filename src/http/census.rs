@@ -14,6 +14,7 @@
 //!   mode) each of these answers `None` and the caller reads every agent.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::num::NonZeroUsize;
 use std::ops::Bound;
 
 use super::listing::StateFilter;
@@ -35,7 +36,7 @@ pub(super) struct CensusPage {
 #[derive(Debug)]
 pub(super) struct NotClosed {
     pub(super) summary: HealthSummary,
-    /// The agents whose circuit does not admit every call, read fresh.
+    /// The agents selected, read fresh.
     pub(super) agents: BTreeMap<AgentId, AgentMetrics>,
 }
 
@@ -90,10 +91,16 @@ impl AppState {
         }))
     }
 
-    /// The agents whose circuit does not admit every call (open, forced
-    /// open, half-open) or whose state is corrupt, read fresh, and the
-    /// counts; `None` without a census.
-    pub(super) async fn census_not_closed(&self) -> Result<Option<NotClosed>, ApiError> {
+    /// The agents `/metrics` reports per agent, read fresh, and the
+    /// counts; `None` without a census. The agents whose circuit does not
+    /// admit every call (open, forced open, half-open) or whose state is
+    /// corrupt, in id order; with a `limit`, at most that many, then closed
+    /// agents in id order up to it (their names from the agents set, read
+    /// only when the tripped ones are fewer than the limit).
+    pub(super) async fn census_metrics(
+        &self,
+        limit: Option<NonZeroUsize>,
+    ) -> Result<Option<NotClosed>, ApiError> {
         let Some(census) = self.router().census().await? else {
             return Ok(None);
         };
@@ -104,10 +111,21 @@ impl AppState {
             .map(|(agent, _)| agent)
             .collect();
         tripped.extend(census.corrupt);
-        let agents = self
-            .router()
-            .agents_health(tripped.into_iter().collect())
-            .await?;
+        let mut selected: Vec<AgentId> = tripped.iter().cloned().collect();
+        if let Some(limit) = limit {
+            selected.truncate(limit.get());
+            let room = limit.get() - selected.len();
+            if room > 0 {
+                let names = self.router().agent_names().await?;
+                selected.extend(
+                    names
+                        .into_iter()
+                        .filter(|agent| !tripped.contains(agent))
+                        .take(room),
+                );
+            }
+        }
+        let agents = self.router().agents_health(selected).await?;
         Ok(Some(NotClosed {
             summary: census.summary,
             agents,

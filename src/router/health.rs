@@ -218,16 +218,26 @@ impl<C> FailoverRouter<C> {
         // This pod's locally counted outcomes first, as with routing events;
         // other pods' reach the store within their flush interval.
         breaker.flush().await?;
-        let mut names = breaker.agents().await?;
-        names.extend(self.named_agents());
-        names.sort();
-        names.dedup();
-        let agents = self.agents_health(names).await?;
+        let agents = self.agents_health(self.agent_names().await?).await?;
         Ok(HealthStatus::from_agents(
             agents,
             routing_events,
             breaker.store_status(),
         ))
+    }
+
+    /// Every agent health reports: those the store knows and those named
+    /// in a route, sorted, without reading any of them.
+    ///
+    /// # Errors
+    ///
+    /// [`BreakerError::Store`] when the store fails.
+    pub async fn agent_names(&self) -> Result<Vec<AgentId>, BreakerError> {
+        let mut names = self.inner.breaker.agents().await?;
+        names.extend(self.named_agents());
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     /// The fleet-wide routing-decision count, after this pod's pending

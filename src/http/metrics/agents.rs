@@ -28,7 +28,10 @@ use crate::router::HealthStatus;
 /// - [`All`](Self::All): every agent, as before: about 10 series per agent
 ///   (30 MB at 50,000 agents).
 /// - [`AtMost(n)`](Self::AtMost): at most `n` agents, those not closed
-///   first, then closed ones, each in agent id order.
+///   first, then closed ones, each in agent id order. A scrape reads those
+///   `n` agents and the census (plus the agents set's names when fewer
+///   than `n` are tripped), so its cost is bounded by `n` whatever the
+///   fleet's size or how many agents trip at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MetricsAgents {
     /// Only agents that are not closed (nor forced closed).

@@ -36,7 +36,7 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
 /// What a scrape reports the fleet from.
 #[derive(Debug)]
 pub(super) enum Read {
-    /// The census and the agents not closed, read fresh (the default
+    /// The census and the agents selected, read fresh (a bounded
     /// selection, on a store with a census).
     Census(NotClosed),
     /// The shared read of every agent.
@@ -56,11 +56,17 @@ impl Read {
     }
 }
 
-/// The census when the selection is the default and the store has one
-/// (a scrape then reads the tripped agents only), else the shared read.
+/// The census when the selection is bounded (`not-closed` or N) and the
+/// store has one (a scrape then reads the agents it reports only), else
+/// the shared read of every agent.
 async fn read(state: &AppState) -> Result<Read, ApiError> {
-    if state.metrics_agents() == MetricsAgents::NotClosed
-        && let Some(read) = state.census_not_closed().await?
+    let bounded = match state.metrics_agents() {
+        MetricsAgents::NotClosed => Some(None),
+        MetricsAgents::AtMost(n) => Some(Some(n)),
+        MetricsAgents::All => None,
+    };
+    if let Some(limit) = bounded
+        && let Some(read) = state.census_metrics(limit).await?
     {
         return Ok(Read::Census(read));
     }
