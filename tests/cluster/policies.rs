@@ -52,8 +52,14 @@ async fn the_fleets_failure_rate_trips_an_agent_on_every_master_once() {
             .await;
         }
         // Successes counted locally on a clean circuit reach the window
-        // within the window flush interval (1 s) once it holds failures:
-        // the flush that brings it to 16 calls trips it.
+        // by a flush: the flush that brings it to 16 calls trips it. Sent
+        // now rather than waited for: the 1 s flush of a hot window needs
+        // the pod to have heard the failure-count news, which a pod whose
+        // subscription is still connecting misses (CI saw it once; then
+        // the successes wait for the 10 s success flush).
+        for pod in &pods {
+            pod.flush().await.unwrap();
+        }
         wait_until(
             &format!("{agent} open on the fleet's rate"),
             Duration::from_secs(5),
