@@ -70,6 +70,107 @@ impl Clock for CoarseClock {
     }
 }
 
+/// The system's wall clock as one shared word a background thread moves on
+/// every millisecond: a read is one atomic load (a nanosecond, against a
+/// few for [`CoarseClock`] and a few tens for [`SystemClock`]).
+///
+/// The local cache decides with it, twice per cached call (the trust check
+/// of the acquire, the time of the success), which is most of what a
+/// cached decision costs otherwise.
+///
+/// ## Behavior
+///
+/// - One thread per process (`fleet-breaker-clock`) moves the word for
+///   every `TickingClock` alive; it starts with the first and ends within a
+///   millisecond of the last one's drop.
+/// - The word is read from the monotonic clock, anchored once to the wall
+///   clock, so it never runs ahead and never moves back; it is behind by up
+///   to a tick plus the thread's scheduling delay (1 ms, more on a machine
+///   whose cores are all busy), as [`CoarseClock`] is behind by up to the
+///   scheduler's tick. Drift against the wall clock is absorbed by the
+///   store-time offset the cache measures on every reply.
+/// - The thread runs whatever the async runtime does: a runtime starved by
+///   a task that never yields still sees time pass, so a silent
+///   subscription still stops being trusted within `max_staleness`.
+/// - [`TickingClock::new`] returns `None` when the thread cannot be
+///   started (the system refuses a thread); use [`CoarseClock`] then.
+#[derive(Debug, Clone)]
+pub struct TickingClock {
+    word: Arc<Ticks>,
+}
+
+/// The shared word, and the time it counts from.
+#[derive(Debug)]
+struct Ticks {
+    now_ms: AtomicU64,
+    anchor_wall_ms: u64,
+    anchor: std::time::Instant,
+}
+
+/// The word of the running thread, if one runs.
+static TICKS: std::sync::Mutex<std::sync::Weak<Ticks>> =
+    std::sync::Mutex::new(std::sync::Weak::new());
+
+/// How often the thread moves the word.
+const TICK: Duration = Duration::from_millis(1);
+
+impl TickingClock {
+    /// A clock on the process's ticking thread, started if none runs;
+    /// `None` when it cannot be started.
+    #[must_use]
+    pub fn new() -> Option<Self> {
+        let mut running = TICKS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(word) = running.upgrade() {
+            return Some(Self { word });
+        }
+        let (word, _thread) = Ticks::start()?;
+        *running = Arc::downgrade(&word);
+        Some(Self { word })
+    }
+}
+
+impl Ticks {
+    /// The wall time now, from the monotonic clock.
+    fn read(&self) -> u64 {
+        self.anchor_wall_ms
+            .saturating_add(crate::config::duration_ms(self.anchor.elapsed()))
+    }
+
+    /// A new word, and the thread that moves it until the word is dropped.
+    fn start() -> Option<(Arc<Self>, std::thread::JoinHandle<()>)> {
+        let anchor = std::time::Instant::now();
+        let anchor_wall_ms = SystemClock.now_ms();
+        let word = Arc::new(Self {
+            now_ms: AtomicU64::new(anchor_wall_ms),
+            anchor_wall_ms,
+            anchor,
+        });
+        let ticked = Arc::downgrade(&word);
+        let thread = std::thread::Builder::new()
+            .name("fleet-breaker-clock".to_owned())
+            .spawn(move || tick(&ticked))
+            .ok()?;
+        Some((word, thread))
+    }
+}
+
+/// Moves the word every [`TICK`] while a clock holds it.
+fn tick(word: &std::sync::Weak<Ticks>) {
+    loop {
+        std::thread::sleep(TICK);
+        let Some(word) = word.upgrade() else { return };
+        word.now_ms.store(word.read(), Ordering::Relaxed);
+    }
+}
+
+impl Clock for TickingClock {
+    fn now_ms(&self) -> u64 {
+        self.word.now_ms.load(Ordering::Relaxed)
+    }
+}
+
 /// A clock that moves only when told to. Clones share the same time.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
@@ -121,4 +222,43 @@ pub fn iso8601(ms: u64) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| format!("{ms} ms after the epoch"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use super::{Clock, SystemClock, TickingClock, Ticks};
+
+    #[test]
+    fn the_ticking_clock_follows_the_wall_clock_never_ahead() {
+        let clock = TickingClock::new().expect("a thread");
+        let first = clock.now_ms();
+        assert!(first <= SystemClock.now_ms(), "ahead of the wall clock");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while clock.now_ms() < first + 20 {
+            assert!(Instant::now() < deadline, "the word did not move");
+            std::thread::yield_now();
+        }
+        let (ticked, wall) = (clock.now_ms(), SystemClock.now_ms());
+        assert!(ticked <= wall, "ahead: {ticked} > {wall}");
+        assert!(wall - ticked < 1000, "a second behind: {ticked} < {wall}");
+    }
+
+    #[test]
+    fn every_ticking_clock_reads_the_one_word_of_the_process() {
+        let (a, b) = (TickingClock::new().unwrap(), TickingClock::new().unwrap());
+        assert!(Arc::ptr_eq(&a.word, &b.word));
+    }
+
+    #[test]
+    fn the_thread_ends_when_its_word_is_dropped() {
+        let (word, thread) = Ticks::start().expect("a thread");
+        drop(word);
+        let (ended, joined) = mpsc::channel();
+        std::thread::spawn(move || ended.send(thread.join().is_ok()));
+        assert_eq!(joined.recv_timeout(Duration::from_secs(5)), Ok(true));
+    }
 }

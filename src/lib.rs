@@ -21,7 +21,7 @@ pub use breaker::{
     AgentMetrics, BreakerError, CallError, CircuitBreaker, CircuitBreakerBuilder, Counters, Permit,
     RejectCause, Rejected, StorePolicy, StoreStats, StoreStatus,
 };
-pub use clock::{Clock, CoarseClock, ManualClock, SystemClock};
+pub use clock::{Clock, CoarseClock, ManualClock, SystemClock, TickingClock};
 pub use config::{BreakerConfig, BreakerConfigBuilder, ConfigError};
 pub use model::{CircuitState, ForceMode, Outcome, Snapshot, Transition, TransitionReason};
 pub use router::{

@@ -12,7 +12,7 @@ use super::store_health::{DEFAULT_DEGRADE_AFTER, DEFAULT_STORE_PROBE_INTERVAL, S
 use super::{CircuitBreaker, Inner, StorePolicy};
 use crate::agent_id::AgentId;
 use crate::cache::Cache;
-use crate::clock::{Clock, CoarseClock, SystemClock};
+use crate::clock::{Clock, CoarseClock, SystemClock, TickingClock};
 use crate::config::{BreakerConfig, ConfigError};
 use crate::store::{BreakerStore, FeedOptions, FeedTarget, MemoryStore};
 
@@ -255,7 +255,7 @@ impl CircuitBreakerBuilder {
             let (cache, feed, flusher, follower, force_timers) = match cached {
                 Some(runtime) => {
                     let _guard = runtime.enter();
-                    let clock = feed.clock().unwrap_or_else(|| Arc::new(CoarseClock::new()));
+                    let clock = feed.clock().unwrap_or_else(cheap_clock);
                     let cache = Arc::new(Cache::new(max_staleness, clock));
                     let target = FeedTarget {
                         sink: cache.clone(),
@@ -292,8 +292,8 @@ impl CircuitBreakerBuilder {
                     let mut cache = Cache::authoritative(Arc::clone(&clock));
                     if feed.clock().is_none() {
                         // The store reads the system clock: time the local
-                        // successes with the coarse one (a few ns a read).
-                        cache = cache.with_success_clock(Arc::new(CoarseClock::new()));
+                        // successes with a cheaper one.
+                        cache = cache.with_success_clock(cheap_clock());
                     }
                     let cache = Arc::new(cache);
                     let target = FeedTarget {
@@ -343,5 +343,15 @@ impl CircuitBreakerBuilder {
             }
         });
         CircuitBreaker { inner }
+    }
+}
+
+/// The clock of a cache in front of a store on the system clock: the
+/// ticking one (a load a read), or the coarse one where no thread can be
+/// started for it (a few ns a read).
+fn cheap_clock() -> Arc<dyn Clock> {
+    match TickingClock::new() {
+        Some(clock) => Arc::new(clock),
+        None => Arc::new(CoarseClock::new()),
     }
 }

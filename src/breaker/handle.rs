@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::permit::Origin;
+use super::quick::{self, Quick};
 use super::{CircuitBreaker, Permit, RejectCause, Rejected};
 use crate::agent_id::AgentId;
 use crate::cache::{EntryRef, Judged};
@@ -46,10 +47,11 @@ impl CircuitBreaker {
 ///
 /// ## Behavior
 ///
-/// - Decides exactly as [`CircuitBreaker::acquire`] does for its agent: a
-///   circuit the local cache holds closed (or open) is admitted (or
-///   rejected) from the entry the handle holds, and anything else goes to
-///   the store as `acquire` would.
+/// - Decides exactly as [`CircuitBreaker::acquire`] does for its agent: an
+///   agent this pod opened for itself (a trip without its quorum) is
+///   rejected, a circuit the local cache holds closed (or open) is admitted
+///   (or rejected) from the entry the handle holds, and anything else goes
+///   to the store as `acquire` would.
 /// - The permit it hands out borrows the handle ([`AgentPermit`]): a
 ///   locally admitted one carries only its generation, and its success is
 ///   counted in the calling thread's shard of the entry, so threads sharing
@@ -94,36 +96,45 @@ impl AgentHandle {
     /// [`Rejected`] when the circuit refuses the call (or, under
     /// `FailClosed`, when the store cannot be reached).
     pub async fn acquire(&self) -> Result<AgentPermit<'_>, Rejected> {
-        let inner = &self.breaker.inner;
-        if let (Some(entry), Some(cache)) = (&self.entry, &inner.cache)
-            && !inner.health.is_degraded()
-        {
-            match cache.decide_entry(entry) {
-                Judged::Admit(generation) => {
-                    return Ok(AgentPermit {
-                        handle: self,
-                        kind: Kind::Local { generation },
-                    });
-                }
-                Judged::Reject {
-                    state,
-                    retry_after_ms,
-                } => {
-                    return Err(Rejected {
-                        agent: self.agent.clone(),
-                        state,
-                        retry_after: retry_after_ms.map(Duration::from_millis),
-                        cause: RejectCause::Circuit,
-                    });
-                }
-                Judged::Ask => {}
-            }
+        if let Some(decided) = self.decide_here() {
+            return decided;
         }
         let permit = self.breaker.acquire_from_store(&self.agent).await?;
         Ok(AgentPermit {
             handle: self,
             kind: Kind::Store(permit),
         })
+    }
+
+    /// `acquire` where the pod decides alone (its own open, the entry);
+    /// `None`: the store decides.
+    fn decide_here(&self) -> Option<Result<AgentPermit<'_>, Rejected>> {
+        let inner = &self.breaker.inner;
+        if let Some(rejected) = self.breaker.local_open(&self.agent) {
+            return Some(Err(rejected));
+        }
+        let (Some(entry), Some(cache)) = (&self.entry, &inner.cache) else {
+            return None;
+        };
+        if inner.health.is_degraded() {
+            return None;
+        }
+        match cache.decide_entry(entry) {
+            Judged::Admit(generation) => Some(Ok(AgentPermit {
+                handle: self,
+                kind: Kind::Local { generation },
+            })),
+            Judged::Reject {
+                state,
+                retry_after_ms,
+            } => Some(Err(Rejected {
+                agent: self.agent.clone(),
+                state,
+                retry_after: retry_after_ms.map(Duration::from_millis),
+                cause: RejectCause::Circuit,
+            })),
+            Judged::Ask => None,
+        }
     }
 
     /// Runs `call` under a permit, as [`CircuitBreaker::call`] does.
@@ -191,7 +202,7 @@ impl fmt::Debug for AgentPermit<'_> {
     }
 }
 
-impl AgentPermit<'_> {
+impl<'a> AgentPermit<'a> {
     /// The agent this permit allows calling.
     #[must_use]
     pub fn agent(&self) -> &AgentId {
@@ -220,51 +231,60 @@ impl AgentPermit<'_> {
     }
 
     /// The call succeeded.
-    pub async fn success(self) {
-        self.settle(Outcome::Success).await;
+    pub fn success(self) -> impl Future<Output = ()> + Send + 'a {
+        self.finish(Outcome::Success)
     }
 
     /// The call failed; `reason` is logged.
-    pub async fn failure(self, reason: impl Into<String>) {
+    pub fn failure(self, reason: impl Into<String>) -> impl Future<Output = ()> + Send + 'a {
+        let reason = reason.into();
         match self.kind {
-            Kind::Store(permit) => permit.failure(reason).await,
+            Kind::Store(permit) => quick::later(permit.failure(reason)),
             Kind::Local { .. } => {
-                let reason = reason.into();
                 tracing::debug!(agent = %self.handle.agent, %reason, "call failed");
-                self.settle(Outcome::Failure).await;
+                self.finish(Outcome::Failure)
             }
         }
     }
 
     /// The call says nothing about the agent.
-    pub async fn neutral(self) {
-        self.settle(Outcome::Neutral).await;
+    pub fn neutral(self) -> impl Future<Output = ()> + Send + 'a {
+        self.finish(Outcome::Neutral)
     }
 
     /// Settles with `outcome`.
-    pub async fn settle(self, outcome: Outcome) {
+    pub fn settle(self, outcome: Outcome) -> impl Future<Output = ()> + Send + 'a {
+        self.finish(outcome)
+    }
+
+    /// Settles with `outcome`: at once where the pod may (a success counted
+    /// locally, a neutral outcome), else by the returned future's round
+    /// trip.
+    fn finish(self, outcome: Outcome) -> Quick<'a, ()> {
         let handle = self.handle;
         let generation = match self.kind {
-            Kind::Store(permit) => return permit.settle(outcome).await,
+            Kind::Store(permit) => return permit.settle_facts(super::Facts::of(outcome)),
             Kind::Local { generation } => generation,
         };
         if outcome == Outcome::Neutral {
             // Not a probe: a neutral outcome changes nothing.
-            return;
+            return quick::done(());
         }
         let (Some(entry), Some(cache)) = (&handle.entry, &handle.breaker.inner.cache) else {
-            return;
+            return quick::done(());
         };
         if outcome == Outcome::Success && cache.count_success_entry(entry, generation) {
-            return;
+            return quick::done(());
         }
         let ticket = Ticket {
             permit_id: String::new(),
             generation,
         };
-        handle
-            .breaker
-            .settle(&handle.agent, &ticket, outcome, Origin::Store, false)
-            .await;
+        quick::later(async move {
+            handle
+                .breaker
+                .settle(&handle.agent, &ticket, outcome, Origin::Store, false)
+                .await;
+        })
     }
 }

@@ -11,7 +11,7 @@
 //! - A local open rejects this pod's calls until it ends (pod clock) or the
 //!   fleet opens the agent itself; nothing is written to the store.
 //! - With no local open (the common case) the check on `acquire` is one
-//!   atomic load.
+//!   atomic load, and no clock read.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,14 +35,21 @@ pub(super) struct LocalOpens {
 }
 
 impl LocalOpens {
-    /// Until when (pod clock) the agent is open on this pod alone, if it is.
-    pub(super) fn until(&self, agent: &AgentId, now_ms: u64) -> Option<u64> {
+    /// Until when (pod clock) the agent is open on this pod alone, if it
+    /// is, and the time `now` read (only then: the common case, no local
+    /// open, reads no clock).
+    #[inline]
+    pub(super) fn until(&self, agent: &AgentId, now: impl FnOnce() -> u64) -> Option<(u64, u64)> {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
+        self.open_until(agent, now())
+    }
+
+    fn open_until(&self, agent: &AgentId, now_ms: u64) -> Option<(u64, u64)> {
         let mut opens = self.opens.lock().unwrap_or_else(PoisonError::into_inner);
         match opens.get(agent) {
-            Some(&(until, _)) if now_ms < until => Some(until),
+            Some(&(until, _)) if now_ms < until => Some((until, now_ms)),
             Some(_) => {
                 opens.remove(agent);
                 self.any.store(!opens.is_empty(), Ordering::Release);

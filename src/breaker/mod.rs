@@ -30,6 +30,7 @@ mod observe;
 mod pending;
 mod permit;
 mod policy;
+mod quick;
 mod store_health;
 mod sweep;
 
@@ -256,36 +257,47 @@ impl CircuitBreaker {
 
     /// Asks for a permit to call `agent`.
     ///
+    /// Where the pod decides alone (an agent it opened for itself, a
+    /// circuit its cache trusts closed or open), the decision is made when
+    /// `acquire` is called and the future is ready at once; otherwise the
+    /// store decides when the future is awaited.
+    ///
     /// # Errors
     ///
     /// [`Rejected`] when the circuit refuses the call (or, under
     /// `FailClosed`, when the store cannot be reached).
-    pub async fn acquire(&self, agent: &AgentId) -> Result<Permit, Rejected> {
+    pub fn acquire<'a>(
+        &'a self,
+        agent: &'a AgentId,
+    ) -> impl Future<Output = Result<Permit, Rejected>> + Send + 'a {
+        match self.decide_here(agent) {
+            Some(decided) => quick::done(decided),
+            None => quick::later(self.acquire_from_store(agent)),
+        }
+    }
+
+    /// `acquire` where the pod decides alone (its own open, the cache);
+    /// `None`: the store decides.
+    fn decide_here(&self, agent: &AgentId) -> Option<Result<Permit, Rejected>> {
         if let Some(rejected) = self.local_open(agent) {
-            return Err(rejected);
+            return Some(Err(rejected));
         }
-        if let Some(cache) = &self.inner.cache
-            && !self.is_degraded()
-        {
-            match cache.decide(agent) {
-                Cached::Admit { generation, entry } => {
-                    return Ok(Permit::cached(self.clone(), generation, entry));
-                }
-                Cached::Reject {
-                    state,
-                    retry_after_ms,
-                } => {
-                    return Err(Rejected {
-                        agent: agent.clone(),
-                        state,
-                        retry_after: retry_after_ms.map(Duration::from_millis),
-                        cause: RejectCause::Circuit,
-                    });
-                }
-                Cached::Ask => {}
+        let cache = self.inner.cache.as_ref().filter(|_| !self.is_degraded())?;
+        match cache.decide(agent) {
+            Cached::Admit { generation, entry } => {
+                Some(Ok(Permit::cached(self.clone(), generation, entry)))
             }
+            Cached::Reject {
+                state,
+                retry_after_ms,
+            } => Some(Err(Rejected {
+                agent: agent.clone(),
+                state,
+                retry_after: retry_after_ms.map(Duration::from_millis),
+                cause: RejectCause::Circuit,
+            })),
+            Cached::Ask => None,
         }
-        self.acquire_from_store(agent).await
     }
 
     /// `acquire` past the cache: the store's decision, or the policy's when
@@ -314,8 +326,10 @@ impl CircuitBreaker {
 
     /// The rejection of a call to an agent this pod opened for itself.
     fn local_open(&self, agent: &AgentId) -> Option<Rejected> {
-        let now = self.inner.clock.now_ms();
-        let until = self.inner.local.until(agent, now)?;
+        let (until, now) = self
+            .inner
+            .local
+            .until(agent, || self.inner.clock.now_ms())?;
         Some(Rejected {
             agent: agent.clone(),
             state: CircuitState::Open,
@@ -335,12 +349,11 @@ impl CircuitBreaker {
 
     /// Sets `local_open_seconds` of `metrics` from this pod's local opens.
     pub fn note_local_open(&self, metrics: &mut AgentMetrics) {
-        let now = self.inner.clock.now_ms();
         metrics.local_open_seconds = self
             .inner
             .local
-            .until(&metrics.agent_id, now)
-            .map(|until| crate::model::backoff_seconds(until - now));
+            .until(&metrics.agent_id, || self.inner.clock.now_ms())
+            .map(|(until, now)| crate::model::backoff_seconds(until - now));
     }
 
     /// Whether a call of `elapsed` to `agent` counts as slow (see

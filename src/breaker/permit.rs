@@ -1,8 +1,10 @@
 //! [`Permit`]: the right to make one call, settled by its outcome.
 
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
+use super::quick::{self, Quick};
 use super::{CircuitBreaker, Facts};
 use crate::agent_id::AgentId;
 use crate::cache::EntryRef;
@@ -28,6 +30,10 @@ pub(crate) enum Origin {
 ///
 /// - Settling records the outcome in the store (one round trip on Redis);
 ///   a store error is logged, never returned: the call itself is done.
+/// - A success the pod may count alone (a closed, clean circuit its cache
+///   trusts) is counted when `success()` is called, and the future it
+///   returns is ready at once; the round trip of any other outcome happens
+///   when the future is awaited, as with an `async fn`.
 /// - A permit dropped unsettled counts as [`Outcome::Neutral`]: a probe
 ///   permit is handed back at once (on a spawned task, when a tokio runtime
 ///   is running; otherwise its lease lapses after `recovery_timeout`), and
@@ -129,21 +135,21 @@ impl Permit {
     }
 
     /// The call succeeded.
-    pub async fn success(self) {
-        self.settle(Outcome::Success).await;
+    pub fn success(self) -> impl Future<Output = ()> + Send {
+        self.settle(Outcome::Success)
     }
 
     /// The call failed; `reason` is logged.
-    pub async fn failure(self, reason: impl Into<String>) {
+    pub fn failure(self, reason: impl Into<String>) -> impl Future<Output = ()> + Send {
         let reason = reason.into();
         tracing::debug!(agent = %self.agent(), %reason, "call failed");
-        self.settle(Outcome::Failure).await;
+        self.settle(Outcome::Failure)
     }
 
     /// The call says nothing about the agent (cancelled, or an error the
     /// caller's classifier ignores).
-    pub async fn neutral(self) {
-        self.settle(Outcome::Neutral).await;
+    pub fn neutral(self) -> impl Future<Output = ()> + Send {
+        self.settle(Outcome::Neutral)
     }
 
     /// The call succeeded after `elapsed`: a slow call if that is at least
@@ -185,30 +191,33 @@ impl Permit {
     }
 
     /// Settles with `outcome`.
-    pub async fn settle(self, outcome: Outcome) {
-        self.settle_facts(Facts::of(outcome)).await;
+    pub fn settle(self, outcome: Outcome) -> impl Future<Output = ()> + Send {
+        self.settle_facts(Facts::of(outcome))
     }
 
-    /// Settles with `facts`.
-    pub(crate) async fn settle_facts(mut self, facts: Facts) {
-        self.settled = true;
+    /// Settles with `facts`: at once where the pod may (a success counted
+    /// locally, a neutral outcome of a permit that is not a probe), else
+    /// by the returned future's round trip.
+    pub(crate) fn settle_facts(mut self, facts: Facts) -> Quick<'static, ()> {
         let outcome = facts.outcome;
-        if outcome == Outcome::Neutral && !self.probe {
-            // A neutral outcome of a non-probe permit changes nothing.
-            return;
+        let alone = (outcome == Outcome::Neutral && !self.probe)
+            || (outcome == Outcome::Success
+                && !facts.slow
+                && self.origin == Origin::Store
+                && self
+                    .breaker
+                    .count_locally(self.agent(), &self.ticket, self.cache_entry()));
+        if alone {
+            // Neither is a probe: nothing for `drop` to hand back.
+            self.settled = true;
+            return quick::done(());
         }
-        if outcome == Outcome::Success
-            && !facts.slow
-            && self.origin == Origin::Store
-            && self
-                .breaker
-                .count_locally(self.agent(), &self.ticket, self.cache_entry())
-        {
-            return;
-        }
-        self.breaker
-            .settle_facts(self.agent(), &self.ticket, facts, self.origin, self.probe)
-            .await;
+        quick::later(async move {
+            self.settled = true;
+            self.breaker
+                .settle_facts(self.agent(), &self.ticket, facts, self.origin, self.probe)
+                .await;
+        })
     }
 }
 

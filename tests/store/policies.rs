@@ -140,6 +140,12 @@ async fn one_sick_pod_opens_an_agent_for_itself_only_under_a_quorum_of_two() {
     assert_eq!(s.state, CircuitState::Closed, "no fleet-wide trip: {s:?}");
     let rejected = pods[0].acquire(&agent).await.expect_err("open on pod-0");
     assert_eq!(rejected.cause, RejectCause::LocalQuorum);
+    let handle = pods[0].agent(&agent);
+    let rejected = handle
+        .acquire()
+        .await
+        .expect_err("open on pod-0 through a handle too");
+    assert_eq!(rejected.cause, RejectCause::LocalQuorum);
     assert_eq!(pods[0].local_opens().len(), 1);
     let shown = pods[0].metrics(&agent).await.unwrap();
     assert_eq!(shown.state, CircuitState::Closed, "the fleet's state");
