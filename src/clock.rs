@@ -32,9 +32,10 @@ impl Clock for SystemClock {
 /// a few nanoseconds a read instead of a few tens, at the price of the
 /// scheduler tick's resolution (1 to 4 ms), always behind, never ahead.
 ///
-/// The local cache decides with it: a cached open circuit may be rejected
-/// locally up to one tick past its `open_until` before the store is asked;
-/// staleness windows are off by at most a tick. The wall time is anchored
+/// The local cache decides with it where no [`TickingClock`] can be
+/// started: a cached open circuit may be rejected locally up to one tick
+/// past its `open_until` before the store is asked; staleness windows are
+/// off by at most a tick. The wall time is anchored
 /// once; drift against the wall clock is absorbed by the store-time offset the
 /// cache measures on every reply.
 #[derive(Debug, Clone, Copy)]
@@ -75,8 +76,8 @@ impl Clock for CoarseClock {
 /// few for [`CoarseClock`] and a few tens for [`SystemClock`]).
 ///
 /// The local cache decides with it, twice per cached call (the trust check
-/// of the acquire, the time of the success), which is most of what a
-/// cached decision costs otherwise.
+/// of the acquire, the time of the success); with the coarse clock those
+/// two reads were the largest part of a cached call through a handle.
 ///
 /// ## Behavior
 ///

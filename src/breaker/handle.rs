@@ -6,7 +6,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::permit::Origin;
-use super::quick::{self, Quick};
 use super::{CircuitBreaker, Permit, RejectCause, Rejected};
 use crate::agent_id::AgentId;
 use crate::cache::{EntryRef, Judged};
@@ -202,7 +201,7 @@ impl fmt::Debug for AgentPermit<'_> {
     }
 }
 
-impl<'a> AgentPermit<'a> {
+impl AgentPermit<'_> {
     /// The agent this permit allows calling.
     #[must_use]
     pub fn agent(&self) -> &AgentId {
@@ -231,60 +230,51 @@ impl<'a> AgentPermit<'a> {
     }
 
     /// The call succeeded.
-    pub fn success(self) -> impl Future<Output = ()> + Send + 'a {
-        self.finish(Outcome::Success)
+    pub async fn success(self) {
+        self.settle(Outcome::Success).await;
     }
 
     /// The call failed; `reason` is logged.
-    pub fn failure(self, reason: impl Into<String>) -> impl Future<Output = ()> + Send + 'a {
-        let reason = reason.into();
+    pub async fn failure(self, reason: impl Into<String>) {
         match self.kind {
-            Kind::Store(permit) => quick::later(permit.failure(reason)),
+            Kind::Store(permit) => permit.failure(reason).await,
             Kind::Local { .. } => {
+                let reason = reason.into();
                 tracing::debug!(agent = %self.handle.agent, %reason, "call failed");
-                self.finish(Outcome::Failure)
+                self.settle(Outcome::Failure).await;
             }
         }
     }
 
     /// The call says nothing about the agent.
-    pub fn neutral(self) -> impl Future<Output = ()> + Send + 'a {
-        self.finish(Outcome::Neutral)
+    pub async fn neutral(self) {
+        self.settle(Outcome::Neutral).await;
     }
 
     /// Settles with `outcome`.
-    pub fn settle(self, outcome: Outcome) -> impl Future<Output = ()> + Send + 'a {
-        self.finish(outcome)
-    }
-
-    /// Settles with `outcome`: at once where the pod may (a success counted
-    /// locally, a neutral outcome), else by the returned future's round
-    /// trip.
-    fn finish(self, outcome: Outcome) -> Quick<'a, ()> {
+    pub async fn settle(self, outcome: Outcome) {
         let handle = self.handle;
         let generation = match self.kind {
-            Kind::Store(permit) => return permit.settle_facts(super::Facts::of(outcome)),
+            Kind::Store(permit) => return permit.settle(outcome).await,
             Kind::Local { generation } => generation,
         };
         if outcome == Outcome::Neutral {
             // Not a probe: a neutral outcome changes nothing.
-            return quick::done(());
+            return;
         }
         let (Some(entry), Some(cache)) = (&handle.entry, &handle.breaker.inner.cache) else {
-            return quick::done(());
+            return;
         };
         if outcome == Outcome::Success && cache.count_success_entry(entry, generation) {
-            return quick::done(());
+            return;
         }
         let ticket = Ticket {
             permit_id: String::new(),
             generation,
         };
-        quick::later(async move {
-            handle
-                .breaker
-                .settle(&handle.agent, &ticket, outcome, Origin::Store, false)
-                .await;
-        })
+        handle
+            .breaker
+            .settle(&handle.agent, &ticket, outcome, Origin::Store, false)
+            .await;
     }
 }

@@ -257,23 +257,15 @@ impl CircuitBreaker {
 
     /// Asks for a permit to call `agent`.
     ///
-    /// Where the pod decides alone (an agent it opened for itself, a
-    /// circuit its cache trusts closed or open), the decision is made when
-    /// `acquire` is called and the future is ready at once; otherwise the
-    /// store decides when the future is awaited.
-    ///
     /// # Errors
     ///
     /// [`Rejected`] when the circuit refuses the call (or, under
     /// `FailClosed`, when the store cannot be reached).
-    pub fn acquire<'a>(
-        &'a self,
-        agent: &'a AgentId,
-    ) -> impl Future<Output = Result<Permit, Rejected>> + Send + 'a {
-        match self.decide_here(agent) {
-            Some(decided) => quick::done(decided),
-            None => quick::later(self.acquire_from_store(agent)),
+    pub async fn acquire(&self, agent: &AgentId) -> Result<Permit, Rejected> {
+        if let Some(decided) = self.decide_here(agent) {
+            return decided;
         }
+        self.acquire_from_store(agent).await
     }
 
     /// `acquire` where the pod decides alone (its own open, the cache);

@@ -1,11 +1,14 @@
 //! [`Quick`]: the future of an operation the pod may finish alone.
 //!
-//! A cached decision and a locally counted success need no round trip, so
-//! their functions decide before returning and hand back a future that is
-//! ready at once. A large `async fn` state machine would be built, moved
-//! and polled on every call for nothing: on the cached path that cost more
-//! than the decision (about 200 instructions of 350 per admitted call, by
-//! callgrind). Only an operation that goes to the store boxes its future.
+//! A success on a circuit the cache trusts closed and clean is counted
+//! locally, with no round trip, so [`Permit`](super::Permit)'s settling
+//! counts it before returning and hands back a future that is ready at once;
+//! only an outcome that goes to the store boxes its future. Measured
+//! (`cargo bench --bench breaker`, one machine, one session): `acquire` +
+//! `success` on a cached closed circuit took 73.6 ns with `async fn`
+//! settling and 58.5 ns with this. `acquire` itself and the handle's methods
+//! stay `async fn`: the same shape there measured no faster (the handle's
+//! closed call) or slower (a cached rejection, 41 against 50 ns).
 
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;

@@ -165,7 +165,7 @@ pub struct Cache {
     max_staleness_ms: u64,
     clock: Arc<dyn Clock>,
     /// The clock a success's time is read from where no trust check read
-    /// `clock` already: `clock`, or a cheaper coarse one
+    /// `clock` already: `clock`, or a cheaper one
     /// ([`Cache::with_success_clock`]).
     success_clock: Arc<dyn Clock>,
     /// Store time minus local time, ms.
@@ -217,9 +217,9 @@ impl Cache {
         }
     }
 
-    /// Reads the times of locally counted successes from `clock` (a coarse
-    /// clock in front of a store on the system clock: a few ns a read
-    /// instead of a few tens, up to a scheduler tick early) where the
+    /// Reads the times of locally counted successes from `clock` (a ticking
+    /// or coarse clock in front of a store on the system clock: a load or a
+    /// few ns a read instead of a few tens, up to a tick early) where the
     /// decision read no clock (in front of a store of this process).
     #[must_use]
     pub fn with_success_clock(mut self, clock: Arc<dyn Clock>) -> Self {
