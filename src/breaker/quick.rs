@@ -3,12 +3,13 @@
 //! A success on a circuit the cache trusts closed and clean is counted
 //! locally, with no round trip, so [`Permit`](super::Permit)'s settling
 //! counts it before returning and hands back a future that is ready at once;
-//! only an outcome that goes to the store boxes its future. Measured
-//! (`cargo bench --bench breaker`, one machine, one session): `acquire` +
-//! `success` on a cached closed circuit took 73.6 ns with `async fn`
-//! settling and 58.5 ns with this. `acquire` itself and the handle's methods
-//! stay `async fn`: the same shape there measured no faster (the handle's
-//! closed call) or slower (a cached rejection, 41 against 50 ns).
+//! only an outcome that goes to the store boxes its future. Measured in
+//! alternating runs of `cargo bench --bench breaker` (docs/operations.md,
+//! "Second pass"): `acquire` + `success` on a cached closed circuit took 73
+//! and 75 ns with `async fn` settling, 60 and 60 ns with this. `acquire`
+//! itself and the handle's methods stay `async fn`: the same shape there
+//! measured no faster on a closed circuit and slower on a rejection (41 and
+//! 42 ns as `async fn`, 47 and 52 ns as this).
 
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
