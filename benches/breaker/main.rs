@@ -51,7 +51,9 @@
 //! summary prints a table of each median (criterion's `estimates.json`) with
 //! its ratio to recloser's of the same kind (admission or rejection), the
 //! targets, the uncached / cached and uncached / `EVALSHA` ratios, and the
-//! cache hits and misses seen during each cached bench.
+//! cache hits and misses seen during each cached bench. Last, 2,000
+//! uncached decisions and 2,000 bare `EVALSHA`s alternated call by call give
+//! the uncached goal's ratio again, both medians from the same moments.
 //!
 //! Without `REDIS_URL`, a `redis-server` from `PATH` is started on a free
 //! loopback port (`--save '' --appendonly no`, a temporary `--dir`) and
@@ -78,6 +80,9 @@ use server::EvalSha;
 use summary::Kind;
 
 const GROUP: &str = "breaker";
+/// Uncached decisions and bare `EVALSHA`s alternated after criterion's
+/// run, for a ratio free of the drift between two benches.
+const PAIRED: usize = 2000;
 const CACHED_CLOSED: &str = "cached_closed_admit_and_success";
 const UNCACHED: &str = "uncached_round_trip";
 const UNCACHED_OPEN: &str = "uncached_open_reject";
@@ -396,7 +401,17 @@ fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     let seen = benches(&mut criterion, &rt, &setup);
     criterion.final_summary();
-    summary::print(since, &seen);
+    let (decision, evalsha) = rt.block_on(setup.evalsha.clone().paired(
+        &setup.uncached,
+        &setup.open,
+        PAIRED,
+    ));
+    let paired = summary::Paired {
+        n: PAIRED,
+        decision,
+        evalsha,
+    };
+    summary::print(since, &seen, paired);
     drop(setup);
     if let Err(error) = rt.block_on(server::clean_up(&url, &prefix)) {
         eprintln!("could not delete the keys under {prefix}: {error}");

@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fleet_breaker::RedisStore;
+use fleet_breaker::{AgentId, CircuitBreaker, RedisStore};
 use redis::aio::MultiplexedConnection;
 
 /// A `redis-server` this bench started; killed on drop.
@@ -87,6 +87,31 @@ impl EvalSha {
             .expect("EVALSHA of the trivial script")
     }
 
+    /// One uncached decision (`breaker.acquire(agent)` on a forced-open
+    /// circuit with no cache: one script) and one bare `EVALSHA`, alternated
+    /// `n` times each; the median of each. Two separate benches run minutes
+    /// apart, and the machine's drift between them moved their ratio from
+    /// 1.4x to 2.1x; alternating call by call gives both medians the same
+    /// moments.
+    pub(crate) async fn paired(
+        mut self,
+        breaker: &CircuitBreaker,
+        agent: &AgentId,
+        n: usize,
+    ) -> (Duration, Duration) {
+        let (mut decisions, mut trips) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for _ in 0..n {
+            let start = Instant::now();
+            black_box(self.call().await);
+            trips.push(start.elapsed());
+            let start = Instant::now();
+            let rejected = breaker.acquire(black_box(agent)).await.err();
+            decisions.push(start.elapsed());
+            black_box(rejected.expect("the circuit is forced open"));
+        }
+        (median(decisions), median(trips))
+    }
+
     /// `iters` round trips in one tight loop; the loop's time.
     pub(crate) async fn round_trips(mut self, iters: u64) -> Duration {
         let start = Instant::now();
@@ -95,6 +120,12 @@ impl EvalSha {
         }
         start.elapsed()
     }
+}
+
+/// The median of `times` (zero when empty).
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort_unstable();
+    times.get(times.len() / 2).copied().unwrap_or_default()
 }
 
 /// Deletes the keys under `prefix` (SCAN MATCH + UNLINK).

@@ -10,6 +10,14 @@ use fleet_breaker::breaker::CacheStats;
 use crate::peers::{RECLOSER_CLOSED, RECLOSER_OPEN};
 use crate::{GROUP, ROWS, Row};
 
+/// The medians of an uncached decision and a bare `EVALSHA` alternated
+/// call by call ([`EvalSha::paired`](crate::server::EvalSha::paired)).
+pub(crate) struct Paired {
+    pub(crate) n: usize,
+    pub(crate) decision: std::time::Duration,
+    pub(crate) evalsha: std::time::Duration,
+}
+
 /// What a row measures, and so which recloser figure it is compared with.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -91,7 +99,7 @@ fn verdict(a: Option<f64>, b: Option<f64>, goal: f64, at_least: bool) -> String 
 
 /// Prints the table, the ratios between fleet-breaker's own rows, and the
 /// cache statistics of the cached benches.
-pub(crate) fn print(since: SystemTime, seen: &[(&str, CacheStats)]) {
+pub(crate) fn print(since: SystemTime, seen: &[(&str, CacheStats)], paired: Paired) {
     let median = |name: &str| median_ns(name, since);
     let (closed_ref, open_ref) = (median(RECLOSER_CLOSED), median(RECLOSER_OPEN));
     println!("\nbreaker bench summary (medians from criterion's estimates.json)");
@@ -136,6 +144,17 @@ pub(crate) fn print(since: SystemTime, seen: &[(&str, CacheStats)]) {
     }
     println!(
         "  (contended_*_1_thread / contended_*_2_threads: the aggregate speed-up of two threads on one agent; the control's is the machine's)"
+    );
+    let (decision, trip) = (paired.decision.as_secs_f64(), paired.evalsha.as_secs_f64());
+    println!(
+        "  paired, alternated call by call ({} each): {} {:.1} us, {} {:.1} us: {}{}",
+        paired.n,
+        crate::UNCACHED_OPEN,
+        decision * 1e6,
+        crate::EVALSHA,
+        trip * 1e6,
+        ratio(Some(decision), Some(trip)),
+        verdict(Some(decision), Some(trip), 1.5, false)
     );
     for (name, stats) in seen {
         println!(
