@@ -35,6 +35,23 @@ pub enum RejectCause {
     LocalQuorum,
 }
 
+impl Rejected {
+    /// A refusal by `agent`'s circuit in `state`, with the time to wait
+    /// where known (ms), as the cache and the store answer it.
+    pub(crate) fn by_circuit(
+        agent: &AgentId,
+        state: CircuitState,
+        retry_after_ms: Option<u64>,
+    ) -> Self {
+        Self {
+            agent: agent.clone(),
+            state,
+            retry_after: retry_after_ms.map(Duration::from_millis),
+            cause: RejectCause::Circuit,
+        }
+    }
+}
+
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.cause {

@@ -3,10 +3,9 @@
 
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
 
 use super::permit::Origin;
-use super::{CircuitBreaker, Permit, RejectCause, Rejected};
+use super::{CircuitBreaker, Permit, Rejected};
 use crate::agent_id::AgentId;
 use crate::cache::{EntryRef, Judged};
 use crate::model::{Outcome, Ticket};
@@ -126,12 +125,11 @@ impl AgentHandle {
             Judged::Reject {
                 state,
                 retry_after_ms,
-            } => Some(Err(Rejected {
-                agent: self.agent.clone(),
+            } => Some(Err(Rejected::by_circuit(
+                &self.agent,
                 state,
-                retry_after: retry_after_ms.map(Duration::from_millis),
-                cause: RejectCause::Circuit,
-            })),
+                retry_after_ms,
+            ))),
             Judged::Ask => None,
         }
     }

@@ -282,12 +282,7 @@ impl CircuitBreaker {
             Cached::Reject {
                 state,
                 retry_after_ms,
-            } => Some(Err(Rejected {
-                agent: agent.clone(),
-                state,
-                retry_after: retry_after_ms.map(Duration::from_millis),
-                cause: RejectCause::Circuit,
-            })),
+            } => Some(Err(Rejected::by_circuit(agent, state, retry_after_ms))),
             Cached::Ask => None,
         }
     }
@@ -382,12 +377,7 @@ impl CircuitBreaker {
             Decision::Rejected {
                 state,
                 retry_after_ms,
-            } => Err(Rejected {
-                agent: agent.clone(),
-                state,
-                retry_after: retry_after_ms.map(Duration::from_millis),
-                cause: RejectCause::Circuit,
-            }),
+            } => Err(Rejected::by_circuit(agent, state, retry_after_ms)),
         }
     }
 
