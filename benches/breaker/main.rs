@@ -68,7 +68,8 @@ mod summary;
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use criterion::Criterion;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
 use fleet_breaker::breaker::{AgentHandle, CacheStats};
 use fleet_breaker::{AgentId, CircuitBreaker, CircuitState, ForceMode, RedisStore};
 use futures::StreamExt;
@@ -93,6 +94,12 @@ const MEMORY_OPEN: &str = "memory_open_reject";
 const HANDLE: &str = "handle_closed_admit_and_success";
 const HANDLE_OPEN: &str = "handle_open_reject";
 const MEMORY_HANDLE: &str = "memory_handle_admit_and_success";
+const TRY_CACHED: &str = "try_cached_closed_admit_and_success";
+const TRY_HANDLE: &str = "try_handle_closed_admit_and_success";
+const TRY_CACHED_OPEN: &str = "try_cached_open_reject";
+const TRY_HANDLE_OPEN: &str = "try_handle_open_reject";
+const TRY_MEMORY: &str = "try_memory_admit_and_success";
+const TRY_MEMORY_HANDLE: &str = "try_memory_handle_admit_and_success";
 const HANDLE_1: &str = "contended_handle_1_thread";
 const HANDLE_2: &str = "contended_handle_2_threads";
 const ACQUIRE_1: &str = "contended_acquire_1_thread";
@@ -128,6 +135,12 @@ const ROWS: &[Row] = &[
     row(MEMORY, Kind::Admit, Some(2.0)),
     row(MEMORY_HANDLE, Kind::Admit, None),
     row(MEMORY_OPEN, Kind::Reject, None),
+    row(TRY_CACHED, Kind::Admit, Some(1.5)),
+    row(TRY_HANDLE, Kind::Admit, Some(1.0)),
+    row(TRY_CACHED_OPEN, Kind::Reject, Some(1.0)),
+    row(TRY_HANDLE_OPEN, Kind::Reject, Some(1.0)),
+    row(TRY_MEMORY, Kind::Admit, Some(2.0)),
+    row(TRY_MEMORY_HANDLE, Kind::Admit, None),
     row(HANDLE_1, Kind::Admit, None),
     row(HANDLE_2, Kind::Admit, None),
     row(ACQUIRE_1, Kind::Admit, None),
@@ -365,6 +378,7 @@ fn benches(c: &mut Criterion, rt: &Runtime, s: &Setup) -> Vec<(&'static str, Cac
         b.to_async(rt)
             .iter_custom(|n| rejections(s.memory.clone(), s.open.clone(), n));
     });
+    try_benches(&mut group, rt, s);
     let before = s.cached.cache_stats().expect("cached");
     for (name, path, threads) in [
         (HANDLE_1, Path::Handle, 1),
@@ -382,6 +396,55 @@ fn benches(c: &mut Criterion, rt: &Runtime, s: &Setup) -> Vec<(&'static str, Cac
     s.peers.bench(&mut group);
     group.finish();
     seen
+}
+
+/// The synchronous paths (`try_acquire` + `try_success`), timed by
+/// criterion's `iter` as the peers are. Each agent is asked once with
+/// `acquire` first, so that the cache holds it whichever benches run.
+fn try_benches(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, s: &Setup) {
+    rt.block_on(async {
+        for (breaker, agent) in [
+            (&s.cached, &s.closed),
+            (&s.cached, &s.open),
+            (&s.memory, &s.plain),
+        ] {
+            if let Ok(permit) = breaker.acquire(agent).await {
+                permit.success().await;
+            }
+        }
+    });
+    let closed = |breaker: &CircuitBreaker, agent: &AgentId| {
+        let permit = breaker.try_acquire(black_box(agent));
+        let permit = permit
+            .expect("decided here")
+            .expect("the circuit is closed");
+        permit.try_success().expect("counted locally");
+    };
+    let open = |breaker: &CircuitBreaker, agent: &AgentId| {
+        let rejected = breaker.try_acquire(black_box(agent)).expect("decided here");
+        black_box(rejected.expect_err("the circuit is forced open"));
+    };
+    let handle_closed = |handle: &AgentHandle| {
+        let permit = black_box(handle).try_acquire();
+        let permit = permit
+            .expect("decided here")
+            .expect("the circuit is closed");
+        permit.try_success().expect("counted locally");
+    };
+    group.bench_function(TRY_CACHED, |b| b.iter(|| closed(&s.cached, &s.closed)));
+    let handle = s.cached.agent(&s.closed);
+    group.bench_function(TRY_HANDLE, |b| b.iter(|| handle_closed(&handle)));
+    group.bench_function(TRY_CACHED_OPEN, |b| b.iter(|| open(&s.cached, &s.open)));
+    let handle = s.cached.agent(&s.open);
+    group.bench_function(TRY_HANDLE_OPEN, |b| {
+        b.iter(|| {
+            let rejected = black_box(&handle).try_acquire().expect("decided here");
+            black_box(rejected.expect_err("the circuit is forced open"));
+        });
+    });
+    group.bench_function(TRY_MEMORY, |b| b.iter(|| closed(&s.memory, &s.plain)));
+    let handle = s.memory.agent(&s.plain);
+    group.bench_function(TRY_MEMORY_HANDLE, |b| b.iter(|| handle_closed(&handle)));
 }
 
 fn main() {

@@ -268,6 +268,44 @@ impl CircuitBreaker {
         self.acquire_from_store(agent).await
     }
 
+    /// [`acquire`](Self::acquire) without waiting: the decision where the
+    /// pod makes it alone, `None` where only the store can (then call
+    /// `acquire`, which asks it).
+    ///
+    /// The pod decides alone on a circuit its cache trusts closed or open,
+    /// and on an agent it opened for itself; a half-open circuit, an agent
+    /// not yet cached, a subscription not trusted, a degraded pod or a
+    /// breaker without a cache leave the decision to the store. With
+    /// [`Permit::try_success`], a call on a closed circuit runs with no
+    /// `.await` and no allocation:
+    ///
+    /// ```
+    /// use fleet_breaker::{AgentId, CircuitBreaker};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let breaker = CircuitBreaker::in_memory();
+    /// let agent = AgentId::new("agent-1").unwrap();
+    /// let permit = match breaker.try_acquire(&agent) {
+    ///     Some(decided) => decided,
+    ///     None => breaker.acquire(&agent).await,
+    /// }
+    /// .expect("closed");
+    /// // ... the call succeeded:
+    /// if let Err(permit) = permit.try_success() {
+    ///     permit.success().await; // the store must hear of it
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `Some(Err(`[`Rejected`]`))` when the pod's cache or its own open
+    /// refuses the call.
+    #[must_use = "a decision should be used: None means the store must decide"]
+    pub fn try_acquire(&self, agent: &AgentId) -> Option<Result<Permit, Rejected>> {
+        self.decide_here(agent)
+    }
+
     /// `acquire` where the pod decides alone (its own open, the cache);
     /// `None`: the store decides.
     fn decide_here(&self, agent: &AgentId) -> Option<Result<Permit, Rejected>> {

@@ -195,20 +195,43 @@ impl Permit {
         self.settle_facts(Facts::of(outcome))
     }
 
-    /// Settles with `facts`: at once where the pod may (a success counted
-    /// locally, a neutral outcome of a permit that is not a probe), else
-    /// by the returned future's round trip.
-    pub(crate) fn settle_facts(mut self, facts: Facts) -> Quick<'static, ()> {
+    /// The call succeeded: counted now, with no `.await`, where the pod
+    /// may count it alone (a closed, clean circuit its cache trusts, as for
+    /// a permit from [`CircuitBreaker::try_acquire`]); otherwise the
+    /// permit is handed back, to be settled with
+    /// [`success`](Self::success)`().await` (the store must hear of it).
+    ///
+    /// # Errors
+    ///
+    /// The permit, unsettled, when its success needs a round trip.
+    pub fn try_success(mut self) -> Result<(), Self> {
+        if !self.settles_alone(Facts::of(Outcome::Success)) {
+            return Err(self);
+        }
+        self.settled = true;
+        Ok(())
+    }
+
+    /// Whether `facts` settle the permit with no round trip (a success
+    /// counted locally, a neutral outcome of a permit that is not a probe);
+    /// counts the success if so.
+    fn settles_alone(&self, facts: Facts) -> bool {
         let outcome = facts.outcome;
-        let alone = (outcome == Outcome::Neutral && !self.probe)
+        (outcome == Outcome::Neutral && !self.probe)
             || (outcome == Outcome::Success
                 && !facts.slow
                 && self.origin == Origin::Store
                 && self
                     .breaker
-                    .count_locally(self.agent(), &self.ticket, self.cache_entry()));
-        if alone {
-            // Neither is a probe: nothing for `drop` to hand back.
+                    .count_locally(self.agent(), &self.ticket, self.cache_entry()))
+    }
+
+    /// Settles with `facts`: at once where the pod may
+    /// ([`settles_alone`](Self::settles_alone)), else by the returned
+    /// future's round trip.
+    pub(crate) fn settle_facts(mut self, facts: Facts) -> Quick<'static, ()> {
+        if self.settles_alone(facts) {
+            // Not a probe: nothing for `drop` to hand back.
             self.settled = true;
             return quick::done(());
         }

@@ -46,7 +46,7 @@ impl BreakerStore for Counting {
     }
 }
 
-fn counting() -> (CircuitBreaker, Arc<AtomicU64>, ManualClock) {
+pub(crate) fn counting() -> (CircuitBreaker, Arc<AtomicU64>, ManualClock) {
     let clock = ManualClock::default();
     let ops = Arc::new(AtomicU64::new(0));
     let store = Counting {

@@ -7,3 +7,4 @@ mod agent_handle;
 mod force_expiry;
 mod handle;
 mod original_scenario;
+mod try_acquire;

@@ -65,6 +65,9 @@ async fn a_pod_stops_trusting_its_cache_while_disconnected() {
     warm(&pods, &agent).await;
     let cache = pods[0].cache().unwrap().clone();
     assert!(cache.is_subscribed());
+    let handle = pods[0].agent(&agent);
+    let permit = handle.try_acquire().expect("decided here").unwrap();
+    permit.try_success().expect("counted here");
 
     redis.kill();
     let started = std::time::Instant::now();
@@ -75,6 +78,10 @@ async fn a_pod_stops_trusting_its_cache_while_disconnected() {
     })
     .await;
     assert!(started.elapsed() <= MAX_STALENESS + Duration::from_millis(200));
+    assert!(
+        pods[0].try_acquire(&agent).is_none() && handle.try_acquire().is_none(),
+        "an untrusted cache decides nothing alone"
+    );
 
     // Redis comes back empty: the watcher reconnects, the cache was cleared,
     // and the pod decides with the fresh state.

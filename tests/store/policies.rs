@@ -146,6 +146,13 @@ async fn one_sick_pod_opens_an_agent_for_itself_only_under_a_quorum_of_two() {
         .await
         .expect_err("open on pod-0 through a handle too");
     assert_eq!(rejected.cause, RejectCause::LocalQuorum);
+    for decided in [
+        pods[0].try_acquire(&agent).map(|decided| decided.map(drop)),
+        handle.try_acquire().map(|decided| decided.map(drop)),
+    ] {
+        let rejected = decided.expect("pod-0 decides its own open alone");
+        assert_eq!(rejected.unwrap_err().cause, RejectCause::LocalQuorum);
+    }
     assert_eq!(pods[0].local_opens().len(), 1);
     let shown = pods[0].metrics(&agent).await.unwrap();
     assert_eq!(shown.state, CircuitState::Closed, "the fleet's state");
