@@ -100,7 +100,7 @@ impl AgentHandle {
         let permit = self.breaker.acquire_from_store(&self.agent).await?;
         Ok(AgentPermit {
             handle: self,
-            kind: Kind::Store(permit),
+            kind: Kind::Store(Box::new(permit)),
         })
     }
 
@@ -222,8 +222,9 @@ pub struct AgentPermit<'a> {
 enum Kind {
     /// Admitted by the cache: a closed circuit, no probe, no permit id.
     Local { generation: u64 },
-    /// Granted by the store (or the policy).
-    Store(Permit),
+    /// Granted by the store (or the policy); boxed, so that the common
+    /// permit, the local one, is small to return and move.
+    Store(Box<Permit>),
 }
 
 impl fmt::Debug for AgentPermit<'_> {
@@ -288,7 +289,7 @@ impl AgentPermit<'_> {
             Kind::Local { .. } => Err(self),
             Kind::Store(permit) => permit.try_success().map_err(|permit| AgentPermit {
                 handle,
-                kind: Kind::Store(permit),
+                kind: Kind::Store(Box::new(permit)),
             }),
         }
     }
