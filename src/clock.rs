@@ -166,6 +166,33 @@ fn tick(word: &std::sync::Weak<Ticks>) {
     }
 }
 
+/// A clock read on the cache's hot path: the ticking word read in place
+/// (a load, no call through a `dyn Clock`), or any other clock.
+#[derive(Debug, Clone)]
+pub(crate) enum HotClock {
+    /// The process's ticking word.
+    Ticking(TickingClock),
+    /// Any other clock (a test clock, the coarse one).
+    Other(Arc<dyn Clock>),
+}
+
+impl HotClock {
+    /// Milliseconds since the Unix epoch, as the clock tells them.
+    #[inline]
+    pub(crate) fn now_ms(&self) -> u64 {
+        match self {
+            Self::Ticking(clock) => clock.word.now_ms.load(Ordering::Relaxed),
+            Self::Other(clock) => clock.now_ms(),
+        }
+    }
+}
+
+impl From<Arc<dyn Clock>> for HotClock {
+    fn from(clock: Arc<dyn Clock>) -> Self {
+        Self::Other(clock)
+    }
+}
+
 impl Clock for TickingClock {
     fn now_ms(&self) -> u64 {
         self.word.now_ms.load(Ordering::Relaxed)

@@ -11,7 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::agent_id::AgentId;
-use crate::clock::Clock;
+use crate::clock::{Clock, HotClock};
 use crate::config::duration_ms;
 use crate::model::{Batch, CircuitState, Snapshot, Transition};
 use crate::store::FeedSink;
@@ -163,11 +163,11 @@ pub struct Cache {
     /// which distrusts every entry verified in an earlier one.
     session: AtomicU64,
     max_staleness_ms: u64,
-    clock: Arc<dyn Clock>,
+    clock: HotClock,
     /// The clock a success's time is read from where no trust check read
     /// `clock` already: `clock`, or a cheaper one
     /// ([`Cache::with_success_clock`]).
-    success_clock: Arc<dyn Clock>,
+    success_clock: HotClock,
     /// Store time minus local time, ms.
     offset_ms: AtomicI64,
     /// Successes and rejections counted locally and already flushed.
@@ -190,6 +190,11 @@ impl Cache {
     /// An empty, untrusted cache.
     #[must_use]
     pub fn new(max_staleness: Duration, clock: Arc<dyn Clock>) -> Self {
+        Self::reading(max_staleness, clock.into())
+    }
+
+    /// [`Cache::new`] on a clock of the hot path.
+    pub(crate) fn reading(max_staleness: Duration, clock: HotClock) -> Self {
         Self {
             entries: RwLock::new(HashMap::default()),
             authoritative: false,
@@ -197,7 +202,7 @@ impl Cache {
             alive_until_ms: AtomicU64::new(0),
             session: AtomicU64::new(1),
             max_staleness_ms: duration_ms(max_staleness),
-            success_clock: Arc::clone(&clock),
+            success_clock: clock.clone(),
             clock,
             offset_ms: AtomicI64::new(0),
             flushed_hits: AtomicU64::new(0),
@@ -222,7 +227,7 @@ impl Cache {
     /// few ns a read instead of a few tens, up to a tick early) where the
     /// decision read no clock (in front of a store of this process).
     #[must_use]
-    pub fn with_success_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn with_success_clock(mut self, clock: HotClock) -> Self {
         self.success_clock = clock;
         self
     }
