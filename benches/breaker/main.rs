@@ -31,6 +31,11 @@
 //! - `memory_admit_and_success`, `memory_open_reject`: the embedded store
 //!   (`CircuitBreaker::in_memory()`). Target: admission at most 2x
 //!   recloser's closed call.
+//! - `try_{cached,handle}_closed_admit_and_success`,
+//!   `try_{cached,handle}_open_reject`,
+//!   `try_memory{,_handle}_admit_and_success`: the same with
+//!   `try_acquire()` + `try_success()`, the synchronous path (no future),
+//!   timed by criterion's `iter` as the peers are. Targets as above.
 //! - `contended_{handle,acquire}_{1,2}_threads`: one or two OS threads
 //!   calling the same closed agent at once (cached, on Redis), through a
 //!   handle or `acquire`; the figure is wall time / threads, so one
