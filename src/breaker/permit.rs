@@ -31,8 +31,8 @@ pub(crate) enum Origin {
 /// - Settling records the outcome in the store (one round trip on Redis);
 ///   a store error is logged, never returned: the call itself is done.
 /// - A success the pod may count alone (a closed, clean circuit its cache
-///   trusts) is counted when `success()` is called, and the future it
-///   returns is ready at once; the round trip of any other outcome happens
+///   trusts) is counted when `success()` (or a `success_after` that was
+///   not slow) is called, and the future it returns is ready at once; the round trip of any other outcome happens
 ///   when the future is awaited, as with an `async fn`.
 /// - A permit dropped unsettled counts as [`Outcome::Neutral`]: a probe
 ///   permit is handed back at once (on a spawned task, when a tokio runtime
@@ -154,18 +154,21 @@ impl Permit {
 
     /// The call succeeded after `elapsed`: a slow call if that is at least
     /// `slow_call_duration` (for the slow-call rate policy).
-    pub async fn success_after(self, elapsed: Duration) {
+    pub fn success_after(self, elapsed: Duration) -> impl Future<Output = ()> + Send {
         let slow = self.breaker.is_slow(self.agent(), elapsed);
         self.settle_facts(Facts {
             slow,
             ..Facts::of(Outcome::Success)
         })
-        .await;
     }
 
     /// The call failed after `elapsed` (slow or not, as
     /// [`success_after`](Self::success_after)); `reason` is logged.
-    pub async fn failure_after(self, reason: impl Into<String>, elapsed: Duration) {
+    pub fn failure_after(
+        self,
+        reason: impl Into<String>,
+        elapsed: Duration,
+    ) -> impl Future<Output = ()> + Send {
         let reason = reason.into();
         tracing::debug!(agent = %self.agent(), %reason, "call failed");
         let slow = self.breaker.is_slow(self.agent(), elapsed);
@@ -173,7 +176,6 @@ impl Permit {
             slow,
             ..Facts::of(Outcome::Failure)
         })
-        .await;
     }
 
     /// The agent refused the call and asked not to be called for
