@@ -97,6 +97,13 @@ class CircuitBreaker:
         redis_timeout: Optional[float] = None,
         max_staleness: Optional[float] = None,
         flush_interval: Optional[float] = None,
+        failure_rate_threshold: Optional[float] = None,
+        slow_call_duration: Optional[float] = None,
+        slow_call_rate_threshold: Optional[float] = None,
+        window: Optional[float] = None,
+        minimum_calls: Optional[int] = None,
+        min_reporting_pods: Optional[int] = None,
+        backoff_jitter: Optional[float] = None,
     ) -> None: ...
     @property
     def redis_url(self) -> Optional[str]: ...

@@ -69,6 +69,17 @@ class CircuitBreaker:
     fleet's Redis. Assigned to ``router.circuit_breaker``, a breaker with no
     URL of its own takes the router's.
 
+    The trip policies (all off by default: the original's consecutive
+    failures alone) are keyword arguments too: ``failure_rate_threshold``
+    (0 to 1) trips on the share of failed calls in the last ``window``
+    seconds (default 60) once it holds ``minimum_calls`` (default 10);
+    ``slow_call_duration`` (seconds) with ``slow_call_rate_threshold``
+    trips on the share of slow calls (a permit times its call from its
+    grant to its settling); ``min_reporting_pods`` (default 1) is how many
+    pods must report trouble before a rate trip opens the circuit
+    fleet-wide (fewer open it on their own pod only); ``backoff_jitter``
+    (0 to 0.5) spreads the backoff.
+
     Invalid settings raise ``ValueError`` naming the rule at once.
     """
 
@@ -88,7 +99,23 @@ class CircuitBreaker:
         redis_timeout: Optional[float] = None,
         max_staleness: Optional[float] = None,
         flush_interval: Optional[float] = None,
+        failure_rate_threshold: Optional[float] = None,
+        slow_call_duration: Optional[float] = None,
+        slow_call_rate_threshold: Optional[float] = None,
+        window: Optional[float] = None,
+        minimum_calls: Optional[int] = None,
+        min_reporting_pods: Optional[int] = None,
+        backoff_jitter: Optional[float] = None,
     ) -> None:
+        self._policies: Dict[str, Any] = dict(
+            failure_rate_threshold=failure_rate_threshold,
+            slow_call_duration=slow_call_duration,
+            slow_call_rate_threshold=slow_call_rate_threshold,
+            window=window,
+            minimum_calls=minimum_calls,
+            min_reporting_pods=min_reporting_pods,
+            backoff_jitter=backoff_jitter,
+        )
         _native.check_config(
             failure_threshold,
             recovery_timeout,
@@ -96,6 +123,7 @@ class CircuitBreaker:
             backoff_multiplier,
             base_backoff,
             max_backoff,
+            **self._policies,
         )
         self.failure_threshold = failure_threshold
         self.recovery_timeout = recovery_timeout
@@ -134,6 +162,7 @@ class CircuitBreaker:
                 self.backoff_multiplier,
                 redis_url=url,
                 **self._settings,
+                **self._policies,
             )
             self._native_breaker = native
         return native

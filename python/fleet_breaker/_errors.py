@@ -15,8 +15,11 @@ class StoreUnavailableError(FleetBreakerError, ConnectionError):
 
 class CircuitOpenError(FleetBreakerError):
     """The breaker refused a call: the agent's circuit is open, half-open with
-    no free probe, or forced open (``cause == "circuit"``); or the store is
-    unreachable under the ``fail_closed`` policy (``cause == "store_unavailable"``).
+    no free probe, or forced open (``cause == "circuit"``); this pod opened
+    the agent for itself, a trip below the quorum of ``min_reporting_pods``
+    (``cause == "local_quorum"``; the fleet's circuit is unchanged); or the
+    store is unreachable under the ``fail_closed`` policy
+    (``cause == "store_unavailable"``).
     """
 
     def __init__(

@@ -35,6 +35,19 @@ pub(crate) fn seconds(field: &str, value: f64) -> PyResult<Duration> {
     })
 }
 
+/// The trip policies' keyword arguments (`None`: off, or the crate's
+/// default); see `BreakerConfig`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Policies {
+    failure_rate_threshold: Option<f64>,
+    slow_call_duration: Option<f64>,
+    slow_call_rate_threshold: Option<f64>,
+    window: Option<f64>,
+    minimum_calls: Option<i64>,
+    min_reporting_pods: Option<i64>,
+    backoff_jitter: Option<f64>,
+}
+
 /// The breaker config of the Python keyword arguments, validated by the crate.
 fn config(
     failure_threshold: i64,
@@ -43,20 +56,43 @@ fn config(
     backoff_multiplier: f64,
     base_backoff: f64,
     max_backoff: f64,
+    policies: Policies,
 ) -> PyResult<BreakerConfig> {
-    BreakerConfig::builder()
+    let slow = |d| seconds("slow_call_duration", d);
+    let mut builder = BreakerConfig::builder()
         .failure_threshold(count("failure_threshold", failure_threshold)?)
         .recovery_timeout(seconds("recovery_timeout", recovery_timeout)?)
         .half_open_max_calls(count("half_open_max_calls", half_open_max_calls)?)
         .backoff_multiplier(backoff_multiplier)
         .base_backoff(seconds("base_backoff", base_backoff)?)
         .max_backoff(seconds("max_backoff", max_backoff)?)
-        .build()
-        .map_err(errors::value_error)
+        .failure_rate_threshold(policies.failure_rate_threshold)
+        .slow_call_duration(policies.slow_call_duration.map(slow).transpose()?)
+        .slow_call_rate_threshold(policies.slow_call_rate_threshold);
+    if let Some(window) = policies.window {
+        builder = builder.window(seconds("window", window)?);
+    }
+    if let Some(n) = policies.minimum_calls {
+        builder = builder.minimum_calls(count("minimum_calls", n)?);
+    }
+    if let Some(n) = policies.min_reporting_pods {
+        builder = builder.min_reporting_pods(count("min_reporting_pods", n)?);
+    }
+    if let Some(spread) = policies.backoff_jitter {
+        builder = builder.backoff_jitter(spread);
+    }
+    builder.build().map_err(errors::value_error)
 }
 
 /// Checks breaker settings: `ValueError` naming the first broken rule.
 #[pyfunction]
+#[pyo3(signature = (
+    failure_threshold, recovery_timeout, half_open_max_calls, backoff_multiplier,
+    base_backoff, max_backoff, failure_rate_threshold=None, slow_call_duration=None,
+    slow_call_rate_threshold=None, window=None, minimum_calls=None, min_reporting_pods=None,
+    backoff_jitter=None
+))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn check_config(
     failure_threshold: i64,
     recovery_timeout: f64,
@@ -64,7 +100,23 @@ pub(crate) fn check_config(
     backoff_multiplier: f64,
     base_backoff: f64,
     max_backoff: f64,
+    failure_rate_threshold: Option<f64>,
+    slow_call_duration: Option<f64>,
+    slow_call_rate_threshold: Option<f64>,
+    window: Option<f64>,
+    minimum_calls: Option<i64>,
+    min_reporting_pods: Option<i64>,
+    backoff_jitter: Option<f64>,
 ) -> PyResult<()> {
+    let policies = Policies {
+        failure_rate_threshold,
+        slow_call_duration,
+        slow_call_rate_threshold,
+        window,
+        minimum_calls,
+        min_reporting_pods,
+        backoff_jitter,
+    };
     config(
         failure_threshold,
         recovery_timeout,
@@ -72,6 +124,7 @@ pub(crate) fn check_config(
         backoff_multiplier,
         base_backoff,
         max_backoff,
+        policies,
     )
     .map(|_| ())
 }
@@ -135,7 +188,9 @@ impl NativeBreaker {
     #[pyo3(signature = (
         failure_threshold, recovery_timeout, half_open_max_calls, backoff_multiplier,
         base_backoff, max_backoff, redis_url=None, prefix=None, store_policy=None,
-        instance_id=None, redis_timeout=None, max_staleness=None, flush_interval=None
+        instance_id=None, redis_timeout=None, max_staleness=None, flush_interval=None,
+        failure_rate_threshold=None, slow_call_duration=None, slow_call_rate_threshold=None,
+        window=None, minimum_calls=None, min_reporting_pods=None, backoff_jitter=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -153,7 +208,23 @@ impl NativeBreaker {
         redis_timeout: Option<f64>,
         max_staleness: Option<f64>,
         flush_interval: Option<f64>,
+        failure_rate_threshold: Option<f64>,
+        slow_call_duration: Option<f64>,
+        slow_call_rate_threshold: Option<f64>,
+        window: Option<f64>,
+        minimum_calls: Option<i64>,
+        min_reporting_pods: Option<i64>,
+        backoff_jitter: Option<f64>,
     ) -> PyResult<Self> {
+        let policies = Policies {
+            failure_rate_threshold,
+            slow_call_duration,
+            slow_call_rate_threshold,
+            window,
+            minimum_calls,
+            min_reporting_pods,
+            backoff_jitter,
+        };
         let config = config(
             failure_threshold,
             recovery_timeout,
@@ -161,6 +232,7 @@ impl NativeBreaker {
             backoff_multiplier,
             base_backoff,
             max_backoff,
+            policies,
         )?;
         let mut builder = CircuitBreaker::builder()
             .config(config)

@@ -29,6 +29,8 @@ fn raise<'py>(py: Python<'py>, name: &str, args: impl pyo3::call::PyCallArgs<'py
 pub(crate) fn rejected(py: Python<'_>, rejected: &Rejected) -> PyErr {
     let cause = match rejected.cause {
         RejectCause::StoreUnavailable => "store_unavailable",
+        RejectCause::LocalQuorum => "local_quorum",
+        // `Circuit`, and any cause a later crate adds.
         _ => "circuit",
     };
     raise(

@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use fleet_breaker::{Outcome, Permit, Transition};
 use futures::{Stream, StreamExt};
@@ -19,6 +20,9 @@ use crate::{errors, runtime};
 #[derive(Debug)]
 pub(crate) struct NativePermit {
     permit: Mutex<Option<Permit>>,
+    /// When the permit was granted: a success or failure reports the time
+    /// since, for the slow-call policy (`slow_call_duration`).
+    granted: Instant,
     agent_id: String,
     probe: bool,
     generation: u64,
@@ -30,6 +34,7 @@ impl NativePermit {
             agent_id: permit.agent().as_str().to_owned(),
             probe: permit.is_probe(),
             generation: permit.generation(),
+            granted: Instant::now(),
             permit: Mutex::new(Some(permit)),
         }
     }
@@ -62,10 +67,16 @@ impl NativePermit {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("this permit was already settled"))?;
+        let elapsed = self.granted.elapsed();
         let settle = async move {
             match outcome {
-                Outcome::Failure => permit.failure(reason.unwrap_or_default()).await,
-                other => permit.settle(other).await,
+                Outcome::Success => permit.success_after(elapsed).await,
+                Outcome::Failure => {
+                    permit
+                        .failure_after(reason.unwrap_or_default(), elapsed)
+                        .await;
+                }
+                Outcome::Neutral => permit.neutral().await,
             }
         };
         match now_or_later(settle) {

@@ -1,0 +1,104 @@
+"""The trip policies from Python: a failure rate, a slow-call rate, their
+window and minimum, the reporting quorum and the backoff's jitter, as
+keyword arguments of CircuitBreaker (all off by default)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from fleet_breaker import CircuitBreaker, CircuitOpenError, CircuitState
+
+
+async def alternate(breaker, agent, calls):
+    """Up to `calls` guarded calls, every second one failing, until one is
+    refused; the calls made."""
+    for i in range(calls):
+        try:
+            async with breaker.guard(agent):
+                if i % 2:
+                    raise RuntimeError("boom")
+        except RuntimeError:
+            pass
+        except CircuitOpenError:
+            return i
+    return calls
+
+
+async def test_a_failure_rate_trips_an_agent_that_never_fails_five_times_in_a_row(store):
+    rate = CircuitBreaker(failure_threshold=5, failure_rate_threshold=0.5, window=10, minimum_calls=4, **store)
+    made = await alternate(rate, "agent-r", 20)
+    assert made < 20, "refused before the 20th call"
+    assert rate.get_state("agent-r") is CircuitState.OPEN
+    last = rate.get_metrics("agent-r")
+    assert last["metrics"]["failure_count"] < 5, "never five failures in a row"
+
+
+async def test_without_a_rate_the_same_calls_leave_the_circuit_closed(store):
+    consecutive = CircuitBreaker(failure_threshold=5, **store)
+    assert await alternate(consecutive, "agent-c", 20) == 20
+    assert consecutive.get_state("agent-c") is CircuitState.CLOSED
+
+
+async def test_slow_calls_trip_by_their_rate_timed_from_grant_to_settling(store):
+    breaker = CircuitBreaker(
+        failure_threshold=5,
+        slow_call_duration=0.02,
+        slow_call_rate_threshold=0.5,
+        window=10,
+        minimum_calls=4,
+        **store,
+    )
+    for _ in range(3):
+        async with breaker.guard("agent-fast"):
+            pass
+    assert breaker.get_state("agent-fast") is CircuitState.CLOSED
+    for _ in range(4):
+        async with breaker.guard("agent-slow"):
+            await asyncio.sleep(0.03)
+    assert breaker.get_state("agent-slow") is CircuitState.OPEN
+    permit = await breaker.acquire("agent-slow2")
+    await asyncio.sleep(0.03)
+    await permit.success()
+    for _ in range(3):
+        permit = await breaker.acquire("agent-slow2")
+        await asyncio.sleep(0.03)
+        await permit.failure("slow and failed")
+    assert breaker.get_state("agent-slow2") is CircuitState.OPEN
+
+
+async def test_a_quorum_of_two_keeps_one_pods_rate_trip_on_that_pod(store):
+    breaker = CircuitBreaker(
+        failure_threshold=100,
+        failure_rate_threshold=0.5,
+        window=10,
+        minimum_calls=4,
+        min_reporting_pods=2,
+        backoff_jitter=0.1,
+        **store,
+    )
+    assert await alternate(breaker, "agent-q", 20) < 20, "refused on this pod"
+    assert breaker.get_state("agent-q") is CircuitState.CLOSED, "the fleet's state"
+    with pytest.raises(CircuitOpenError) as refused:
+        async with breaker.guard("agent-q"):
+            pass
+    assert refused.value.cause == "local_quorum"
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"failure_rate_threshold": 1.5}, "failure_rate_threshold"),
+        ({"slow_call_rate_threshold": -0.1}, "slow_call_rate_threshold"),
+        ({"slow_call_duration": -1}, "slow_call_duration"),
+        ({"window": 0.5}, "window"),
+        ({"minimum_calls": 0}, "minimum_calls"),
+        ({"min_reporting_pods": 0}, "min_reporting_pods"),
+        ({"min_reporting_pods": 2**40}, "min_reporting_pods"),
+        ({"backoff_jitter": 0.9}, "backoff_jitter"),
+    ],
+)
+def test_invalid_policies_raise_value_error_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=f"`{field}` is"):
+        CircuitBreaker(**kwargs)
