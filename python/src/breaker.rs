@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3_async_runtimes::tokio::future_into_py;
 
 use crate::permit::{NativePermit, NativeTransitions};
-use crate::poll::now_or_later;
+use crate::poll::acquire_now;
 use crate::{block_on, errors, runtime};
 
 /// A count setting as `u32`, or a `ValueError` naming it.
@@ -275,9 +275,7 @@ impl NativeBreaker {
     /// once (the local cache, the embedded store), else an awaitable of it.
     /// A refusal raises `CircuitOpenError`.
     fn acquire_now(&self, py: Python<'_>, agent_id: &str) -> PyResult<Py<PyAny>> {
-        let agent = agent(agent_id)?;
-        let breaker = self.breaker.clone();
-        match now_or_later(async move { breaker.acquire(&agent).await }) {
+        match acquire_now(&self.breaker, &agent(agent_id)?) {
             Ok(Ok(permit)) => Ok(NativePermit::new(permit)
                 .into_pyobject(py)?
                 .into_any()

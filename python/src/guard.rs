@@ -14,7 +14,7 @@ use pyo3_async_runtimes::tokio::future_into_py;
 
 use crate::errors;
 use crate::permit::NativePermit;
-use crate::poll::now_or_later;
+use crate::poll::acquire_now;
 
 /// An awaitable that is already done: `await ready` is its value.
 #[pyclass(module = "fleet_breaker._native")]
@@ -70,9 +70,7 @@ impl NativeGuard {
 #[pymethods]
 impl NativeGuard {
     fn __aenter__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let breaker = self.breaker.clone();
-        let agent = self.agent.clone();
-        match now_or_later(async move { breaker.acquire(&agent).await }) {
+        match acquire_now(&self.breaker, &self.agent) {
             Ok(Ok(permit)) => {
                 let permit = Py::new(py, NativePermit::new(permit))?;
                 *self.permit.lock().unwrap_or_else(PoisonError::into_inner) =

@@ -5,6 +5,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
+use fleet_breaker::breaker::Rejected;
+use fleet_breaker::{AgentId, CircuitBreaker, Permit};
+
 use crate::runtime;
 
 /// A boxed future the runtime can finish.
@@ -24,4 +27,17 @@ pub(crate) fn now_or_later<T>(
         Poll::Ready(value) => Ok(value),
         Poll::Pending => Err(fut),
     }
+}
+
+/// A permit for `agent`: decided at once where the pod decides alone
+/// (`try_acquire`: no future, no allocation), else one poll of `acquire`.
+pub(crate) fn acquire_now(
+    breaker: &CircuitBreaker,
+    agent: &AgentId,
+) -> Result<Result<Permit, Rejected>, Pending<Result<Permit, Rejected>>> {
+    if let Some(decided) = breaker.try_acquire(agent) {
+        return Ok(decided);
+    }
+    let (breaker, agent) = (breaker.clone(), agent.clone());
+    now_or_later(async move { breaker.acquire(&agent).await })
 }
