@@ -107,7 +107,7 @@ class CircuitBreaker:
         min_reporting_pods: Optional[int] = None,
         backoff_jitter: Optional[float] = None,
     ) -> None:
-        self._policies: Dict[str, Any] = dict(
+        self._policies = _native.Policies(
             failure_rate_threshold=failure_rate_threshold,
             slow_call_duration=slow_call_duration,
             slow_call_rate_threshold=slow_call_rate_threshold,
@@ -123,7 +123,7 @@ class CircuitBreaker:
             backoff_multiplier,
             base_backoff,
             max_backoff,
-            **self._policies,
+            self._policies,
         )
         self.failure_threshold = failure_threshold
         self.recovery_timeout = recovery_timeout
@@ -162,7 +162,7 @@ class CircuitBreaker:
                 self.backoff_multiplier,
                 redis_url=url,
                 **self._settings,
-                **self._policies,
+                policies=self._policies,
             )
             self._native_breaker = native
         return native

@@ -36,9 +36,11 @@ pub(crate) fn seconds(field: &str, value: f64) -> PyResult<Duration> {
 }
 
 /// The trip policies' keyword arguments (`None`: off, or the crate's
-/// default); see `BreakerConfig`.
+/// default); see `BreakerConfig`. Made once in Python, and handed to
+/// `check_config` and `NativeBreaker`.
+#[pyclass(frozen, module = "fleet_breaker._native")]
 #[derive(Debug, Default, Clone, Copy)]
-struct Policies {
+pub(crate) struct Policies {
     failure_rate_threshold: Option<f64>,
     slow_call_duration: Option<f64>,
     slow_call_rate_threshold: Option<f64>,
@@ -46,6 +48,34 @@ struct Policies {
     minimum_calls: Option<i64>,
     min_reporting_pods: Option<i64>,
     backoff_jitter: Option<f64>,
+}
+
+#[pymethods]
+impl Policies {
+    #[new]
+    #[pyo3(signature = (
+        *, failure_rate_threshold=None, slow_call_duration=None, slow_call_rate_threshold=None,
+        window=None, minimum_calls=None, min_reporting_pods=None, backoff_jitter=None
+    ))]
+    fn new(
+        failure_rate_threshold: Option<f64>,
+        slow_call_duration: Option<f64>,
+        slow_call_rate_threshold: Option<f64>,
+        window: Option<f64>,
+        minimum_calls: Option<i64>,
+        min_reporting_pods: Option<i64>,
+        backoff_jitter: Option<f64>,
+    ) -> Self {
+        Self {
+            failure_rate_threshold,
+            slow_call_duration,
+            slow_call_rate_threshold,
+            window,
+            minimum_calls,
+            min_reporting_pods,
+            backoff_jitter,
+        }
+    }
 }
 
 /// The breaker config of the Python keyword arguments, validated by the crate.
@@ -88,11 +118,8 @@ fn config(
 #[pyfunction]
 #[pyo3(signature = (
     failure_threshold, recovery_timeout, half_open_max_calls, backoff_multiplier,
-    base_backoff, max_backoff, failure_rate_threshold=None, slow_call_duration=None,
-    slow_call_rate_threshold=None, window=None, minimum_calls=None, min_reporting_pods=None,
-    backoff_jitter=None
+    base_backoff, max_backoff, policies=None
 ))]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn check_config(
     failure_threshold: i64,
     recovery_timeout: f64,
@@ -100,23 +127,8 @@ pub(crate) fn check_config(
     backoff_multiplier: f64,
     base_backoff: f64,
     max_backoff: f64,
-    failure_rate_threshold: Option<f64>,
-    slow_call_duration: Option<f64>,
-    slow_call_rate_threshold: Option<f64>,
-    window: Option<f64>,
-    minimum_calls: Option<i64>,
-    min_reporting_pods: Option<i64>,
-    backoff_jitter: Option<f64>,
+    policies: Option<PyRef<'_, Policies>>,
 ) -> PyResult<()> {
-    let policies = Policies {
-        failure_rate_threshold,
-        slow_call_duration,
-        slow_call_rate_threshold,
-        window,
-        minimum_calls,
-        min_reporting_pods,
-        backoff_jitter,
-    };
     config(
         failure_threshold,
         recovery_timeout,
@@ -124,7 +136,7 @@ pub(crate) fn check_config(
         backoff_multiplier,
         base_backoff,
         max_backoff,
-        policies,
+        policies.map_or_else(Policies::default, |p| *p),
     )
     .map(|_| ())
 }
@@ -189,8 +201,7 @@ impl NativeBreaker {
         failure_threshold, recovery_timeout, half_open_max_calls, backoff_multiplier,
         base_backoff, max_backoff, redis_url=None, prefix=None, store_policy=None,
         instance_id=None, redis_timeout=None, max_staleness=None, flush_interval=None,
-        failure_rate_threshold=None, slow_call_duration=None, slow_call_rate_threshold=None,
-        window=None, minimum_calls=None, min_reporting_pods=None, backoff_jitter=None
+        policies=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -208,23 +219,8 @@ impl NativeBreaker {
         redis_timeout: Option<f64>,
         max_staleness: Option<f64>,
         flush_interval: Option<f64>,
-        failure_rate_threshold: Option<f64>,
-        slow_call_duration: Option<f64>,
-        slow_call_rate_threshold: Option<f64>,
-        window: Option<f64>,
-        minimum_calls: Option<i64>,
-        min_reporting_pods: Option<i64>,
-        backoff_jitter: Option<f64>,
+        policies: Option<PyRef<'_, Policies>>,
     ) -> PyResult<Self> {
-        let policies = Policies {
-            failure_rate_threshold,
-            slow_call_duration,
-            slow_call_rate_threshold,
-            window,
-            minimum_calls,
-            min_reporting_pods,
-            backoff_jitter,
-        };
         let config = config(
             failure_threshold,
             recovery_timeout,
@@ -232,7 +228,7 @@ impl NativeBreaker {
             backoff_multiplier,
             base_backoff,
             max_backoff,
-            policies,
+            policies.map_or_else(Policies::default, |p| *p),
         )?;
         let mut builder = CircuitBreaker::builder()
             .config(config)

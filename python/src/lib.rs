@@ -59,6 +59,7 @@ fn _quiesce(py: Python<'_>) {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<breaker::NativeBreaker>()?;
+    m.add_class::<breaker::Policies>()?;
     m.add_class::<permit::NativePermit>()?;
     m.add_class::<permit::NativeTransitions>()?;
     m.add_class::<router::NativeRouter>()?;
