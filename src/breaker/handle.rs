@@ -132,12 +132,14 @@ impl AgentHandle {
     /// `Some(Err(`[`Rejected`]`))` when the pod's cache or its own open
     /// refuses the call.
     #[must_use = "a decision should be used: None means the store must decide"]
+    #[inline]
     pub fn try_acquire(&self) -> Option<Result<AgentPermit<'_>, Rejected>> {
         self.decide_here()
     }
 
     /// `acquire` where the pod decides alone (its own open, the entry);
     /// `None`: the store decides.
+    #[inline]
     fn decide_here(&self) -> Option<Result<AgentPermit<'_>, Rejected>> {
         let inner = &self.breaker.inner;
         if let Some(rejected) = self.breaker.local_open(&self.agent) {
@@ -168,6 +170,7 @@ impl AgentHandle {
 
     /// Counts a success in `generation` in the entry, where the pod may
     /// count it alone.
+    #[inline]
     fn counts_success(&self, generation: u64) -> bool {
         let (Some(entry), Some(cache)) = (&self.entry, &self.breaker.inner.cache) else {
             return false;
@@ -282,6 +285,7 @@ impl AgentPermit<'_> {
     /// # Errors
     ///
     /// The permit, unsettled, when its success needs a round trip.
+    #[inline]
     pub fn try_success(self) -> Result<(), Self> {
         let handle = self.handle;
         match self.kind {

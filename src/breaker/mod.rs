@@ -350,6 +350,7 @@ impl CircuitBreaker {
     }
 
     /// The rejection of a call to an agent this pod opened for itself.
+    #[inline]
     fn local_open(&self, agent: &AgentId) -> Option<Rejected> {
         let (until, now) = self
             .inner

@@ -29,10 +29,12 @@ impl Cache {
     }
 
     /// [`count_success`](Self::count_success) in an entry in hand.
+    #[inline]
     pub(crate) fn count_success_entry(&self, entry: &EntryRef, generation: u64) -> bool {
         self.count_success_in(&entry.0, generation)
     }
 
+    #[inline]
     fn count_success_in(&self, entry: &Entry, generation: u64) -> bool {
         let Some(local_now) = self.trusted(entry) else {
             return false;

@@ -36,6 +36,7 @@ impl Cache {
     }
 
     /// [`decide`](Self::decide) for an entry in hand: no lookup.
+    #[inline]
     pub(crate) fn decide_entry(&self, entry: &EntryRef) -> Judged {
         let judged = self.judge(&entry.0);
         if judged == Judged::Ask {
@@ -57,6 +58,7 @@ impl Cache {
 
     /// Whether `entry` may be decided from now: the local time when one
     /// was needed (the feed is not authoritative), `None` when untrusted.
+    #[inline]
     pub(super) fn trusted(&self, entry: &Entry) -> Option<Option<u64>> {
         if !self.fresh(entry) {
             return None;
@@ -69,6 +71,7 @@ impl Cache {
         (local_now < self.alive_until_ms.load(Ordering::Acquire)).then_some(Some(local_now))
     }
 
+    #[inline]
     pub(super) fn judge(&self, entry: &Entry) -> Judged {
         let Some(local_now) = self.trusted(entry) else {
             return Judged::Ask;

@@ -99,6 +99,7 @@ impl Cache {
     }
 
     /// Whether the entry was confirmed in the current subscription session.
+    #[inline]
     pub(super) fn fresh(&self, entry: &Entry) -> bool {
         entry.verified_in.load(Ordering::Acquire) == self.session.load(Ordering::Acquire)
     }

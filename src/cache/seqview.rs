@@ -97,6 +97,7 @@ impl SeqView {
     /// Generation, state and `clean` from one load (no retry loop): a word
     /// written whole, so always consistent with itself. `None` for a
     /// generation too large to pack (then use [`load`](Self::load)).
+    #[inline]
     pub(super) fn quick(&self) -> Option<Quick> {
         let word = self.quick.load(Ordering::Acquire);
         (word != NO_QUICK).then(|| Quick {

@@ -91,6 +91,7 @@ thread_local! {
 
 /// The calling thread's slot (`usize::MAX` while the thread is exiting:
 /// the shared shard then).
+#[inline]
 fn slot() -> usize {
     SLOT.try_with(|slot| slot.0).unwrap_or(usize::MAX)
 }
@@ -109,12 +110,14 @@ impl Counts {
         }
     }
 
+    #[inline]
     fn shards(&self) -> &[Shard] {
         self.shards
             .get_or_init(|| (0..=self.width).map(|_| Shard::default()).collect())
     }
 
     /// Counts a success at store time `at_ms`.
+    #[inline]
     pub(super) fn success(&self, at_ms: u64) {
         let shards = self.shards();
         let slot = slot();
