@@ -302,12 +302,14 @@ impl CircuitBreaker {
     /// `Some(Err(`[`Rejected`]`))` when the pod's cache or its own open
     /// refuses the call.
     #[must_use = "a decision should be used: None means the store must decide"]
+    #[inline]
     pub fn try_acquire(&self, agent: &AgentId) -> Option<Result<Permit, Rejected>> {
         self.decide_here(agent)
     }
 
     /// `acquire` where the pod decides alone (its own open, the cache);
     /// `None`: the store decides.
+    #[inline]
     fn decide_here(&self, agent: &AgentId) -> Option<Result<Permit, Rejected>> {
         if let Some(rejected) = self.local_open(agent) {
             return Some(Err(rejected));
@@ -520,6 +522,7 @@ impl CircuitBreaker {
 
     /// Counts a success in the cache when the circuit is known closed and
     /// clean fleet-wide; the flusher sends it on.
+    #[inline]
     pub(crate) fn count_locally(
         &self,
         agent: &AgentId,

@@ -86,6 +86,7 @@ impl Permit {
     }
 
     /// A permit the local cache admitted: closed circuit, no probe, no id.
+    #[inline]
     pub(crate) fn cached(breaker: CircuitBreaker, generation: u64, entry: EntryRef) -> Self {
         Self {
             breaker,
@@ -102,6 +103,7 @@ impl Permit {
 
     /// The agent this permit allows calling.
     #[must_use]
+    #[inline]
     pub fn agent(&self) -> &AgentId {
         match &self.agent {
             Agent::Id(agent) => agent,
@@ -109,6 +111,7 @@ impl Permit {
         }
     }
 
+    #[inline]
     fn cache_entry(&self) -> Option<&EntryRef> {
         match &self.agent {
             Agent::Id(_) => None,
@@ -206,6 +209,7 @@ impl Permit {
     /// # Errors
     ///
     /// The permit, unsettled, when its success needs a round trip.
+    #[inline]
     pub fn try_success(mut self) -> Result<(), Self> {
         if !self.settles_alone(Facts::of(Outcome::Success)) {
             return Err(self);
@@ -217,6 +221,7 @@ impl Permit {
     /// Whether `facts` settle the permit with no round trip (a success
     /// counted locally, a neutral outcome of a permit that is not a probe);
     /// counts the success if so.
+    #[inline]
     fn settles_alone(&self, facts: Facts) -> bool {
         let outcome = facts.outcome;
         (outcome == Outcome::Neutral && !self.probe)

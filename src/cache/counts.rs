@@ -14,6 +14,7 @@ impl Cache {
     /// `generation`; `false` means it must go to the store. `entry` is the
     /// one [`Cached::Admit`](super::Cached::Admit) handed out, when the
     /// permit was admitted locally.
+    #[inline]
     pub(crate) fn count_success(
         &self,
         agent: &AgentId,

@@ -11,6 +11,7 @@ use crate::model::CircuitState;
 
 impl Cache {
     /// Decides locally where the cache may; counts a local rejection.
+    #[inline]
     pub(crate) fn decide(&self, agent: &AgentId) -> Cached {
         let decision = match self.entry(agent) {
             None => Cached::Ask,

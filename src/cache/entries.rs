@@ -90,6 +90,7 @@ impl Cache {
             .filter(|entry| !entry.blank.load(Ordering::Relaxed))
     }
 
+    #[inline]
     pub(super) fn entry(&self, agent: &AgentId) -> Option<Arc<Entry>> {
         self.entries
             .read()
