@@ -94,7 +94,7 @@ impl AgentHandle {
     /// [`Rejected`] when the circuit refuses the call (or, under
     /// `FailClosed`, when the store cannot be reached).
     pub async fn acquire(&self) -> Result<AgentPermit<'_>, Rejected> {
-        if let Some(decided) = self.decide_here() {
+        if let Some(decided) = self.try_acquire() {
             return decided;
         }
         let permit = self.breaker.acquire_from_store(&self.agent).await?;
@@ -134,13 +134,6 @@ impl AgentHandle {
     #[must_use = "a decision should be used: None means the store must decide"]
     #[inline]
     pub fn try_acquire(&self) -> Option<Result<AgentPermit<'_>, Rejected>> {
-        self.decide_here()
-    }
-
-    /// `acquire` where the pod decides alone (its own open, the entry);
-    /// `None`: the store decides.
-    #[inline]
-    fn decide_here(&self) -> Option<Result<AgentPermit<'_>, Rejected>> {
         let inner = &self.breaker.inner;
         if let Some(rejected) = self.breaker.local_open(&self.agent) {
             return Some(Err(rejected));

@@ -262,7 +262,7 @@ impl CircuitBreaker {
     /// [`Rejected`] when the circuit refuses the call (or, under
     /// `FailClosed`, when the store cannot be reached).
     pub async fn acquire(&self, agent: &AgentId) -> Result<Permit, Rejected> {
-        if let Some(decided) = self.decide_here(agent) {
+        if let Some(decided) = self.try_acquire(agent) {
             return decided;
         }
         self.acquire_from_store(agent).await
@@ -304,13 +304,6 @@ impl CircuitBreaker {
     #[must_use = "a decision should be used: None means the store must decide"]
     #[inline]
     pub fn try_acquire(&self, agent: &AgentId) -> Option<Result<Permit, Rejected>> {
-        self.decide_here(agent)
-    }
-
-    /// `acquire` where the pod decides alone (its own open, the cache);
-    /// `None`: the store decides.
-    #[inline]
-    fn decide_here(&self, agent: &AgentId) -> Option<Result<Permit, Rejected>> {
         if let Some(rejected) = self.local_open(agent) {
             return Some(Err(rejected));
         }

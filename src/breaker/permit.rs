@@ -32,8 +32,9 @@ pub(crate) enum Origin {
 ///   a store error is logged, never returned: the call itself is done.
 /// - A success the pod may count alone (a closed, clean circuit its cache
 ///   trusts) is counted when `success()` (or a `success_after` that was
-///   not slow) is called, and the future it returns is ready at once; the round trip of any other outcome happens
-///   when the future is awaited, as with an `async fn`.
+///   not slow) is called, and the future it returns is ready at once; the
+///   round trip of any other outcome happens when the future is awaited,
+///   as with an `async fn`.
 /// - A permit dropped unsettled counts as [`Outcome::Neutral`]: a probe
 ///   permit is handed back at once (on a spawned task, when a tokio runtime
 ///   is running; otherwise its lease lapses after `recovery_timeout`), and
