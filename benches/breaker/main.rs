@@ -58,7 +58,10 @@
 //! targets, the uncached / cached and uncached / `EVALSHA` ratios, and the
 //! cache hits and misses seen during each cached bench. Last, 2,000
 //! uncached decisions and 2,000 bare `EVALSHA`s alternated call by call give
-//! the uncached goal's ratio again, both medians from the same moments.
+//! the uncached goal's ratio again, both medians from the same moments; and
+//! on a server the bench started, 2,000 of each run apart give Redis's own
+//! time per call (`INFO commandstats`), which splits the gap into the
+//! script's time in Redis and the client's.
 //!
 //! Without `REDIS_URL`, a `redis-server` from `PATH` is started on a free
 //! loopback port (`--save '' --appendonly no`, a temporary `--dir`) and
@@ -474,10 +477,22 @@ fn main() {
         &setup.open,
         PAIRED,
     ));
+    let server_times = if server.is_some() {
+        let times = rt.block_on(setup.evalsha.clone().server_times(
+            &url,
+            &setup.uncached,
+            &setup.open,
+            PAIRED,
+        ));
+        Some(times.unwrap_or_else(|error| panic!("INFO commandstats: {error}")))
+    } else {
+        None
+    };
     let paired = summary::Paired {
         n: PAIRED,
         decision,
         evalsha,
+        server_times,
     };
     summary::print(since, &seen, paired);
     drop(setup);

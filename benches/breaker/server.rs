@@ -112,6 +112,40 @@ impl EvalSha {
         (median(decisions), median(trips))
     }
 
+    /// Redis's own time for one uncached decision (its `FCALL`) and for
+    /// one bare `EVALSHA`, in µs (`INFO commandstats`, after `CONFIG RESETSTAT`):
+    /// `n` of each, run apart. The paired medians include the client and
+    /// the loopback; these split the gap into the server's part and the
+    /// rest. Resetting the statistics is for a server the bench started.
+    pub(crate) async fn server_times(
+        mut self,
+        url: &str,
+        breaker: &CircuitBreaker,
+        agent: &AgentId,
+        n: usize,
+    ) -> redis::RedisResult<(f64, f64)> {
+        let mut admin = redis::Client::open(url)?
+            .get_multiplexed_async_connection()
+            .await?;
+        redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .exec_async(&mut admin)
+            .await?;
+        for _ in 0..n {
+            let rejected = breaker.acquire(agent).await.err();
+            black_box(rejected.expect("the circuit is forced open"));
+        }
+        let decision = script_usec_per_call(&mut admin).await?;
+        redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .exec_async(&mut admin)
+            .await?;
+        for _ in 0..n {
+            black_box(self.call().await);
+        }
+        Ok((decision, script_usec_per_call(&mut admin).await?))
+    }
+
     /// `iters` round trips in one tight loop; the loop's time.
     pub(crate) async fn round_trips(mut self, iters: u64) -> Duration {
         let start = Instant::now();
@@ -120,6 +154,32 @@ impl EvalSha {
         }
         start.elapsed()
     }
+}
+
+/// Redis's µs per script call, `EVALSHA` and `FCALL` together, by `INFO
+/// commandstats` (0 before any call): the store calls its library's
+/// functions, and the trivial script is called by `EVALSHA`.
+async fn script_usec_per_call(conn: &mut MultiplexedConnection) -> redis::RedisResult<f64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await?;
+    let (mut calls, mut usec) = (0.0, 0.0);
+    for stats in info.lines().filter_map(|line| {
+        line.strip_prefix("cmdstat_evalsha:")
+            .or_else(|| line.strip_prefix("cmdstat_fcall:"))
+    }) {
+        let field = |name: &str| -> f64 {
+            stats
+                .split(',')
+                .find_map(|field| field.strip_prefix(name))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        calls += field("calls=");
+        usec += field("usec=");
+    }
+    Ok(if calls > 0.0 { usec / calls } else { 0.0 })
 }
 
 /// The median of `times` (zero when empty).

@@ -16,6 +16,11 @@ pub(crate) struct Paired {
     pub(crate) n: usize,
     pub(crate) decision: std::time::Duration,
     pub(crate) evalsha: std::time::Duration,
+    /// Redis's own µs per uncached decision and per bare `EVALSHA`
+    /// ([`EvalSha::server_times`](crate::server::EvalSha::server_times));
+    /// `None` on a server the bench did not start (`REDIS_URL`), whose
+    /// statistics it leaves alone.
+    pub(crate) server_times: Option<(f64, f64)>,
 }
 
 /// What a row measures, and so which recloser figure it is compared with.
@@ -156,6 +161,17 @@ pub(crate) fn print(since: SystemTime, seen: &[(&str, CacheStats)], paired: Pair
         ratio(Some(decision), Some(trip)),
         verdict(Some(decision), Some(trip), 1.5, false)
     );
+    match paired.server_times {
+        Some((decision, trip)) => println!(
+            "  Redis's own time per call (INFO commandstats, {} each): {} {decision:.1} us, {} {trip:.1} us",
+            paired.n,
+            crate::UNCACHED_OPEN,
+            crate::EVALSHA,
+        ),
+        None => println!(
+            "  Redis's own time per call: not measured (REDIS_URL is set: its statistics are left alone)"
+        ),
+    }
     for (name, stats) in seen {
         println!(
             "  cache during {name}: {} hits, {} misses",
