@@ -517,7 +517,7 @@ async fn run(
         "[shared]   (INFO commandstats deltas without the commands Redis ran inside our scripts,"
     );
     println!(
-        "[shared]   {RUN_INSIDE_SCRIPTS}, whose EVALSHA is counted, and without our own INFO)"
+        "[shared]   {RUN_INSIDE_SCRIPTS}, whose FCALL or EVALSHA is counted, and without our own INFO)"
     );
     let (p50, p99) = (percentile(&delays, 50.0), percentile(&delays, 99.0));
     let max = delays.last().copied().unwrap_or(f64::NAN);

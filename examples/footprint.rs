@@ -88,7 +88,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         fill_windows(&store, &config, &agents, &clock).await?;
     }
     let pairs = count as f64;
-    // What clients sent (EVALSHA), apart from what the scripts ran inside.
+    // What clients sent (FCALL), apart from what the scripts ran inside.
     let client_commands: u64 = client_commands(&before, &after).values().sum();
     let calls =
         |name: &str| after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
@@ -128,7 +128,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("{count} agents, one acquire+record pair each on a closed circuit:");
     println!(
-        "  client commands per pair: {:.2} (EVALSHA; the scripts run {:.2} more inside Redis)",
+        "  client commands per pair: {:.2} (FCALL; the scripts run {:.2} more inside Redis)",
         client_commands as f64 / pairs,
         inside_scripts as f64 / pairs
     );

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use redis::aio::MultiplexedConnection;
 
 /// Commands Redis runs inside our Lua scripts. `INFO commandstats` counts
-/// them under their own names as well as the `EVALSHA` that ran them, but
+/// them under their own names as well as the `FCALL` (or `EVALSHA`) that ran them, but
 /// no client sent them, so they are not round trips: leave them out.
 pub(crate) const RUN_INSIDE_SCRIPTS: &str = "time hmget hset exists zrange zadd zrem \
      zremrangebyscore del sadd xadd publish pexpire persist hdel";

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fleet_breaker::AgentId;
 
-use crate::fleet::{evalsha_calls, fleet, warm};
+use crate::fleet::{fleet, script_calls, warm};
 use crate::support::{TestRedis, unique_prefix, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,7 +17,7 @@ async fn successes_on_a_clean_circuit_cost_no_round_trip_and_are_flushed() {
     warm(&pods, &agent).await;
     let counted_before = pods[0].snapshot(&agent).await.unwrap().success_count;
 
-    let before = evalsha_calls(&redis).await;
+    let before = script_calls(&redis).await;
     for _ in 0..100 {
         pods[0].acquire(&agent).await.unwrap().success().await;
     }
@@ -26,7 +26,7 @@ async fn successes_on_a_clean_circuit_cost_no_round_trip_and_are_flushed() {
         let permit = handle.try_acquire().expect("decided here").unwrap();
         permit.try_success().expect("counted here");
     }
-    let round_trips = evalsha_calls(&redis).await - before;
+    let round_trips = script_calls(&redis).await - before;
     assert!(
         round_trips <= 2,
         "200 calls cost {round_trips} script calls (flusher at most)"

@@ -22,7 +22,13 @@ const COMMANDS: &[&str] = &[
     // recycle check is `UNWATCH` + `PING`.
     "ping",
     "unwatch",
-    // Scripts by hash, loaded again after `NOSCRIPT`...
+    // The operations, functions of one library loaded when missing
+    // (`lua/`); the heartbeat script by hash, loaded again after
+    // `NOSCRIPT` (scripts by hash are also how the operations run where
+    // functions are refused)...
+    "fcall",
+    "function|list",
+    "function|load",
     "evalsha",
     "script|load",
     // ...and what they call (lua/): ACL checks these, with their keys and
@@ -334,5 +340,63 @@ async fn an_acl_user_with_only_the_listed_commands_runs_breaker_watcher_and_rout
     assert!(log.iter().any(|e| e == "key elsewhere"), "{log:?}");
 
     drop((router, breaker));
+    let _: i64 = admin(&mut root, &["ACL", "DELUSER", &user]).await;
+}
+
+/// A user whose ACL line predates the function library (no `+fcall
+/// +function|load`, or a Redis before 7) still runs every operation: the
+/// store falls back to its scripts by `EVALSHA`.
+#[tokio::test]
+async fn a_user_refused_functions_runs_the_operations_by_evalsha() {
+    init_tracing();
+    let redis = TestRedis::start().await;
+    let prefix = unique_prefix("acl-no-functions");
+    let user = prefix.clone();
+    let password = format!("secret-{}", uuid::Uuid::new_v4().simple());
+    let Some(url) = with_user(&redis.url(), &user, &password) else {
+        eprintln!("skipped: REDIS_URL names a user already; this test needs to log in as its own");
+        return;
+    };
+    let mut root = redis.connection().await;
+    let mut setuser = vec!["ACL".to_owned(), "SETUSER".to_owned(), user.clone()];
+    setuser.extend(
+        acl_rules(&prefix, &password)
+            .into_iter()
+            .filter(|rule| rule != "+fcall" && rule != "+function|load"),
+    );
+    let setuser: Vec<&str> = setuser.iter().map(String::as_str).collect();
+    let () = admin(&mut root, &setuser).await;
+    if redis.is_owned() {
+        redis.reset_stats().await;
+    }
+
+    let store = RedisStore::builder(url)
+        .prefix(prefix.clone())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .expect("the ACL user connects");
+    let breaker = CircuitBreaker::builder()
+        .store(store)
+        .policy(fleet_breaker::StorePolicy::FailClosed)
+        .local_cache(false)
+        .build()
+        .expect("a valid breaker");
+    let agent = agent("no-functions");
+    for _ in 0..2 {
+        let permit = breaker.acquire(&agent).await.expect("admitted by Redis");
+        assert!(!permit.is_degraded(), "decided by Redis");
+        permit.failure("boom").await;
+    }
+    let snapshot = breaker.snapshot(&agent).await.expect("a snapshot");
+    assert_eq!(snapshot.failure_count, 2, "both failures were recorded");
+
+    if redis.is_owned() {
+        let stats = redis.command_stats().await;
+        assert_eq!(stats.get("fcall"), None, "refused, never run: {stats:?}");
+        let scripts = stats.get("evalsha").copied().unwrap_or(0);
+        assert!(scripts >= 5, "every operation by EVALSHA: {stats:?}");
+    }
+    drop(breaker);
     let _: i64 = admin(&mut root, &["ACL", "DELUSER", &user]).await;
 }

@@ -138,16 +138,16 @@ async fn the_breaker_follows_a_sentinel_failover_to_the_promoted_replica() {
         killed_at.elapsed()
     );
 
-    // The promoted replica holds the state, and the scripts were loaded
-    // there again (a replica's script cache starts empty).
+    // The promoted replica holds the state, and serves the function
+    // library, which reached it by replication.
     let snapshot = pods[1].snapshot(&opened).await.unwrap();
     assert_eq!(
         (snapshot.state, snapshot.generation),
         (CircuitState::Open, 1)
     );
     assert!(
-        commandstat(replica, "script|load") >= 1,
-        "the scripts were loaded on the new master"
+        commandstat(replica, "fcall") >= 1,
+        "the new master ran the store's functions"
     );
 
     // The watchers followed the failover: a transition made on the new

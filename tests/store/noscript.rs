@@ -1,4 +1,5 @@
-//! `SCRIPT FLUSH` and a Redis restart between calls are invisible to callers.
+//! `SCRIPT FLUSH`, `FUNCTION FLUSH` and a Redis restart between calls are
+//! invisible to callers.
 
 use std::time::Duration;
 
@@ -21,27 +22,36 @@ async fn breaker(redis: &TestRedis, prefix: &str) -> CircuitBreaker {
         .expect("valid breaker")
 }
 
+/// Empties Redis's script cache and its function libraries.
+async fn flush(redis: &TestRedis) {
+    redis.script_flush().await;
+    redis.function_flush().await;
+}
+
 #[tokio::test]
-async fn script_flush_between_calls_is_invisible() {
+async fn script_and_function_flush_between_calls_is_invisible() {
     let redis = TestRedis::start().await;
     let prefix = unique_prefix("noscript-flush");
     let breaker = breaker(&redis, &prefix).await;
     let agent = AgentId::new("agent-1").unwrap();
+    if redis.is_owned() {
+        redis.reset_stats().await;
+    }
 
     let permit = breaker.acquire(&agent).await.expect("admitted");
-    redis.script_flush().await;
+    flush(&redis).await;
     permit.failure("boom").await;
-    redis.script_flush().await;
+    flush(&redis).await;
     let permit = breaker
         .acquire(&agent)
         .await
-        .expect("admitted after SCRIPT FLUSH");
+        .expect("admitted after the flush");
     assert!(
         !permit.is_degraded(),
         "decided by Redis, not by the fallback"
     );
     permit.success().await;
-    redis.script_flush().await;
+    flush(&redis).await;
 
     let metrics = breaker
         .metrics(&agent)
@@ -52,6 +62,12 @@ async fn script_flush_between_calls_is_invisible() {
         metrics.metrics.last_failure_time.is_some(),
         "the failure was recorded"
     );
+    if redis.is_owned() {
+        // Each call after a flush found no library, loaded it, and ran.
+        let stats = redis.command_stats().await;
+        let loads = stats.get("function|load").copied().unwrap_or(0);
+        assert!(loads >= 3, "loaded again after each flush: {stats:?}");
+    }
 }
 
 #[tokio::test]

@@ -243,6 +243,11 @@ impl TestRedis {
         admin::run(&self.url, &["SCRIPT", "FLUSH"]).await;
     }
 
+    /// `FUNCTION FLUSH`: deletes every function library.
+    pub async fn function_flush(&self) {
+        admin::run(&self.url, &["FUNCTION", "FLUSH"]).await;
+    }
+
     /// `CONFIG RESETSTAT`: zeroes the counters that
     /// [`TestRedis::command_stats`] reads (server-wide).
     pub async fn reset_stats(&self) {

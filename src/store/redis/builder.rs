@@ -186,6 +186,7 @@ impl RedisStoreBuilder {
                 clock_override: self.clock_override,
                 url_display: topology.display,
                 failures_skipped: std::sync::atomic::AtomicU64::new(0),
+                common: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -233,9 +234,9 @@ impl RedisStoreBuilder {
             )),
             other => other,
         })?;
-        // Not fatal: a script missing from Redis's cache is loaded on first use.
+        // Not fatal: a library or script missing from Redis is loaded on first use.
         if let Err(error) = store.inner.lanes.load(&scripts::all()).await {
-            tracing::warn!(%error, "could not preload the scripts; each loads on first use");
+            tracing::warn!(%error, "could not preload the scripts; they load on first use");
         }
         Ok(store)
     }

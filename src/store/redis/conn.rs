@@ -14,7 +14,7 @@
 //! is how the store follows a failover).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ use ::redis::{
 };
 
 use super::super::StoreError;
-use super::scripts::Call;
+use super::scripts::{Call, LIBRARY, Op};
 use crate::agent_id::AgentId;
 
 /// What a script's own validation error starts with (see `lua/lib.lua`).
@@ -58,6 +58,10 @@ pub(super) struct Lanes {
     timeout: Duration,
     /// Held while a cluster or sentinel connection is being opened.
     connecting: tokio::sync::Mutex<()>,
+    /// Whether operations go by `FCALL` (the function library): until the
+    /// server or its ACL refuses `FCALL` or `FUNCTION LOAD`; from then on,
+    /// for the store's life, by `EVALSHA`.
+    functions: AtomicBool,
 }
 
 /// Where fresh connections come from.
@@ -155,6 +159,7 @@ impl Lanes {
             next: AtomicUsize::new(0),
             timeout,
             connecting: tokio::sync::Mutex::new(()),
+            functions: AtomicBool::new(true),
         }
     }
 
@@ -166,30 +171,87 @@ impl Lanes {
         }
     }
 
-    /// Runs `script` with `call`'s KEYS and ARGV; `agent` names the data in errors.
+    /// Runs `op` with `call`'s KEYS and ARGV, by `FCALL` of its function
+    /// or, where functions cannot be used, by `EVALSHA` of its script;
+    /// `agent` names the data in errors.
     pub(super) async fn eval(
         &self,
-        script: &::redis::Script,
+        op: &Op,
         call: &Call,
         agent: &AgentId,
     ) -> Result<Value, StoreError> {
-        let mut invocation = script.prepare_invoke();
-        for key in &call.keys {
-            invocation.key(key);
-        }
-        for arg in &call.args {
-            invocation.arg(arg);
-        }
-        if !call.policies.is_empty() {
-            invocation.arg(&call.policies);
-        }
-        let invocation = &invocation;
         let state_key = call.keys.first().map_or(&[][..], |key| key.as_bytes());
         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
             state_key,
             SlotAddr::Master,
         )));
-        let route = &route;
+        let by_function = if self.functions.load(Ordering::Relaxed) {
+            match self.fcall(op, call, &route).await {
+                Err(Failure::Redis(e)) if refuses_functions(&e) => {
+                    self.no_functions(&e);
+                    None
+                }
+                result => Some(result),
+            }
+        } else {
+            None
+        };
+        let result = match by_function {
+            Some(result) => result,
+            None => self.evalsha(&op.script, call, &route).await,
+        };
+        result.map_err(|e| match e {
+            Failure::Redis(e) => store_error(&e, agent),
+            Failure::Store(e) => e,
+        })
+    }
+
+    /// From now on, operations go by `EVALSHA`.
+    fn no_functions(&self, e: &RedisError) {
+        if self.functions.swap(false, Ordering::Relaxed) {
+            tracing::info!(error = %e, "Redis refuses functions; the store runs its scripts by EVALSHA");
+        }
+    }
+
+    /// `op`'s function, on the node of the agent's keys: the library is
+    /// loaded there first if it is missing (a restart without persistence,
+    /// a `FUNCTION FLUSH`, a new node), then called again.
+    async fn fcall(&self, op: &Op, call: &Call, route: &RoutingInfo) -> Result<Value, Failure> {
+        let mut fcall = ::redis::cmd("FCALL");
+        fcall.arg(&op.function).arg(call.keys.len()).arg(&call.keys);
+        for arg in call.argv() {
+            fcall.arg(arg);
+        }
+        let fcall = &fcall;
+        self.run(move |conn| async move {
+            match on_route(conn.clone(), route, fcall).await {
+                Err(e) if is_function_missing(&e) => {
+                    // Built here only: the command copies the library's code.
+                    loaded(on_route(conn.clone(), route, &function_load()).await)?;
+                    on_route(conn, route, fcall).await
+                }
+                other => other,
+            }
+        })
+        .await
+    }
+
+    /// `script` by `EVALSHA` (loaded on `NOSCRIPT`), on the node of the
+    /// agent's keys.
+    async fn evalsha(
+        &self,
+        script: &::redis::Script,
+        call: &Call,
+        route: &RoutingInfo,
+    ) -> Result<Value, Failure> {
+        let mut invocation = script.prepare_invoke();
+        for key in &call.keys {
+            invocation.key(key);
+        }
+        for arg in call.argv() {
+            invocation.arg(arg);
+        }
+        let invocation = &invocation;
         self.run(move |conn| async move {
             match conn {
                 Conn::Single(mut conn) => invocation.invoke_async::<Value>(&mut conn).await,
@@ -203,17 +265,43 @@ impl Lanes {
             }
         })
         .await
-        .map_err(|e| match e {
-            Failure::Redis(e) => store_error(&e, agent),
-            Failure::Store(e) => e,
-        })
     }
 
-    /// Loads `scripts` into Redis's script cache (`SCRIPT LOAD`, all in one
-    /// round trip), so that no first `EVALSHA` pays `NOSCRIPT`, `SCRIPT
-    /// LOAD` and a second `EVALSHA`: three round trips, which with a distant
-    /// Redis can exceed the timeout.
+    /// Loads the function library unless Redis holds it already, so that
+    /// no first `FCALL` pays `Function not found`, the load and a second
+    /// `FCALL`: three round trips, which with a distant Redis can exceed the
+    /// timeout. Where functions are refused, loads `scripts` into the
+    /// script cache instead (`SCRIPT LOAD`, all in one round trip).
+    ///
+    /// `FUNCTION LIST` first: a read, which a `CLIENT PAUSE WRITE` lets
+    /// through, where `FUNCTION LOAD` (a write) would hold this connection,
+    /// and every call multiplexed on it, until the pause ends.
     pub(super) async fn load(&self, scripts: &[&::redis::Script]) -> Result<(), StoreError> {
+        let mut list = ::redis::cmd("FUNCTION");
+        list.arg("LIST").arg("LIBRARYNAME").arg(&LIBRARY.name);
+        let list = &list;
+        let listed = self
+            .run(|mut conn| async move { list.query_async::<Vec<Value>>(&mut conn).await })
+            .await;
+        let refused = match listed {
+            Ok(libraries) if !libraries.is_empty() => return Ok(()),
+            Err(Failure::Redis(e)) if is_unknown_command(&e) => Some(e),
+            // Absent, or the list refused (an ACL without `FUNCTION LIST`):
+            // load it (on every primary of a cluster).
+            _ => {
+                let load = &function_load();
+                let loading = self
+                    .run(|mut conn| async move { loaded(load.query_async(&mut conn).await) })
+                    .await;
+                match loading {
+                    Err(Failure::Redis(e)) if refuses_functions(&e) => Some(e),
+                    other => return other.map_err(|e| e.of_command("FUNCTION LOAD")),
+                }
+            }
+        };
+        if let Some(e) = refused {
+            self.no_functions(&e);
+        }
         self.run(move |conn| async move {
             let loads = scripts.iter().map(|script| {
                 let mut conn = conn.clone();
@@ -394,6 +482,56 @@ impl Failure {
             Failure::Store(e) => e,
         }
     }
+}
+
+/// `FUNCTION LOAD` of the library.
+fn function_load() -> Cmd {
+    let mut load = ::redis::cmd("FUNCTION");
+    load.arg("LOAD").arg(&LIBRARY.code);
+    load
+}
+
+/// The outcome of `FUNCTION LOAD`: a library of the same name holds the same
+/// code (the name is its hash), so one another pod loaded first is as good.
+fn loaded(outcome: Result<Value, RedisError>) -> Result<(), RedisError> {
+    match outcome {
+        Err(e) if e.detail().is_some_and(|d| d.contains("already exists")) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// `cmd` on `conn`, sent to `route` on a cluster.
+async fn on_route(conn: Conn, route: &RoutingInfo, cmd: &Cmd) -> Result<Value, RedisError> {
+    match conn {
+        Conn::Single(mut conn) => cmd.query_async(&mut conn).await,
+        Conn::Cluster(conn) => {
+            let mut routed = Routed {
+                conn,
+                route: route.clone(),
+            };
+            cmd.query_async(&mut routed).await
+        }
+    }
+}
+
+/// `FCALL` of a function the server does not hold (yet).
+fn is_function_missing(e: &RedisError) -> bool {
+    e.code() == Some("ERR") && e.detail().is_some_and(|d| d.contains("Function not found"))
+}
+
+/// The server cannot run functions (before Redis 7), or its ACL refuses
+/// `FCALL` or `FUNCTION LOAD` to this user: scripts go by `EVALSHA`.
+fn refuses_functions(e: &RedisError) -> bool {
+    matches!(e.kind(), ErrorKind::Server(ServerErrorKind::NoPerm))
+        || e.code() == Some("NOPERM")
+        || is_unknown_command(e)
+}
+
+/// A command this server does not have (`FCALL`, `FUNCTION` before Redis 7).
+fn is_unknown_command(e: &RedisError) -> bool {
+    e.code() == Some("ERR")
+        && e.detail()
+            .is_some_and(|d| d.to_ascii_lowercase().starts_with("unknown command"))
 }
 
 /// The connection was closed under the request (a restart, a dropped socket).

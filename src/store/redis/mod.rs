@@ -15,8 +15,8 @@
 //!
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -68,11 +68,13 @@ const MAX_FORCE_TTL_MS: u64 = 1 << 52;
 /// ## Behavior
 ///
 /// - Every operation runs one Lua script (`lua/`), atomically, on the keys of
-///   one agent: one `EVALSHA`, nothing else (on a cluster, see the last
-///   item). Scripts read the time from Redis `TIME`, so pods with skewed
-///   clocks agree.
-/// - Scripts are invoked by hash and reloaded on `NOSCRIPT`, so a restarted or
-///   flushed Redis is invisible to callers.
+///   one agent: one `FCALL` of a function of the store's library, nothing
+///   else (on a cluster, see the last item). Scripts read the time from
+///   Redis `TIME`, so pods with skewed clocks agree.
+/// - The library is loaded again on `Function not found`, so a restarted or
+///   flushed Redis is invisible to callers. Where Redis refuses functions
+///   (before Redis 7, or an ACL without `FCALL` and `FUNCTION LOAD`), the
+///   same scripts run by `EVALSHA`, reloaded on `NOSCRIPT`.
 /// - Scripts check every argument and stored field before they write: a
 ///   corrupt hash gives [`StoreError::InvalidData`] naming the key and field,
 ///   and nothing is written.
@@ -116,6 +118,8 @@ struct Inner {
     url_display: String,
     /// Malformed entries of `PREFIX:failures` reads skipped (`journal.rs`).
     failures_skipped: AtomicU64,
+    /// The scripts' common arguments under the config last used.
+    common: Mutex<Option<Arc<scripts::Common>>>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -205,6 +209,25 @@ impl RedisStore {
     }
 
     /// The keys and common arguments of a script call on `agent`.
+    /// The scripts' common arguments under `config`: those of the last
+    /// call when it had the same config (a breaker has one), else made anew.
+    fn common(&self, config: &BreakerConfig) -> Arc<scripts::Common> {
+        let max_len = self.inner.transitions_max_len;
+        let mut last = self
+            .inner
+            .common
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*last {
+            Some(common) if common.fits(config, max_len) => Arc::clone(common),
+            _ => {
+                let common = Arc::new(scripts::Common::new(&self.inner.keys, config, max_len));
+                *last = Some(Arc::clone(&common));
+                common
+            }
+        }
+    }
+
     fn call(&self, config: &BreakerConfig, agent: &AgentId) -> Call {
         let now_override = self
             .inner
@@ -214,8 +237,7 @@ impl RedisStore {
         Call::new(
             &self.inner.keys,
             agent,
-            config,
-            self.inner.transitions_max_len,
+            self.common(config),
             now_override,
             self.inner.cluster,
         )
@@ -225,7 +247,7 @@ impl RedisStore {
     /// out (see the type's `## Behavior`) and strips its `created` item.
     async fn eval(
         &self,
-        script: &::redis::Script,
+        script: &scripts::Op,
         call: &Call,
         agent: &AgentId,
     ) -> Result<::redis::Value, StoreError> {

@@ -21,12 +21,12 @@ local function new_epoch()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
--- The stored epoch of the existing hash KEYS[1]: 0 when it has none; nil
--- and the stored text when it is not an integer from 0 to 2^53 - 1 (load.lua
--- reports it as corrupt, or repairs it with a new epoch). HMGET, not HGET:
--- the README's ACL line allows what the scripts use.
-local function stored_epoch()
-  local raw = redis.call('HMGET', KEYS[1], 'epoch')[1]
+-- The stored epoch of the existing hash KEYS[1], from the text of its
+-- field `epoch` (false when absent: load.lua reads it with the other fields,
+-- in the same HMGET): 0 when it has none; nil and the stored text when it is
+-- not an integer from 0 to 2^53 - 1 (load.lua reports it as corrupt, or
+-- repairs it with a new epoch).
+local function stored_epoch(raw)
   if not raw then return 0 end
   local n = tonumber(raw)
   if not (n and n >= 0 and n < 9007199254740992 and n % 1 == 0) then

@@ -4,7 +4,11 @@ lib.lua: the prelude shared by every fleet-breaker script.
 src/store/redis/scripts.rs puts this file, then lua/load.lua (reading and
 checking the stored state, and the repair of a corrupt one), in front of each
 operation's file (acquire, record, reset, force, snapshot, flush), so the
-helpers exist once in the tree. They are src/model.rs written for Redis; each names the Rust function it
+helpers exist once in the tree. The same text is also one Redis 7 function
+library, each operation's file the body of a function (scripts.rs): there
+KEYS and ARGV are locals of the library that each function sets first, and
+this prelude runs once, when Redis loads the library, where `ipairs` and
+`unpack` do not exist yet: top-level code uses plain loops. They are src/model.rs written for Redis; each names the Rust function it
 mirrors, and the differential tests hold the two side by side.
 
 KEYS, the same for every script:
@@ -180,8 +184,14 @@ local function guard(body)
   error(result, 0)
 end
 
+-- The seven numbers of the policies' argument (see above), whitespace-separated.
+local POLICIES = '^%s*(%S+)%s+(%S+)%s+(%S+)%s+(%S+)%s+(%S+)%s+(%S+)%s+(%S+)%s*$'
+
 -- Checks the KEYS and ARGV counts, parses ARGV[1..12] and the policies
 -- (ARGV[#ARGV]) and reads the time. `argc` counts every argument.
+-- `c` is made by one constructor, and the policies parsed by one match:
+-- growing a table field by field, or a gmatch loop, cost each script
+-- several microseconds of Redis's time.
 local function setup(argc)
   if #KEYS ~= 6 and #KEYS ~= 3 then
     raise('invalid argument', 'expected 6 keys (3 on a cluster), got ' .. #KEYS)
@@ -190,8 +200,27 @@ local function setup(argc)
     raise('invalid argument', 'expected ' .. argc .. ' arguments, got ' .. #ARGV)
   end
   if #ARGV[1] == 0 then raise('invalid argument', 'ARGV[1] (agent id) is empty') end
-  local c = {
+  local m = tonumber(ARGV[8])
+  if m == nil or m ~= m or m < 1 or m == math.huge then
+    raise('invalid argument', 'ARGV[8] (backoff_multiplier) is ' .. show(ARGV[8])
+      .. ', expected a number of at least 1')
+  end
+  local p = { string.match(ARGV[#ARGV], POLICIES) }
+  for i = 1, 7 do p[i] = tonumber(p[i]) end
+  if not (p[1] and p[2] and p[3] and p[4] and p[5] and p[6] and p[7]) then
+    raise('invalid argument', 'ARGV[' .. #ARGV .. '] (policies) is ' .. show(ARGV[#ARGV])
+      .. ', expected seven numbers')
+  end
+  local now
+  if ARGV[2] ~= '' then
+    now = arg_uint(2, 'now_override_ms')
+  else
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return {
     agent = ARGV[1],
+    now = now,
     -- A cluster: the client writes PREFIX:agents and PREFIX:transitions.
     cluster = #KEYS == 3,
     config_key = KEYS[#KEYS],
@@ -201,36 +230,23 @@ local function setup(argc)
     failure_threshold = arg_uint(5, 'failure_threshold'),
     half_open_max_calls = arg_uint(6, 'half_open_max_calls'),
     base_backoff_ms = arg_uint(7, 'base_backoff_ms'),
-    multiplier = tonumber(ARGV[8]),
+    multiplier = m,
     max_backoff_ms = arg_uint(9, 'max_backoff_ms'),
     recovery_timeout_ms = arg_uint(10, 'recovery_timeout_ms'),
     idle_ttl_ms = arg_uint(12, 'idle_ttl_ms'),
+    failure_rate = p[1],
+    slow_call_ms = p[2],
+    slow_call_rate = p[3],
+    window_ms = p[4],
+    minimum_calls = p[5],
+    min_reporting_pods = p[6],
+    jitter = p[7],
+    -- Set by read_settings (load.lua), and by a script on a cluster.
+    settings = false,
+    created = false,
+    census = false,
+    check_census = false,
   }
-  local m = c.multiplier
-  if m == nil or m ~= m or m < 1 or m == math.huge then
-    raise('invalid argument', 'ARGV[8] (backoff_multiplier) is ' .. show(ARGV[8])
-      .. ', expected a number of at least 1')
-  end
-  local p = {}
-  for word in string.gmatch(ARGV[#ARGV], '%S+') do p[#p + 1] = tonumber(word) end
-  if #p ~= 7 then
-    raise('invalid argument', 'ARGV[' .. #ARGV .. '] (policies) is ' .. show(ARGV[#ARGV])
-      .. ', expected seven numbers')
-  end
-  c.failure_rate = p[1]
-  c.slow_call_ms = p[2]
-  c.slow_call_rate = p[3]
-  c.window_ms = p[4]
-  c.minimum_calls = p[5]
-  c.min_reporting_pods = p[6]
-  c.jitter = p[7]
-  if ARGV[2] ~= '' then
-    c.now = arg_uint(2, 'now_override_ms')
-  else
-    local t = redis.call('TIME')
-    c.now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
-  return c
 end
 
 -- Snapshot::fresh: closed, zero, base backoff; written whole by `save`.
@@ -512,6 +528,14 @@ local function save_census(s, c)
   end
 end
 
+-- The stored text of WINDOW_FIELDS[i] as `load` read it ('' when absent,
+-- or for a new hash); '?' after `load_for_repair`, so that `save` rewrites
+-- or deletes every window field.
+local function loaded_window(s, i)
+  if s.repaired then return '?' end
+  return s.loaded and s.loaded[#FIELDS + i] or ''
+end
+
 -- Writes what changed, then publishes the transition `tr` (JSON), if any.
 local function save(s, c, tr)
   if not s.exists then
@@ -539,9 +563,9 @@ local function save(s, c, tr)
       .. int(b.failures) .. ':' .. int(b.slow)
   end
   local dropped = {}
-  for _, f in ipairs(WINDOW_FIELDS) do
+  for i, f in ipairs(WINDOW_FIELDS) do
     local text = stored[f] or ''
-    if text ~= (s.saved_window and s.saved_window[f] or '') then
+    if text ~= loaded_window(s, i) then
       if text == '' then
         dropped[#dropped + 1] = f
       else
@@ -575,16 +599,14 @@ local function reply(s, c, tr, ...)
     probes[#probes + 1] = p.id
     probes[#probes + 1] = p.deadline
   end
+  local window, reporters = window_text(s)
+  -- One constructor, `...` last: sized once, not grown element by element.
   local r = {
     c.now, tr or '', s.state, s.failure_count, s.success_count, s.total_rejections,
     s.last_failure_ms, s.last_success_ms, s.backoff_ms, s.open_until_ms,
     s.half_open_successes, s.generation, s.forced_until_ms, probes, s.epoch,
+    window, reporters, c.settings or {}, ...
   }
-  local window, reporters = window_text(s)
-  r[#r + 1] = window
-  r[#r + 1] = reporters
-  r[#r + 1] = c.settings or {}
-  for i = 1, select('#', ...) do r[#r + 1] = select(i, ...) end
   if c.cluster then
     r[#r + 1] = c.created and 1 or 0
     r[#r + 1] = c.census or ''

@@ -59,8 +59,15 @@ local function parse_field(f, text)
   return n
 end
 
-local FIELDS_AND_WINDOW = { unpack(FIELDS) }
-for _, f in ipairs(WINDOW_FIELDS) do FIELDS_AND_WINDOW[#FIELDS_AND_WINDOW + 1] = f end
+-- What `read_hash` reads, in one HMGET (HMGET, not HGET: the README's ACL
+-- line allows what the scripts use): FIELDS, WINDOW_FIELDS, then `epoch`.
+-- Top-level code runs when Redis loads the function library, where
+-- `ipairs` and `unpack` do not exist yet: plain loops only.
+local FIELDS_AND_WINDOW = {}
+for i = 1, #FIELDS do FIELDS_AND_WINDOW[i] = FIELDS[i] end
+for i = 1, #WINDOW_FIELDS do FIELDS_AND_WINDOW[#FIELDS + i] = WINDOW_FIELDS[i] end
+FIELDS_AND_WINDOW[#FIELDS_AND_WINDOW + 1] = 'epoch'
+local WINDOW_AT, EPOCH_AT = #FIELDS + 1, #FIELDS_AND_WINDOW
 local EXPECTED_BUCKET = 'index:calls:failures:slow, the index ending in the field\'s digit'
 local EXPECTED_REPORTERS = 'pod=bucket, comma-separated'
 
@@ -129,13 +136,12 @@ local function load()
     s[f] = value
     s.saved[f] = value
   end
-  local buckets, pods, text, expected = parse_window(raw, #FIELDS + 1)
+  local buckets, pods, text, expected = parse_window(raw, WINDOW_AT)
   if buckets == nil then corrupt(KEYS[1], pods, text, expected) end
   s.buckets, s.reporters = buckets, pods
-  s.saved_window = {}
-  for i, f in ipairs(WINDOW_FIELDS) do s.saved_window[f] = raw[#FIELDS + i] or '' end
+  s.loaded = raw
   if s.state == 'half_open' then load_probes(s) end
-  local epoch, text = stored_epoch()
+  local epoch, text = stored_epoch(raw[EPOCH_AT])
   if epoch == nil then corrupt(KEYS[1], 'epoch', text, EXPECTED_UINT) end
   s.epoch = epoch
   return s
@@ -167,13 +173,12 @@ local function load_for_repair(c)
     end
   end
   -- An unreadable window is dropped (save deletes the fields).
-  local buckets, pods = parse_window(raw, #FIELDS + 1)
+  local buckets, pods = parse_window(raw, WINDOW_AT)
   if buckets ~= nil then s.buckets, s.reporters = buckets, pods end
-  s.saved_window = {}
-  for _, f in ipairs(WINDOW_FIELDS) do s.saved_window[f] = '?' end
+  s.repaired = true
   -- An unreadable epoch (or a key that was not a hash) starts a new
   -- history: `fresh` drew a new epoch, and `save` writes it.
-  local epoch = (not s.wrong_type) and stored_epoch() or nil
+  local epoch = (not s.wrong_type) and stored_epoch(raw[EPOCH_AT]) or nil
   if epoch == nil then
     s.write_epoch = true
   else

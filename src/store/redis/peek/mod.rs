@@ -114,15 +114,12 @@ impl RedisStore {
             super::cluster::census_write(self, agent, entry.as_bytes()).await;
             return;
         }
-        let call = Call {
-            keys: vec![
-                self.keys().state(agent),
-                self.keys().probes(agent),
-                self.keys().not_closed(),
-            ],
-            args: vec![agent.as_str().to_owned()],
-            policies: String::new(),
-        };
+        let keys = vec![
+            self.keys().state(agent),
+            self.keys().probes(agent),
+            self.keys().not_closed(),
+        ];
+        let call = Call::census(keys, agent);
         if let Err(error) = self.inner.lanes.eval(&scripts::CENSUS, &call, agent).await {
             tracing::warn!(%agent, %error, "the census field of the agent could not be put right; the next read tries again");
         }
