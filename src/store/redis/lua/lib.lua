@@ -373,6 +373,8 @@ local WINDOW_FIELDS = { 'w0', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w
 
 -- The window as text for the reply (see "Window").
 local function window_text(s)
+  -- Without a window (no rate policy, no quorum): nothing to build.
+  if #s.buckets == 0 and #s.reporters == 0 then return '', '' end
   local parts = {}
   for _, b in ipairs(s.buckets) do
     parts[#parts + 1] = int(b.index) .. ':' .. int(b.calls) .. ':' .. int(b.failures) .. ':' .. int(b.slow)

@@ -87,7 +87,7 @@ local function parse_window(raw, first)
       buckets[#buckets + 1] = b
     end
   end
-  table.sort(buckets, function(a, b) return a.index < b.index end)
+  if #buckets > 1 then table.sort(buckets, function(a, b) return a.index < b.index end) end
   local reporters = raw[first + 10]
   for item in string.gmatch(reporters or '', '[^,]+') do
     local pod, bucket = string.match(item, '^([%w%._@/%-]+)=(%d+)$')
