@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-from typing import Any, AsyncIterator, Dict, Optional
+from typing import Any, AsyncIterator, Dict, List, Optional
 
 from . import _native
 
@@ -203,6 +203,36 @@ class CircuitBreaker:
 
     def agents(self) -> list:
         return self._native.agents()
+
+    def configure(self, agent_id: str, **settings: Any) -> Dict[str, Any]:
+        """Replaces ``agent_id``'s own settings, fleet-wide: stored with the
+        agent (in Redis), they override this breaker's for that agent on
+        every pod from its next call, without a restart. Keywords, each
+        optional: ``failure_threshold``, ``half_open_max_calls``,
+        ``base_backoff_ms``, ``backoff_multiplier``, ``max_backoff_ms``,
+        ``recovery_timeout_ms``, ``failure_rate_threshold``,
+        ``slow_call_duration_ms``, ``slow_call_rate_threshold``,
+        ``window_ms``, ``minimum_calls``, ``min_reporting_pods``,
+        ``backoff_jitter`` (a rate threshold or ``slow_call_duration_ms`` of
+        0 turns that policy off for the agent). No keyword clears them.
+        An unknown name or a value out of range raises ``ValueError`` and
+        writes nothing. Returns the settings now stored."""
+        stored = self._native.configure(agent_id, json.dumps(settings))
+        return json.loads(stored)
+
+    def settings(self, agent_id: str) -> Dict[str, Any]:
+        """``agent_id``'s own settings (``{}``: none)."""
+        return json.loads(self._native.settings(agent_id))
+
+    def local_opens(self) -> List[Dict[str, Any]]:
+        """The agents this pod opened for itself alone (a trip condition held,
+        but fewer than ``min_reporting_pods`` pods reported trouble): dicts
+        with ``agent_id``, ``seconds_left`` and ``reason``. The fleet's state
+        of each is unchanged."""
+        return [
+            {"agent_id": agent_id, "seconds_left": left, "reason": reason}
+            for agent_id, left, reason in self._native.local_opens()
+        ]
 
     def flush(self) -> None:
         """Sends locally counted successes to the store now."""

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use fleet_breaker::breaker::StorePolicy;
 use fleet_breaker::clock::{Clock, SystemClock};
+use fleet_breaker::config::AgentSettings;
 use fleet_breaker::{
     AgentId, AgentMetrics, BreakerConfig, BreakerError, CircuitBreaker, RedisStore, RedisTarget,
     Snapshot,
 };
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3_async_runtimes::tokio::future_into_py;
 
@@ -325,6 +326,46 @@ impl NativeBreaker {
             Err(BreakerError::UnknownAgent(_)) => Ok(None),
             Err(e) => Err(errors::breaker(py, &e)),
         }
+    }
+
+    /// Replaces the agent's own settings, fleet-wide (`settings_json`: an
+    /// object of [`AgentSettings`] fields; `{}` clears them); the settings
+    /// now stored, as JSON. An unknown field, a wrong type or a value out of
+    /// range is a `ValueError`, and nothing is written.
+    fn configure(&self, py: Python<'_>, agent_id: &str, settings_json: &str) -> PyResult<String> {
+        let agent = agent(agent_id)?;
+        let settings: AgentSettings = serde_json::from_str(settings_json)
+            .map_err(|e| PyValueError::new_err(format!("invalid agent settings: {e}")))?;
+        let snapshot = block_on(py, self.breaker.configure(&agent, settings))
+            .map_err(|e| errors::breaker(py, &e))?;
+        json(&snapshot.settings)
+    }
+
+    /// The agent's own settings as JSON (`{}`: none, or an agent no pod
+    /// has called).
+    fn settings(&self, py: Python<'_>, agent_id: &str) -> PyResult<String> {
+        let agent = agent(agent_id)?;
+        match block_on(py, self.breaker.settings(&agent)) {
+            Ok(settings) => json(&settings),
+            Err(BreakerError::UnknownAgent(_)) => json(&AgentSettings::default()),
+            Err(e) => Err(errors::breaker(py, &e)),
+        }
+    }
+
+    /// The agents this pod opened for itself alone: (agent, seconds left,
+    /// the trip condition).
+    fn local_opens(&self) -> Vec<(String, f64, &'static str)> {
+        self.breaker
+            .local_opens()
+            .into_iter()
+            .map(|(agent, left, reason)| {
+                (
+                    agent.as_str().to_owned(),
+                    left.as_secs_f64(),
+                    reason.as_str(),
+                )
+            })
+            .collect()
     }
 
     /// The agents the store knows.

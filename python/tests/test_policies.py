@@ -102,3 +102,59 @@ async def test_a_quorum_of_two_keeps_one_pods_rate_trip_on_that_pod(store):
 def test_invalid_policies_raise_value_error_naming_the_field(kwargs, field):
     with pytest.raises(ValueError, match=f"`{field}` is"):
         CircuitBreaker(**kwargs)
+
+
+async def test_an_agents_own_settings_change_its_judgement_on_every_pod(store):
+    """configure() stores settings with the agent: from the next call, every
+    breaker on the store judges that agent by them, and no other."""
+    pod_a = CircuitBreaker(failure_threshold=5, **store)
+    pod_b = pod_a if not store else CircuitBreaker(failure_threshold=5, **store)
+    assert pod_a.settings("agent-tight") == {}
+    stored = pod_a.configure("agent-tight", failure_threshold=2)
+    assert stored == {"failure_threshold": 2}
+    assert pod_b.settings("agent-tight") == {"failure_threshold": 2}
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            async with pod_b.guard("agent-tight"):
+                raise RuntimeError("boom")
+    assert pod_b.get_state("agent-tight") is CircuitState.OPEN, "two failures are enough"
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            async with pod_b.guard("agent-loose"):
+                raise RuntimeError("boom")
+    assert pod_b.get_state("agent-loose") is CircuitState.CLOSED, "the others keep five"
+    assert pod_a.configure("agent-tight") == {}, "no keyword clears them"
+    assert pod_b.settings("agent-tight") == {}
+
+
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        ({"failure_threshhold": 2}, "failure_threshhold"),
+        ({"failure_threshold": 0}, "failure_threshold"),
+        ({"failure_rate_threshold": 1.5}, "failure_rate_threshold"),
+        ({"window_ms": "soon"}, "invalid type"),
+    ],
+)
+def test_settings_that_cannot_apply_raise_value_error_and_write_nothing(kwargs, says):
+    breaker = CircuitBreaker()
+    with pytest.raises(ValueError, match=says):
+        breaker.configure("agent-1", **kwargs)
+    assert breaker.settings("agent-1") == {}
+
+
+async def test_local_opens_lists_what_this_pod_opened_below_the_quorum(store):
+    breaker = CircuitBreaker(
+        failure_threshold=100,
+        failure_rate_threshold=0.5,
+        window=10,
+        minimum_calls=4,
+        min_reporting_pods=2,
+        **store,
+    )
+    assert breaker.local_opens() == []
+    assert await alternate(breaker, "agent-q", 20) < 20
+    [opened] = breaker.local_opens()
+    assert opened["agent_id"] == "agent-q"
+    assert opened["reason"] == "failure_rate"
+    assert 0 < opened["seconds_left"] <= 60
