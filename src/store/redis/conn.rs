@@ -520,10 +520,14 @@ fn is_function_missing(e: &RedisError) -> bool {
 }
 
 /// The server cannot run functions (before Redis 7), or its ACL refuses
-/// `FCALL` or `FUNCTION LOAD` to this user: scripts go by `EVALSHA`.
+/// the command `FCALL` or `FUNCTION LOAD` to this user: scripts go by
+/// `EVALSHA`. A key or channel the ACL refuses is not that: `EVALSHA` would
+/// be refused too, and the error is the caller's to see.
 fn refuses_functions(e: &RedisError) -> bool {
-    matches!(e.kind(), ErrorKind::Server(ServerErrorKind::NoPerm))
-        || e.code() == Some("NOPERM")
+    let no_permission = matches!(e.kind(), ErrorKind::Server(ServerErrorKind::NoPerm))
+        || e.code() == Some("NOPERM");
+    // Redis 7: "NOPERM User NAME has no permissions to run the 'fcall' command".
+    (no_permission && e.detail().is_some_and(|d| d.contains("to run the")))
         || is_unknown_command(e)
 }
 
