@@ -68,8 +68,10 @@ async def test_slow_calls_trip_by_their_rate_timed_from_grant_to_settling(store)
     assert breaker.get_state("agent-slow2") is CircuitState.OPEN
 
 
-async def test_a_quorum_of_two_keeps_one_pods_rate_trip_on_that_pod(store):
-    breaker = CircuitBreaker(
+def quorum_of_two(store):
+    """A breaker that trips on a failure rate, but fleet-wide only once two
+    pods report trouble."""
+    return CircuitBreaker(
         failure_threshold=100,
         failure_rate_threshold=0.5,
         window=10,
@@ -78,6 +80,10 @@ async def test_a_quorum_of_two_keeps_one_pods_rate_trip_on_that_pod(store):
         backoff_jitter=0.1,
         **store,
     )
+
+
+async def test_a_quorum_of_two_keeps_one_pods_rate_trip_on_that_pod(store):
+    breaker = quorum_of_two(store)
     assert await alternate(breaker, "agent-q", 20) < 20, "refused on this pod"
     assert breaker.get_state("agent-q") is CircuitState.CLOSED, "the fleet's state"
     with pytest.raises(CircuitOpenError) as refused:
@@ -144,14 +150,7 @@ def test_settings_that_cannot_apply_raise_value_error_and_write_nothing(kwargs, 
 
 
 async def test_local_opens_lists_what_this_pod_opened_below_the_quorum(store):
-    breaker = CircuitBreaker(
-        failure_threshold=100,
-        failure_rate_threshold=0.5,
-        window=10,
-        minimum_calls=4,
-        min_reporting_pods=2,
-        **store,
-    )
+    breaker = quorum_of_two(store)
     assert breaker.local_opens() == []
     assert await alternate(breaker, "agent-q", 20) < 20
     [opened] = breaker.local_opens()

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use redis::aio::MultiplexedConnection;
+
 use fleet_breaker::alerts::Webhooks;
 use fleet_breaker::router::FailoverRouter;
 use fleet_breaker::store::BreakerStore;
@@ -105,26 +107,45 @@ fn the_operations_page_shows_the_acl_line_that_these_tests_use() {
     );
 }
 
+/// A user of the test's own on `redis`, named `prefix`, with the rules of
+/// [`acl_rules`] that `keep` keeps, and the command counts reset on a
+/// server the test owns (from then on they are nearly all the user's): its
+/// URL and password, and an admin connection. `None` where `REDIS_URL` names
+/// a user already: the test needs to log in as its own.
+async fn acl_user(
+    redis: &TestRedis,
+    prefix: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Option<(String, String, MultiplexedConnection)> {
+    let password = format!("secret-{}", uuid::Uuid::new_v4().simple());
+    let Some(url) = with_user(&redis.url(), prefix, &password) else {
+        eprintln!("skipped: REDIS_URL names a user already; this test needs to log in as its own");
+        return None;
+    };
+    let mut root = redis.connection().await;
+    let mut setuser = vec!["ACL".to_owned(), "SETUSER".to_owned(), prefix.to_owned()];
+    setuser.extend(
+        acl_rules(prefix, &password)
+            .into_iter()
+            .filter(|rule| keep(rule)),
+    );
+    let setuser: Vec<&str> = setuser.iter().map(String::as_str).collect();
+    let () = admin(&mut root, &setuser).await;
+    if redis.is_owned() {
+        redis.reset_stats().await;
+    }
+    Some((url, password, root))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_acl_user_with_only_the_listed_commands_runs_breaker_watcher_and_router() {
     init_tracing();
     let redis = TestRedis::start().await;
     let prefix = unique_prefix("acl");
     let user = prefix.clone();
-    let password = format!("secret-{}", uuid::Uuid::new_v4().simple());
-    let Some(url) = with_user(&redis.url(), &user, &password) else {
-        eprintln!("skipped: REDIS_URL names a user already; this test needs to log in as its own");
+    let Some((url, password, mut root)) = acl_user(&redis, &prefix, |_| true).await else {
         return;
     };
-    let mut root = redis.connection().await;
-    let mut setuser = vec!["ACL".to_owned(), "SETUSER".to_owned(), user.clone()];
-    setuser.extend(acl_rules(&prefix, &password));
-    let setuser: Vec<&str> = setuser.iter().map(String::as_str).collect();
-    let () = admin(&mut root, &setuser).await;
-    if redis.is_owned() {
-        // From here on, command counts are (nearly all) the ACL user's.
-        redis.reset_stats().await;
-    }
 
     // The store, as the ACL user; Debug shows the password as "set".
     let store = RedisStore::builder(url.clone())
@@ -352,23 +373,10 @@ async fn a_user_refused_functions_runs_the_operations_by_evalsha() {
     let redis = TestRedis::start().await;
     let prefix = unique_prefix("acl-no-functions");
     let user = prefix.clone();
-    let password = format!("secret-{}", uuid::Uuid::new_v4().simple());
-    let Some(url) = with_user(&redis.url(), &user, &password) else {
-        eprintln!("skipped: REDIS_URL names a user already; this test needs to log in as its own");
+    let no_functions = |rule: &str| rule != "+fcall" && rule != "+function|load";
+    let Some((url, _, mut root)) = acl_user(&redis, &prefix, no_functions).await else {
         return;
     };
-    let mut root = redis.connection().await;
-    let mut setuser = vec!["ACL".to_owned(), "SETUSER".to_owned(), user.clone()];
-    setuser.extend(
-        acl_rules(&prefix, &password)
-            .into_iter()
-            .filter(|rule| rule != "+fcall" && rule != "+function|load"),
-    );
-    let setuser: Vec<&str> = setuser.iter().map(String::as_str).collect();
-    let () = admin(&mut root, &setuser).await;
-    if redis.is_owned() {
-        redis.reset_stats().await;
-    }
 
     let store = RedisStore::builder(url)
         .prefix(prefix.clone())

@@ -527,8 +527,7 @@ fn refuses_functions(e: &RedisError) -> bool {
     let no_permission = matches!(e.kind(), ErrorKind::Server(ServerErrorKind::NoPerm))
         || e.code() == Some("NOPERM");
     // Redis 7: "NOPERM User NAME has no permissions to run the 'fcall' command".
-    (no_permission && e.detail().is_some_and(|d| d.contains("to run the")))
-        || is_unknown_command(e)
+    (no_permission && e.detail().is_some_and(|d| d.contains("to run the"))) || is_unknown_command(e)
 }
 
 /// A command this server does not have (`FCALL`, `FUNCTION` before Redis 7).
