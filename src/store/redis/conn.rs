@@ -526,7 +526,7 @@ fn is_function_missing(e: &RedisError) -> bool {
 fn refuses_functions(e: &RedisError) -> bool {
     let no_permission = matches!(e.kind(), ErrorKind::Server(ServerErrorKind::NoPerm))
         || e.code() == Some("NOPERM");
-    // Redis 7: "NOPERM User NAME has no permissions to run the 'fcall' command".
+    // Redis 7: "NOPERM this user has no permissions to run the 'fcall' command".
     (no_permission && e.detail().is_some_and(|d| d.contains("to run the"))) || is_unknown_command(e)
 }
 

@@ -91,6 +91,7 @@ impl Library {
     fn build() -> Self {
         let mut body = String::from("local KEYS, ARGV\n");
         body.push_str(PRELUDE);
+        // The SHA-1 that names scripts too (redis-rs computes it for a Script).
         let hash = Script::new(&format!(
             "{body}{}",
             OPS.map(|(name, file)| format!("{name}\n{file}")).concat()
