@@ -8,6 +8,7 @@ mod support;
 mod census;
 mod common;
 mod failover;
+mod functions;
 mod policies;
 mod races;
 mod replay;
