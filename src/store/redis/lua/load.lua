@@ -234,6 +234,8 @@ end
 local function read_settings(c)
   local raw = redis.pcall('HGETALL', c.config_key)
   if raw.err then corrupt(c.config_key, 'type', key_type(c.config_key), 'a hash') end
+  -- Most agents have none: `c.settings` stays false (the reply's `{}`).
+  if #raw == 0 then return end
   local stored = {}
   for i = 1, #raw, 2 do
     if setting_spec(raw[i]) == nil then
