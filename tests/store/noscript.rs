@@ -1,5 +1,6 @@
 //! `SCRIPT FLUSH`, `FUNCTION FLUSH` and a Redis restart between calls are
-//! invisible to callers.
+//! invisible to callers, and a Redis without functions (before Redis 7) runs
+//! the same operations by `EVALSHA`.
 
 use std::time::Duration;
 
@@ -108,4 +109,43 @@ async fn redis_restart_between_calls_is_invisible() {
         vec![agent],
         "agent registered again"
     );
+}
+
+#[tokio::test]
+async fn a_redis_without_functions_runs_every_operation_by_evalsha() {
+    // As before Redis 7: `FCALL` and `FUNCTION` are unknown commands.
+    let Some(redis) = TestRedis::start_with_args(&[
+        "--rename-command",
+        "FCALL",
+        "",
+        "--rename-command",
+        "FUNCTION",
+        "",
+    ])
+    .await
+    else {
+        return;
+    };
+    let prefix = unique_prefix("no-functions");
+    let breaker = breaker(&redis, &prefix).await;
+    let agent = AgentId::new("agent-1").unwrap();
+    redis.reset_stats().await;
+    for _ in 0..2 {
+        let permit = breaker.acquire(&agent).await.expect("admitted by Redis");
+        assert!(
+            !permit.is_degraded(),
+            "decided by Redis, not by the fallback"
+        );
+        permit.failure("boom").await;
+    }
+    redis.script_flush().await;
+    let snapshot = breaker
+        .snapshot(&agent)
+        .await
+        .expect("a snapshot after SCRIPT FLUSH");
+    assert_eq!(snapshot.failure_count, 2);
+    let stats = redis.command_stats().await;
+    let scripts = stats.get("evalsha").copied().unwrap_or(0);
+    assert!(scripts >= 5, "every operation by EVALSHA: {stats:?}");
+    assert_eq!(stats.get("fcall"), None, "{stats:?}");
 }

@@ -82,6 +82,33 @@ impl std::fmt::Debug for TestRedis {
 }
 
 impl TestRedis {
+    /// A `redis-server` of the test's own started with `args` after the
+    /// usual ones (`--rename-command FCALL ""` to stand for an older Redis,
+    /// say); `None` (the test skips) where `REDIS_URL` names the server or
+    /// no binary is found.
+    pub async fn start_with_args(args: &[&str]) -> Option<TestRedis> {
+        if std::env::var("REDIS_URL").is_ok_and(|u| !u.trim().is_empty()) {
+            eprintln!("skipped: REDIS_URL is set, and this test starts a server of its own");
+            return None;
+        }
+        let binary = redis_server::find_binary()?;
+        Some(Self::local(binary, args.iter().map(|a| (*a).to_owned()).collect()).await)
+    }
+
+    async fn local(binary: std::path::PathBuf, args: Vec<String>) -> TestRedis {
+        let shown = binary.display().to_string();
+        let server = tokio::task::spawn_blocking(move || LocalServer::start(binary, args))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            .unwrap_or_else(|e| panic!("cannot start {shown} for the tests: {e}"));
+        let port = server.port();
+        TestRedis {
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+            backend: Backend::Local(server),
+        }
+    }
+
     /// A Redis that answers `PING`; see the type's behaviour list for where
     /// it comes from.
     ///
@@ -96,17 +123,7 @@ impl TestRedis {
             return Self::external(url).await;
         }
         if let Some(binary) = redis_server::find_binary() {
-            let shown = binary.display().to_string();
-            let server = tokio::task::spawn_blocking(move || LocalServer::start(binary))
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-                .unwrap_or_else(|e| panic!("cannot start {shown} for the tests: {e}"));
-            let port = server.port();
-            return TestRedis {
-                url: format!("redis://127.0.0.1:{port}"),
-                port,
-                backend: Backend::Local(server),
-            };
+            return Self::local(binary, Vec::new()).await;
         }
         #[cfg(feature = "testcontainers")]
         return Self::container().await;

@@ -38,6 +38,8 @@ pub(super) struct LocalServer {
     binary: PathBuf,
     dir: tempfile::TempDir,
     port: u16,
+    /// Arguments after the defaults (kept for a restart).
+    extra: Vec<String>,
     /// `None` after [`LocalServer::kill`].
     child: Option<Child>,
 }
@@ -95,7 +97,7 @@ impl LocalServer {
     /// # Errors
     ///
     /// A message with the server's log when it does not come up.
-    pub(super) fn start(binary: PathBuf) -> Result<Self, String> {
+    pub(super) fn start(binary: PathBuf, extra: Vec<String>) -> Result<Self, String> {
         let dir = tempfile::Builder::new()
             .prefix("fleet-breaker-redis-")
             .tempdir()
@@ -104,6 +106,7 @@ impl LocalServer {
             binary,
             dir,
             port: 0,
+            extra,
             child: None,
         };
         for _ in 0..PORT_ATTEMPTS {
@@ -195,6 +198,7 @@ impl LocalServer {
             .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
