@@ -208,7 +208,6 @@ impl RedisStore {
         self.inner.timeout
     }
 
-    /// The keys and common arguments of a script call on `agent`.
     /// The scripts' common arguments under `config`: those of the last
     /// call when it had the same config (a breaker has one), else made anew.
     fn common(&self, config: &BreakerConfig) -> Arc<scripts::Common> {
@@ -228,6 +227,7 @@ impl RedisStore {
         }
     }
 
+    /// The keys and common arguments of a script call on `agent`.
     fn call(&self, config: &BreakerConfig, agent: &AgentId) -> Call {
         let now_override = self
             .inner
@@ -243,15 +243,15 @@ impl RedisStore {
         )
     }
 
-    /// Runs `script`; on a cluster, also does the writes the script left
+    /// Runs `op`; on a cluster, also does the writes the script left
     /// out (see the type's `## Behavior`) and strips its `created` item.
     async fn eval(
         &self,
-        script: &scripts::Op,
+        op: &scripts::Op,
         call: &Call,
         agent: &AgentId,
     ) -> Result<::redis::Value, StoreError> {
-        let value = self.inner.lanes.eval(script, call, agent).await?;
+        let value = self.inner.lanes.eval(op, call, agent).await?;
         if !self.inner.cluster {
             return Ok(value);
         }
