@@ -370,6 +370,9 @@ end
 -- modulo 10 (each short, so the hash keeps Redis's compact encoding), then
 -- the reporters.
 local WINDOW_FIELDS = { 'w0', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9', 'reporters' }
+-- Where WINDOW_FIELDS start in what `load` reads (load.lua: one HMGET of
+-- FIELDS, then WINDOW_FIELDS, then `epoch`).
+local WINDOW_AT = #FIELDS + 1
 
 -- The window as text for the reply (see "Window").
 local function window_text(s)
@@ -535,7 +538,7 @@ end
 -- or deletes every window field.
 local function loaded_window(s, i)
   if s.repaired then return '?' end
-  return s.loaded and s.loaded[#FIELDS + i] or ''
+  return s.loaded and s.loaded[WINDOW_AT + i - 1] or ''
 end
 
 -- Writes what changed, then publishes the transition `tr` (JSON), if any.

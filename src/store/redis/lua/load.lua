@@ -65,9 +65,9 @@ end
 -- `ipairs` and `unpack` do not exist yet: plain loops only.
 local FIELDS_AND_WINDOW = {}
 for i = 1, #FIELDS do FIELDS_AND_WINDOW[i] = FIELDS[i] end
-for i = 1, #WINDOW_FIELDS do FIELDS_AND_WINDOW[#FIELDS + i] = WINDOW_FIELDS[i] end
+for i = 1, #WINDOW_FIELDS do FIELDS_AND_WINDOW[WINDOW_AT + i - 1] = WINDOW_FIELDS[i] end
 FIELDS_AND_WINDOW[#FIELDS_AND_WINDOW + 1] = 'epoch'
-local WINDOW_AT, EPOCH_AT = #FIELDS + 1, #FIELDS_AND_WINDOW
+local EPOCH_AT = #FIELDS_AND_WINDOW
 local EXPECTED_BUCKET = 'index:calls:failures:slow, the index ending in the field\'s digit'
 local EXPECTED_REPORTERS = 'pod=bucket, comma-separated'
 
