@@ -4,7 +4,9 @@
 use std::fmt;
 use std::future::Future;
 
+use super::Facts;
 use super::permit::Origin;
+use super::quick::{self, Quick};
 use super::{CircuitBreaker, Permit, Rejected};
 use crate::agent_id::AgentId;
 use crate::cache::{EntryRef, Judged};
@@ -93,14 +95,18 @@ impl AgentHandle {
     ///
     /// [`Rejected`] when the circuit refuses the call (or, under
     /// `FailClosed`, when the store cannot be reached).
-    pub async fn acquire(&self) -> Result<AgentPermit<'_>, Rejected> {
-        if let Some(decided) = self.try_acquire() {
-            return decided;
-        }
-        let permit = self.breaker.acquire_from_store(&self.agent).await?;
-        Ok(AgentPermit {
-            handle: self,
-            kind: Kind::Store(Box::new(permit)),
+    #[inline]
+    pub fn acquire(&self) -> impl Future<Output = Result<AgentPermit<'_>, Rejected>> + Send + '_ {
+        quick::decide(move || {
+            self.try_acquire().ok_or_else(|| -> quick::Boxed<'_, _> {
+                Box::pin(async move {
+                    let permit = self.breaker.acquire_from_store(&self.agent).await?;
+                    Ok(AgentPermit {
+                        handle: self,
+                        kind: Kind::Store(Box::new(permit)),
+                    })
+                })
+            })
         })
     }
 
@@ -237,7 +243,7 @@ impl fmt::Debug for AgentPermit<'_> {
     }
 }
 
-impl AgentPermit<'_> {
+impl<'a> AgentPermit<'a> {
     /// The agent this permit allows calling.
     #[must_use]
     pub fn agent(&self) -> &AgentId {
@@ -266,8 +272,9 @@ impl AgentPermit<'_> {
     }
 
     /// The call succeeded.
-    pub async fn success(self) {
-        self.settle(Outcome::Success).await;
+    #[inline]
+    pub fn success(self) -> impl Future<Output = ()> + Send + 'a {
+        self.settle(Outcome::Success)
     }
 
     /// The call succeeded: counted now, with no `.await`, where the pod
@@ -304,31 +311,41 @@ impl AgentPermit<'_> {
     }
 
     /// The call says nothing about the agent.
-    pub async fn neutral(self) {
-        self.settle(Outcome::Neutral).await;
+    pub fn neutral(self) -> impl Future<Output = ()> + Send + 'a {
+        self.settle(Outcome::Neutral)
     }
 
-    /// Settles with `outcome`.
-    pub async fn settle(self, outcome: Outcome) {
+    /// Settles with `outcome`: at once where the pod may (a neutral
+    /// outcome, a success counted locally), else by the returned future's
+    /// round trip, as [`Permit::settle`].
+    #[inline]
+    pub fn settle(self, outcome: Outcome) -> impl Future<Output = ()> + Send + 'a {
+        self.settle_quick(outcome)
+    }
+
+    #[inline]
+    fn settle_quick(self, outcome: Outcome) -> Quick<'a, ()> {
         let handle = self.handle;
         let generation = match self.kind {
-            Kind::Store(permit) => return permit.settle(outcome).await,
+            Kind::Store(permit) => return permit.settle_facts(Facts::of(outcome)),
             Kind::Local { generation } => generation,
         };
         if outcome == Outcome::Neutral {
             // Not a probe: a neutral outcome changes nothing.
-            return;
+            return quick::done(());
         }
         if outcome == Outcome::Success && handle.counts_success(generation) {
-            return;
+            return quick::done(());
         }
         let ticket = Ticket {
             permit_id: String::new(),
             generation,
         };
-        handle
-            .breaker
-            .settle(&handle.agent, &ticket, outcome, Origin::Store, false)
-            .await;
+        quick::later(async move {
+            handle
+                .breaker
+                .settle(&handle.agent, &ticket, outcome, Origin::Store, false)
+                .await;
+        })
     }
 }

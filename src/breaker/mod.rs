@@ -261,11 +261,15 @@ impl CircuitBreaker {
     ///
     /// [`Rejected`] when the circuit refuses the call (or, under
     /// `FailClosed`, when the store cannot be reached).
-    pub async fn acquire(&self, agent: &AgentId) -> Result<Permit, Rejected> {
-        if let Some(decided) = self.try_acquire(agent) {
-            return decided;
-        }
-        self.acquire_from_store(agent).await
+    #[inline]
+    pub fn acquire<'a>(
+        &'a self,
+        agent: &'a AgentId,
+    ) -> impl Future<Output = Result<Permit, Rejected>> + Send + 'a {
+        quick::decide(move || {
+            self.try_acquire(agent)
+                .ok_or_else(|| -> quick::Boxed<'_, _> { Box::pin(self.acquire_from_store(agent)) })
+        })
     }
 
     /// [`acquire`](Self::acquire) without waiting: the decision where the

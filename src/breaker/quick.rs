@@ -10,9 +10,21 @@
 //! itself and the handle's methods stay `async fn`: the same shape there
 //! measured no faster on a closed circuit and slower on a rejection (41 and
 //! 42 ns as `async fn`, 47 and 52 ns as this).
+//!
+//! [`Decide`]: the future of an `acquire`, which decides on its first poll.
+//! Neither an `async fn` nor a `Ready` holding the decision: the first's
+//! `poll` is not inlined across crates, and both hand the permit over
+//! through memory in pieces of different widths, so the caller's wide reads
+//! of it stalled on store forwarding. `Decide`'s `poll` is generic, inlined
+//! into the caller's, and returns the decision in registers. Measured with
+//! `cargo bench --bench breaker -- handle` (fourth pass, docs/operations.md):
+//! a cached admit and its success through a handle took 21 to 22 ns as an
+//! `async fn`, 24 ns as a `Ready`, 13 ns as this; the same calls without a
+//! future (`try_acquire`, `try_success`) take 8.
 
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use futures::future::Either;
 
@@ -27,4 +39,51 @@ pub(crate) fn done<'a, T>(value: T) -> Quick<'a, T> {
 /// Decided by `work`, which goes to the store.
 pub(crate) fn later<'a, T>(work: impl Future<Output = T> + Send + 'a) -> Quick<'a, T> {
     Either::Right(Box::pin(work))
+}
+
+/// The store's round trip, boxed.
+pub(crate) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A future that runs `decide` on its first poll: the pod's decision, or
+/// the round trip that asks the store, which it then polls.
+pub(crate) struct Decide<'a, T, D> {
+    /// `Some` until the first poll.
+    decide: Option<D>,
+    /// The store's round trip, once the pod could not decide.
+    store: Option<Boxed<'a, T>>,
+}
+
+/// A [`Decide`] future of `decide`.
+#[inline]
+pub(crate) fn decide<'a, T, D>(decide: D) -> Decide<'a, T, D>
+where
+    D: FnOnce() -> Result<T, Boxed<'a, T>> + Unpin,
+{
+    Decide {
+        decide: Some(decide),
+        store: None,
+    }
+}
+
+impl<'a, T, D> Future for Decide<'a, T, D>
+where
+    D: FnOnce() -> Result<T, Boxed<'a, T>> + Unpin,
+{
+    type Output = T;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        if let Some(decide) = self.decide.take() {
+            match decide() {
+                Ok(decided) => return Poll::Ready(decided),
+                Err(store) => self.store = Some(store),
+            }
+        }
+        match &mut self.store {
+            Some(store) => store.as_mut().poll(cx),
+            // Polled again after it was ready: a caller's bug, not ours to
+            // panic on; never ready again, as a fused future would not be.
+            None => Poll::Pending,
+        }
+    }
 }

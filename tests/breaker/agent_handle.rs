@@ -225,3 +225,30 @@ fn a_call_through_the_breaker_or_a_handle_is_send() {
     let handle = breaker.agent(&id);
     send(handle.call(async { Ok::<_, std::io::Error>(()) }));
 }
+
+/// `acquire`'s future decides when it is first polled, as an `async fn`
+/// would, not when it is made: a future made before a force and awaited
+/// after it sees the force, through the breaker and through a handle.
+#[tokio::test]
+async fn an_acquire_decides_when_polled_not_when_made() {
+    let (breaker, _ops, _clock) = counting();
+    let a = agent("agent-1");
+    breaker.acquire(&a).await.unwrap().success().await;
+    let handle = breaker.agent(&a);
+    let by_breaker = breaker.acquire(&a);
+    let by_handle = handle.acquire();
+    breaker.force(&a, ForceMode::Open, None).await.unwrap();
+    assert_eq!(
+        by_breaker.await.unwrap_err().state,
+        CircuitState::ForcedOpen
+    );
+    assert_eq!(by_handle.await.unwrap_err().state, CircuitState::ForcedOpen);
+    breaker.force(&a, ForceMode::Auto, None).await.unwrap();
+    let by_breaker = breaker.acquire(&a);
+    let by_handle = handle.acquire();
+    breaker.force(&a, ForceMode::Closed, None).await.unwrap();
+    assert_eq!(
+        by_breaker.await.unwrap().generation(),
+        by_handle.await.unwrap().generation()
+    );
+}
