@@ -11,14 +11,19 @@ use crate::model::CircuitState;
 
 impl Cache {
     /// Decides locally where the cache may; counts a local rejection.
+    ///
+    /// Judges under the map's read lock, so that only an admission takes a
+    /// reference to the entry (for its permit): a rejection or an `Ask`
+    /// writes no reference count.
     #[inline]
     pub(crate) fn decide(&self, agent: &AgentId) -> Cached {
-        let decision = match self.entry(agent) {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let decision = match entries.get(agent) {
             None => Cached::Ask,
-            Some(entry) => match self.judge(&entry) {
+            Some(entry) => match self.judge(entry) {
                 Judged::Admit(generation) => Cached::Admit {
                     generation,
-                    entry: EntryRef(entry),
+                    entry: EntryRef(Arc::clone(entry)),
                 },
                 Judged::Reject {
                     state,
@@ -30,6 +35,7 @@ impl Cache {
                 Judged::Ask => Cached::Ask,
             },
         };
+        drop(entries);
         if decision == Cached::Ask {
             self.misses.fetch_add(1, Ordering::Relaxed);
         }
