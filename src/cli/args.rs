@@ -83,7 +83,7 @@ pub struct StoreArgs {
     )]
     pub redis_ca: Option<PathBuf>,
     /// The breaker's settings as a JSON file; the help text states the
-    /// defaults, rendered from [`BreakerConfig::default`] by [`config_help`].
+    /// defaults, rendered from [`BreakerConfig::default`] by `config_help`.
     #[arg(long, hide_env_values = true, env = "FLEET_BREAKER_CONFIG", global = true, value_name = "PATH", help = config_help())]
     pub config: Option<PathBuf>,
 }
@@ -187,7 +187,7 @@ pub struct ServeArgs {
     /// `secret-env=VAR` (sign with HMAC-SHA256), `format=json|slack|pagerduty` (pagerduty
     /// needs `routing-key=K` or `routing-key-env=VAR`), and filters `to=STATE|STATE...`,
     /// `from=STATE|...`, `agents=PATTERN|...` (`*` matches any run of characters), e.g.
-    /// --webhook 'https://hooks.slack.com/services/T/B/X format=slack to=open|closed'.
+    /// `--webhook 'https://hooks.slack.com/services/T/B/X format=slack to=open|closed'`.
     /// A comma always starts a new webhook: give a secret holding commas or spaces with secret-env.
     #[arg(
         long = "webhook",

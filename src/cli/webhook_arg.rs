@@ -12,7 +12,7 @@ pub(crate) const WEBHOOK_SYNTAX: &str = "URL [secret=S | secret-env=VAR] [format
      [routing-key=K | routing-key-env=VAR] [to=STATE|STATE...] [from=STATE|...] [agents=PATTERN|...]";
 
 /// One `--webhook` value: a URL, then options separated by spaces. Parsed
-/// when `serve` starts ([`WebhookArg::parse`]), not by clap, so that no
+/// when `serve` starts (`WebhookArg::parse`), not by clap, so that no
 /// error message shows a secret.
 ///
 /// `Debug` shows the URL with its password as `set`, and every option

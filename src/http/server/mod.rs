@@ -66,7 +66,7 @@ use conn::Activity;
 /// Pause after an `accept` error other than a refused or reset connection.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// The limits of [`serve`]; see the [module docs](self).
+/// The limits of [`serve`]; see the module docs of `http::server`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServeOptions {
@@ -101,7 +101,7 @@ impl Default for ServeOptions {
 
 /// Serves `app` on `listener` within `options` until `shutdown` resolves,
 /// then shuts down within [`ServeOptions::shutdown_grace`]; see the
-/// [module docs](self).
+/// module docs of `http::server`.
 pub async fn serve<F>(listener: TcpListener, app: Router, options: ServeOptions, shutdown: F)
 where
     F: Future<Output = ()> + Send,
