@@ -63,10 +63,11 @@ fn median_ns(name: &str, since: SystemTime) -> Option<f64> {
     json["median"]["point_estimate"].as_f64()
 }
 
-/// `a / b` as "12.3x", or "-" when either is missing.
+/// `a / b` as "12.34x" (two decimals, so that a ratio just past its goal
+/// does not print as the goal), or "-" when either is missing.
 fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.1}x", a / b),
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
         _ => "-".to_owned(),
     }
 }

@@ -1,26 +1,24 @@
-//! [`Quick`]: the future of an operation the pod may finish alone.
+//! The futures of operations the pod may finish alone.
 //!
-//! A success on a circuit the cache trusts closed and clean is counted
-//! locally, with no round trip, so [`Permit`](super::Permit)'s settling
+//! [`Quick`], for settling: a success on a circuit the cache trusts closed
+//! and clean is counted locally, with no round trip, so a permit's settling
 //! counts it before returning and hands back a future that is ready at once;
 //! only an outcome that goes to the store boxes its future. Measured in
 //! alternating runs of `cargo bench --bench breaker` (docs/operations.md,
 //! "Second pass"): `acquire` + `success` on a cached closed circuit took 73
-//! and 75 ns with `async fn` settling, 60 and 60 ns with this. `acquire`
-//! itself and the handle's methods stay `async fn`: the same shape there
-//! measured no faster on a closed circuit and slower on a rejection (41 and
-//! 42 ns as `async fn`, 47 and 52 ns as this).
+//! and 75 ns with `async fn` settling, 60 and 60 ns with this.
 //!
-//! [`Decide`]: the future of an `acquire`, which decides on its first poll.
-//! Neither an `async fn` nor a `Ready` holding the decision: the first's
-//! `poll` is not inlined across crates, and both hand the permit over
-//! through memory in pieces of different widths, so the caller's wide reads
-//! of it stalled on store forwarding. `Decide`'s `poll` is generic, inlined
-//! into the caller's, and returns the decision in registers. Measured with
-//! `cargo bench --bench breaker -- handle` (fourth pass, docs/operations.md):
-//! a cached admit and its success through a handle took 21 to 22 ns as an
-//! `async fn`, 24 ns as a `Ready`, 13 ns as this; the same calls without a
-//! future (`try_acquire`, `try_success`) take 8.
+//! [`Decide`], for `acquire`: a future that decides on its first poll, as an
+//! `async fn` would. Neither an `async fn` nor a `Quick` (a `Ready` holding
+//! the decision): the first's `poll` is not inlined across crates, and both
+//! hand the permit over through memory in pieces of different widths, which
+//! the caller's wide reads stalled on (store forwarding, seen by `perf
+//! annotate`). `Decide`'s `poll` is generic, inlined into the caller's, and
+//! returns the decision in registers. Measured with `cargo bench --bench
+//! breaker -- handle` ("Fifth pass"): a cached admit and its success through
+//! a handle took 22 ns with an `async fn`, 24 ns with a `Ready`, 12 to 13 ns
+//! with this; the same calls without a future (`try_acquire`,
+//! `try_success`) take 8.
 
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
