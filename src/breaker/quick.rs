@@ -77,11 +77,48 @@ where
                 Err(store) => self.store = Some(store),
             }
         }
-        match &mut self.store {
-            Some(store) => store.as_mut().poll(cx),
-            // Polled again after it was ready: a caller's bug, not ours to
-            // panic on; never ready again, as a fused future would not be.
-            None => Poll::Pending,
+        // Polled again after it was ready (a caller's bug), it stays
+        // pending, which the `Future` contract allows, rather than panic as
+        // an `async fn` (or the store's finished round trip) would.
+        let Some(store) = &mut self.store else {
+            return Poll::Pending;
+        };
+        let polled = store.as_mut().poll(cx);
+        if polled.is_ready() {
+            self.store = None;
         }
+        polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll};
+
+    use futures::task::noop_waker_ref;
+
+    use super::{Boxed, decide};
+
+    #[test]
+    fn decides_on_the_first_poll_then_polls_the_store_and_never_panics_after() {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let asked = Cell::new(0);
+        let mut local = pin!(decide(|| -> Result<u8, Boxed<'_, u8>> {
+            asked.set(asked.get() + 1);
+            Ok(1)
+        }));
+        assert_eq!(asked.get(), 0, "made, not yet polled: no decision");
+        assert_eq!(local.as_mut().poll(&mut cx), Poll::Ready(1));
+        assert_eq!(local.as_mut().poll(&mut cx), Poll::Pending, "polled again");
+        assert_eq!(asked.get(), 1);
+
+        let mut store = pin!(decide(|| -> Result<u8, Boxed<'_, u8>> {
+            Err(Box::pin(async { 2 }))
+        }));
+        assert_eq!(store.as_mut().poll(&mut cx), Poll::Ready(2));
+        assert_eq!(store.as_mut().poll(&mut cx), Poll::Pending, "polled again");
     }
 }
