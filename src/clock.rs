@@ -239,17 +239,26 @@ impl Clock for ManualClock {
     }
 }
 
-/// Milliseconds since the epoch as RFC 3339 / ISO-8601 UTC (past the year
-/// 9999, the count of milliseconds, said so).
+/// Milliseconds since the epoch as RFC 3339 / ISO-8601 UTC, always with
+/// three digits of milliseconds (`2024-11-27T04:00:00.080Z`, the shape of
+/// JavaScript's `toISOString`); past the year 9999, the count of
+/// milliseconds, said so.
 #[must_use]
 pub fn iso8601(ms: u64) -> String {
-    use time::OffsetDateTime;
-    use time::format_description::well_known::Rfc3339;
     let nanos = i128::from(ms) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("{ms} ms after the epoch"))
+    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        ),
+        Err(_) => format!("{ms} ms after the epoch"),
+    }
 }
 
 #[cfg(test)]
@@ -259,6 +268,24 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::{Clock, SystemClock, TickingClock, Ticks};
+
+    /// Every timestamp has the same shape, milliseconds always three digits
+    /// (as JavaScript's `toISOString`), so that a reader parsing one fixed
+    /// format (`%Y-%m-%dT%H:%M:%S.%fZ`) reads every one: RFC 3339's shortest
+    /// form wrote 80 ms as `.08` and a whole second with no fraction.
+    #[test]
+    fn timestamps_always_carry_three_digits_of_milliseconds() {
+        use super::iso8601;
+        assert_eq!(iso8601(1_732_680_000_123), "2024-11-27T04:00:00.123Z");
+        assert_eq!(iso8601(1_732_680_000_080), "2024-11-27T04:00:00.080Z");
+        assert_eq!(iso8601(1_732_680_000_000), "2024-11-27T04:00:00.000Z");
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            iso8601(253_402_300_800_000),
+            "253402300800000 ms after the epoch"
+        );
+    }
 
     #[test]
     fn the_ticking_clock_follows_the_wall_clock_never_ahead() {

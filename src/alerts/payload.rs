@@ -5,6 +5,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::options::WebhookFormat;
+use crate::clock::iso8601;
 use crate::{CircuitState, Transition};
 
 /// The header with the signing time, Unix seconds.
@@ -112,18 +113,6 @@ fn slack_text(t: &Transition, prefix: &str) -> String {
     )
 }
 
-/// `at_ms` as RFC 3339 (UTC), or the epoch when out of range.
-fn iso8601(at_ms: u64) -> String {
-    let nanos = i128::from(at_ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,10 +128,5 @@ mod tests {
             signature(b"Jefe", 1_732_680_000, b"{}"),
             format!("v1={}", hmac_hex(b"Jefe", &[b"1732680000.{}"]))
         );
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339() {
-        assert_eq!(iso8601(1_732_680_000_123), "2024-11-27T04:00:00.123Z");
     }
 }

@@ -140,7 +140,7 @@ async fn metrics_have_the_original_json_shape() {
                 "success_count": 1,
                 "total_rejections": 0,
                 "last_failure_time": null,
-                "last_success_time": "2023-11-14T22:13:20Z"
+                "last_success_time": "2023-11-14T22:13:20.000Z"
             },
             "backoff_seconds": 1.0,
             "generation": 0,
