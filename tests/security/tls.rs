@@ -9,6 +9,7 @@ use fleet_breaker::{
 };
 use futures::StreamExt;
 
+use crate::support::alone::run_alone;
 use crate::support::{init_tracing, unique_prefix, wait_until};
 use crate::tls_server::{Pki, TlsRedis};
 
@@ -203,26 +204,13 @@ async fn tls_settings_that_would_weaken_or_cannot_work_are_refused_before_connec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn system_roots_come_from_ssl_cert_file() {
     let server = tls_redis_or_skip!(TlsRedis::start());
-    let exe = std::env::current_exe().expect("the test binary");
-    let output = tokio::process::Command::new(exe)
-        .args([
-            "tls::ssl_cert_file_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("SSL_CERT_FILE", server.ca_path())
-        .env_remove("SSL_CERT_DIR")
-        .env(CHILD_URL_VAR, server.url())
-        .output()
-        .await
-        .expect("run the child test");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "the child test failed:\n{stdout}\n{stderr}"
-    );
+    let stdout = run_alone("tls::ssl_cert_file_child", |child| {
+        child
+            .env("SSL_CERT_FILE", server.ca_path())
+            .env_remove("SSL_CERT_DIR")
+            .env(CHILD_URL_VAR, server.url());
+    })
+    .await;
     assert!(stdout.contains("connected with SSL_CERT_FILE"), "{stdout}");
 }
 

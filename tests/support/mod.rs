@@ -10,6 +10,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 mod admin;
+pub mod alone;
 pub mod cluster;
 #[cfg(feature = "testcontainers")]
 mod container;
