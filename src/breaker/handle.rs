@@ -6,7 +6,7 @@ use std::future::Future;
 
 use super::Facts;
 use super::permit::Origin;
-use super::quick::{self, Quick};
+use super::quick;
 use super::{CircuitBreaker, Permit, Rejected};
 use crate::agent_id::AgentId;
 use crate::cache::{EntryRef, Judged};
@@ -320,11 +320,6 @@ impl<'a> AgentPermit<'a> {
     /// round trip, as [`Permit::settle`].
     #[inline]
     pub fn settle(self, outcome: Outcome) -> impl Future<Output = ()> + Send + 'a {
-        self.settle_quick(outcome)
-    }
-
-    #[inline]
-    fn settle_quick(self, outcome: Outcome) -> Quick<'a, ()> {
         let handle = self.handle;
         let generation = match self.kind {
             Kind::Store(permit) => return permit.settle_facts(Facts::of(outcome)),

@@ -120,20 +120,34 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// A cluster connection that sends every command to the master of one slot.
+/// A connection that sends every command to the master of one slot on a
+/// cluster (and to the one server otherwise).
 ///
 /// A script is invoked through it so that both its `EVALSHA` and, after a
 /// `NOSCRIPT` (a promoted replica, a flushed node), its `SCRIPT LOAD` go to
 /// the node that owns the agent: the cluster client would send a bare
-/// `SCRIPT LOAD` to every node, which fails while one is down.
+/// `SCRIPT LOAD` to every node, which fails while one is down. The same
+/// holds for `FCALL` and its `FUNCTION LOAD`.
 struct Routed {
-    conn: ClusterConnection,
+    conn: Conn,
     route: RoutingInfo,
+}
+
+impl Routed {
+    fn new(conn: Conn, route: &RoutingInfo) -> Self {
+        Self {
+            conn,
+            route: route.clone(),
+        }
+    }
 }
 
 impl ConnectionLike for Routed {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(self.conn.route_command(cmd.clone(), self.route.clone()))
+        match &mut self.conn {
+            Conn::Single(conn) => conn.req_packed_command(cmd),
+            Conn::Cluster(conn) => Box::pin(conn.route_command(cmd.clone(), self.route.clone())),
+        }
     }
 
     fn req_packed_commands<'a>(
@@ -259,16 +273,9 @@ impl Lanes {
         }
         let invocation = &invocation;
         self.run(move |conn| async move {
-            match conn {
-                Conn::Single(mut conn) => invocation.invoke_async::<Value>(&mut conn).await,
-                Conn::Cluster(conn) => {
-                    let mut routed = Routed {
-                        conn,
-                        route: route.clone(),
-                    };
-                    invocation.invoke_async::<Value>(&mut routed).await
-                }
-            }
+            invocation
+                .invoke_async::<Value>(&mut Routed::new(conn, route))
+                .await
         })
         .await
     }
@@ -508,16 +515,7 @@ fn loaded(outcome: Result<Value, RedisError>) -> Result<(), RedisError> {
 
 /// `cmd` on `conn`, sent to `route` on a cluster.
 async fn on_route(conn: Conn, route: &RoutingInfo, cmd: &Cmd) -> Result<Value, RedisError> {
-    match conn {
-        Conn::Single(mut conn) => cmd.query_async(&mut conn).await,
-        Conn::Cluster(conn) => {
-            let mut routed = Routed {
-                conn,
-                route: route.clone(),
-            };
-            cmd.query_async(&mut routed).await
-        }
-    }
+    cmd.query_async(&mut Routed::new(conn, route)).await
 }
 
 /// `FCALL` of a function the server does not hold (yet).
